@@ -1,0 +1,69 @@
+# logitscope - build the library, the CLI and the tests.
+#   make              library (build/liblogitscope.a) and CLI (build/logitscope)
+#   make test         C unit tests, then the Python tests (oracle, CLI)
+#   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
+#   make bench        benchmarks against PyTorch (bench/run)
+CC      ?= gcc
+BUILD   ?= build
+PYTHON  ?= python3
+OPT     ?= -O2
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
+              -fno-strict-aliasing -pthread -Iinclude -Isrc $(OPT) -g
+ifeq ($(SANITIZE),1)
+  CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+  LDFLAGS += -fsanitize=address,undefined
+endif
+CFLAGS += $(CFLAGS_BASE)
+PKGS    = libcjson libpcre2-8 libcurl
+LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
+PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
+PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
+
+LIB_SRC   = $(wildcard src/*.c)
+TOOL_SRC  = $(wildcard tools/*.c)
+UNIT_SRC  = $(wildcard tests/unit/test_*.c)
+LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures
+all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
+# SIMD kernels: compiled for their instruction set, chosen at run time.
+$(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
+
+$(BUILD)/obj/tools/plot.o: CFLAGS += $(PLPLOT_CFLAGS)
+
+$(BUILD)/liblogitscope.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+
+unit-test: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+py-test: all
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+
+test: all unit-test py-test
+
+test-sanitize:
+	$(MAKE) BUILD=build-san SANITIZE=1 OPT=-O1 test
+
+bench: all
+	bench/run
+
+clean:
+	rm -rf build build-san

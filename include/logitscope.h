@@ -1,0 +1,351 @@
+/*
+ * logitscope.h - the one public header of liblogitscope.
+ *
+ * Next-token prediction with GPT-2 checkpoints in the Hugging Face layout
+ * (config.json, model.safetensors, vocab.json + merges.txt), computed in C with
+ * the same numbers as transformers' GPT2LMHeadModel in float32.
+ *
+ * Usage:
+ *
+ *     lsc_error err;
+ *     lsc_model *model = NULL;
+ *     lsc_tokenizer *tok = NULL;
+ *     lsc_ctx *ctx = NULL;
+ *     if (lsc_model_load("path/to/gpt2", lsc_model_default_params(), &model, &err) ||
+ *         lsc_tokenizer_load("path/to/gpt2", &tok, &err) ||
+ *         lsc_ctx_new(model, lsc_ctx_default_params(), &ctx, &err)) {
+ *         fprintf(stderr, "error: %s\n", err.message);
+ *         ...
+ *     }
+ *     int32_t *ids; size_t n;
+ *     lsc_tokenizer_encode(tok, "Hello, my dog", 13, 0, &ids, &n, &err);
+ *     lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_LAST, &err);
+ *     const float *row = lsc_ctx_logits(ctx, NULL);        // [n_vocab]
+ *     int next = lsc_argmax(row, lsc_model_n_vocab(model));
+ *     ...
+ *     lsc_free(ids); lsc_ctx_free(ctx); lsc_tokenizer_free(tok); lsc_model_free(model);
+ *
+ * Conventions:
+ *  - Every symbol is lsc_*, every constant LSC_*.
+ *  - Every fallible call returns lsc_status (LSC_OK = 0) and, when `err` is not
+ *    NULL, fills it with the status and a one-line message naming the file,
+ *    tensor or value at fault. `err` may be NULL everywhere.
+ *  - The library never prints and never exits the process.
+ *  - Objects come in new/free pairs; every *_free accepts NULL.
+ *  - Arrays returned through `T **out` are allocated by the library and freed by
+ *    the caller with lsc_free(). Pointers returned directly (const T *) are owned
+ *    by the object they came from; each function says how long they stay valid.
+ *  - Shapes are written in comments as [rows, cols], row-major, float32.
+ */
+#ifndef LOGITSCOPE_H
+#define LOGITSCOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define LSC_VERSION "0.1.0"
+
+/* ------------------------------------------------------------------------ */
+/* Status and errors                                                         */
+/* ------------------------------------------------------------------------ */
+
+typedef enum lsc_status {
+    LSC_OK = 0,
+    LSC_ERR_INVALID_ARG,  /* a caller-supplied value is out of range or malformed */
+    LSC_ERR_IO,           /* a file could not be opened, read, mapped or written */
+    LSC_ERR_FORMAT,       /* a file's content is corrupt or violates its format */
+    LSC_ERR_UNSUPPORTED,  /* valid input that logitscope does not implement */
+    LSC_ERR_NOMEM,        /* an allocation failed or a size limit was exceeded */
+    LSC_ERR_CONTEXT_FULL, /* more tokens than the context holds */
+    LSC_ERR_NOT_FOUND,    /* a named thing (file, tensor, hook point, repo) is absent */
+    LSC_ERR_NETWORK,      /* a download failed */
+    LSC_ERR_AUTH,         /* the server refused access (401/403) */
+    LSC_ERR_HOOK,         /* a hook callback asked to abort the forward pass */
+    LSC_ERR_INTERNAL
+} lsc_status;
+
+#define LSC_ERROR_MESSAGE_SIZE 512
+
+/* Filled by a failing call: the status and a one-line, human-readable message. */
+typedef struct lsc_error {
+    lsc_status status;
+    char message[LSC_ERROR_MESSAGE_SIZE];
+} lsc_error;
+
+/* Static text for a status, e.g. "format error". Never NULL. */
+const char *lsc_status_str(lsc_status status);
+
+/* Frees an array the library returned through an out-parameter. NULL is fine. */
+void lsc_free(void *ptr);
+
+/* ------------------------------------------------------------------------ */
+/* Model: hyper-parameters and weights (read-only once loaded)               */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_model lsc_model;
+
+/* How weights are held in memory for the matrix products. F32 is exact. */
+typedef enum lsc_weight_type {
+    LSC_WEIGHTS_F32 = 0, /* float32 (mmap'd without copy when the file is F32) */
+    LSC_WEIGHTS_BF16,    /* bfloat16, converted at load */
+    LSC_WEIGHTS_Q8       /* 8-bit with per-block scales, converted at load */
+} lsc_weight_type;
+
+typedef struct lsc_model_params {
+    lsc_weight_type weight_type; /* default LSC_WEIGHTS_F32 */
+} lsc_model_params;
+
+lsc_model_params lsc_model_default_params(void);
+
+/* The hyper-parameters read from config.json. */
+typedef struct lsc_config {
+    int n_layer;
+    int n_head;
+    int n_embd;
+    int n_ctx;   /* n_positions (or n_ctx) */
+    int n_vocab; /* vocab_size */
+    int n_inner; /* MLP width, 4 * n_embd unless config says otherwise */
+    float layer_norm_epsilon;
+    int scale_attn_weights;              /* 1: divide scores by sqrt(head_dim) */
+    int scale_attn_by_inverse_layer_idx; /* 1: also divide by (layer + 1) */
+    int reorder_and_upcast_attn;         /* accepted; math is float32 either way */
+    int tie_word_embeddings;             /* 1: lm_head is wte */
+    char activation_function[32];        /* "gelu_new", "gelu", ... */
+} lsc_config;
+
+/* Loads config.json and model.safetensors from the folder `dir`. On success
+ * *out owns the model; free it with lsc_model_free(). On failure *out is NULL. */
+lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **out,
+                          lsc_error *err);
+void lsc_model_free(lsc_model *model);
+
+/* The model's configuration; valid as long as the model. */
+const lsc_config *lsc_model_config(const lsc_model *model);
+int lsc_model_n_vocab(const lsc_model *model);
+int lsc_model_n_ctx(const lsc_model *model);
+int lsc_model_n_layer(const lsc_model *model);
+int lsc_model_n_embd(const lsc_model *model);
+int lsc_model_n_head(const lsc_model *model);
+
+/* ------------------------------------------------------------------------ */
+/* Context: KV cache, scratch buffers, hooks, logits of the last forward     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_ctx lsc_ctx;
+
+typedef struct lsc_ctx_params {
+    int n_ctx;     /* tokens the KV cache holds; 0 = the model's n_ctx */
+    int n_threads; /* 0 = all cores */
+} lsc_ctx_params;
+
+lsc_ctx_params lsc_ctx_default_params(void);
+
+/* Creates a context over `model`, which must outlive it. */
+lsc_status lsc_ctx_new(const lsc_model *model, lsc_ctx_params params, lsc_ctx **out,
+                       lsc_error *err);
+void lsc_ctx_free(lsc_ctx *ctx);
+
+/* Forgets every cached token (hooks stay registered). */
+void lsc_ctx_reset(lsc_ctx *ctx);
+
+/* Tokens already in the KV cache. */
+int lsc_ctx_n_past(const lsc_ctx *ctx);
+
+typedef enum lsc_logits_mode {
+    LSC_LOGITS_LAST = 0, /* only the last new position's row */
+    LSC_LOGITS_ALL = 1   /* a row for every new position */
+} lsc_logits_mode;
+
+/* Runs the model on `n` new tokens placed after the n_past cached ones and
+ * appends their keys and values to the cache. Ids are checked against n_vocab
+ * and n_past + n against n_ctx (LSC_ERR_CONTEXT_FULL). On failure the cache is
+ * left as it was before the call. */
+lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n,
+                           lsc_logits_mode mode, lsc_error *err);
+
+/* Logits of the last forward: [n_rows, n_vocab], where n_rows is 1 for
+ * LSC_LOGITS_LAST and n for LSC_LOGITS_ALL. Valid until the next forward,
+ * reset or free. `n_rows` may be NULL. */
+const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
+
+/* ------------------------------------------------------------------------ */
+/* Hook points                                                               */
+/* ------------------------------------------------------------------------ */
+/*
+ * Named points follow TransformerLens. T is the number of new positions of the
+ * forward call, P = n_past + T the positions attended to, H = n_head,
+ * D = n_embd / n_head, E = n_embd, M = n_inner, V = n_vocab:
+ *
+ *   hook_embed                          [T, E]  token embeddings
+ *   hook_pos_embed                      [T, E]  position embeddings
+ *   blocks.{i}.hook_resid_pre           [T, E]
+ *   blocks.{i}.ln1.hook_normalized      [T, E]
+ *   blocks.{i}.attn.hook_q/hook_k/hook_v [T, H, D]
+ *   blocks.{i}.attn.hook_attn_scores    [H, T, P]  scaled, causal mask = -inf
+ *   blocks.{i}.attn.hook_pattern        [H, T, P]  softmax of the scores
+ *   blocks.{i}.attn.hook_z              [T, H, D]  pattern @ v, before c_proj
+ *   blocks.{i}.hook_attn_out            [T, E]
+ *   blocks.{i}.hook_resid_mid           [T, E]
+ *   blocks.{i}.ln2.hook_normalized      [T, E]
+ *   blocks.{i}.mlp.hook_pre             [T, M]  before the activation
+ *   blocks.{i}.mlp.hook_post            [T, M]  after the activation
+ *   blocks.{i}.hook_mlp_out             [T, E]
+ *   blocks.{i}.hook_resid_post          [T, E]
+ *   ln_final.hook_normalized            [T, E]
+ *   hook_logits (alias lm_head)         [T, V]  rows computed by this forward
+ *
+ * With LSC_LOGITS_LAST, ln_final.hook_normalized and hook_logits cover only the
+ * last position (T = 1 there, pos0 = the last position).
+ */
+
+/* What a hook callback sees. `data` may be rewritten in place; the forward pass
+ * continues from the rewritten values. */
+typedef struct lsc_activation {
+    const char *name; /* the point's canonical name, e.g. "blocks.3.hook_mlp_out" */
+    int layer;        /* block index, or -1 outside the blocks */
+    float *data;      /* contiguous, row-major */
+    int n_dims;
+    int64_t shape[4];
+    int pos0;  /* absolute position of the first query row (= n_past at call) */
+    int n_pos; /* number of query positions covered (T) */
+} lsc_activation;
+
+/* A hook returns 0 to continue, non-zero to abort the forward pass with
+ * LSC_ERR_HOOK (the KV cache is then left as before the call). */
+typedef int (*lsc_hook_fn)(lsc_activation *act, void *user_data);
+
+/* Registers `fn` on every point whose name matches `pattern` (a point name, or
+ * a glob where '*' matches any run of characters, e.g. "blocks.*.hook_mlp_out").
+ * Hooks fire in registration order at every forward until removed. A pattern
+ * matching no point is LSC_ERR_NOT_FOUND. *handle identifies the registration. */
+lsc_status lsc_ctx_add_hook(lsc_ctx *ctx, const char *pattern, lsc_hook_fn fn,
+                            void *user_data, int *handle, lsc_error *err);
+
+/* Removes a registration; unknown handles are ignored. */
+void lsc_ctx_remove_hook(lsc_ctx *ctx, int handle);
+
+/* Removes every registration. */
+void lsc_ctx_clear_hooks(lsc_ctx *ctx);
+
+/* The number of hook points of a model and their names, in forward order;
+ * names are valid as long as the model. Fills `shape` (may be NULL) with the
+ * point's shape for T = n_tokens new tokens and n_past = 0, returning its
+ * number of dimensions. */
+int lsc_model_n_hook_points(const lsc_model *model);
+const char *lsc_model_hook_point_name(const lsc_model *model, int index);
+int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens,
+                               int64_t shape[4]);
+
+/* ------------------------------------------------------------------------ */
+/* Tokenizer: GPT-2 byte-level BPE                                           */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_tokenizer lsc_tokenizer;
+
+/* Loads vocab.json + merges.txt from `dir`, or tokenizer.json when those are
+ * absent. */
+lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err);
+void lsc_tokenizer_free(lsc_tokenizer *tok);
+
+int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok);
+int lsc_tokenizer_eos_id(const lsc_tokenizer *tok); /* <|endoftext|>, 50256 for GPT-2 */
+
+enum {
+    /* treat "<|endoftext|>" in the text as plain text instead of id 50256 */
+    LSC_ENCODE_NO_SPECIAL = 1 << 0
+};
+
+/* Encodes `len` bytes of UTF-8 text. Invalid UTF-8 is LSC_ERR_INVALID_ARG.
+ * *ids is allocated (free with lsc_free), *n_ids its length. Not thread-safe
+ * for one tokenizer (it keeps a cache of pieces already seen). */
+lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len,
+                                int flags, int32_t **ids, size_t *n_ids, lsc_error *err);
+
+/* Decodes ids to UTF-8 text; invalid UTF-8 in the token bytes is replaced by
+ * U+FFFD as Python's bytes.decode('utf-8', errors='replace') does. *text is
+ * allocated and NUL-terminated (free with lsc_free), *len excludes the NUL.
+ * An id outside [0, n_vocab) is LSC_ERR_INVALID_ARG. */
+lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids,
+                                size_t n_ids, char **text, size_t *len, lsc_error *err);
+
+/* The raw bytes of one token (not NUL-terminated), valid as long as the
+ * tokenizer; NULL for an id out of range. */
+const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len);
+
+/* ------------------------------------------------------------------------ */
+/* Inspection: softmax, top-k, rank                                          */
+/* ------------------------------------------------------------------------ */
+
+/* out[i] = exp(x[i] - max) / sum_j exp(x[j] - max), accumulated in double.
+ * -inf entries give 0. `out` may equal `x`. */
+void lsc_softmax(const float *x, size_t n, float *out);
+
+/* out[i] = x[i] - logsumexp(x). `out` may equal `x`. */
+void lsc_log_softmax(const float *x, size_t n, float *out);
+
+/* Index of the largest value (the first on ties, as torch.argmax). */
+size_t lsc_argmax(const float *x, size_t n);
+
+/* The k largest values in descending order (ties: lower index first, as
+ * torch.topk on CPU), writing min(k, n) indices; returns that count. */
+size_t lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices);
+
+/* Rank of x[id] among all values sorted descending (0 = highest; ties broken
+ * by index as a stable descending sort). */
+size_t lsc_rank(const float *x, size_t n, size_t id);
+
+/* ------------------------------------------------------------------------ */
+/* Sampling                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/* A seeded random number generator; deterministic for a seed on every
+ * platform and thread count. */
+typedef struct lsc_rng {
+    uint64_t state[4];
+} lsc_rng;
+
+void lsc_rng_seed(lsc_rng *rng, uint64_t seed);
+double lsc_rng_uniform(lsc_rng *rng); /* [0, 1) */
+
+/* Draws `n_draws` indices from the (unnormalised, non-negative) weights
+ * `probs`, with or without replacement, as torch.multinomial. Without
+ * replacement, n_draws must not exceed the number of non-zero weights. */
+lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement,
+                           lsc_rng *rng, int32_t *out, lsc_error *err);
+
+typedef struct lsc_sampler lsc_sampler;
+
+typedef struct lsc_sampler_params {
+    int do_sample;            /* 0 = greedy */
+    float temperature;        /* > 0; 1 = unchanged */
+    int top_k;                /* 0 = off */
+    float top_p;              /* in (0, 1]; 1 = off */
+    float min_p;              /* in [0, 1); 0 = off */
+    float repetition_penalty; /* >= 1... any > 0; 1 = off */
+    uint64_t seed;
+} lsc_sampler_params;
+
+/* transformers' generate() defaults when sampling: temperature 1, top_k 50,
+ * top_p 1, no repetition penalty; do_sample = 0 (greedy), seed 0. */
+lsc_sampler_params lsc_sampler_default_params(void);
+
+lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err);
+void lsc_sampler_free(lsc_sampler *s);
+
+/* Picks the next token from a row of logits [n_vocab], given the ids seen so
+ * far (for the repetition penalty; may be NULL when n_prev is 0). Applies, in
+ * transformers' order, repetition penalty, temperature, top-k, top-p, min-p,
+ * then draws (or takes the argmax when greedy). */
+lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab,
+                              const int32_t *prev, size_t n_prev, int32_t *out,
+                              lsc_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LOGITSCOPE_H */

@@ -1,0 +1,53 @@
+/* stubs.c - TEMPORARY: public functions not written yet. Each module's author
+ * deletes its functions from here when the real ones land; this file goes
+ * away when it is empty. Every stub fails with LSC_ERR_UNSUPPORTED. */
+#include "internal.h"
+
+#define NOT_YET(err) lsc_fail((err), LSC_ERR_UNSUPPORTED, "%s: not implemented yet", __func__)
+
+/* model.c */
+lsc_model_params lsc_model_default_params(void) { lsc_model_params p = {0}; return p; }
+lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
+void lsc_model_free(lsc_model *model) {}
+const lsc_config *lsc_model_config(const lsc_model *model) { return NULL; }
+int lsc_model_n_vocab(const lsc_model *model) { return 0; }
+int lsc_model_n_ctx(const lsc_model *model) { return 0; }
+int lsc_model_n_layer(const lsc_model *model) { return 0; }
+int lsc_model_n_embd(const lsc_model *model) { return 0; }
+int lsc_model_n_head(const lsc_model *model) { return 0; }
+lsc_ctx_params lsc_ctx_default_params(void) { lsc_ctx_params p = {0}; return p; }
+lsc_status lsc_ctx_new(const lsc_model *model, lsc_ctx_params params, lsc_ctx **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
+void lsc_ctx_free(lsc_ctx *ctx) {}
+void lsc_ctx_reset(lsc_ctx *ctx) {}
+int lsc_ctx_n_past(const lsc_ctx *ctx) { return 0; }
+lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_logits_mode mode, lsc_error *err) { return NOT_YET(err); }
+const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows) { return NULL; }
+lsc_status lsc_ctx_add_hook(lsc_ctx *ctx, const char *pattern, lsc_hook_fn fn, void *user_data, int *handle, lsc_error *err) { return NOT_YET(err); }
+void lsc_ctx_remove_hook(lsc_ctx *ctx, int handle) {}
+void lsc_ctx_clear_hooks(lsc_ctx *ctx) {}
+int lsc_model_n_hook_points(const lsc_model *model) { return 0; }
+const char *lsc_model_hook_point_name(const lsc_model *model, int index) { return NULL; }
+int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens, int64_t shape[4]) { return 0; }
+
+/* tokenizer.c */
+lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
+void lsc_tokenizer_free(lsc_tokenizer *tok) {}
+int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok) { return 0; }
+int lsc_tokenizer_eos_id(const lsc_tokenizer *tok) { return 0; }
+lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n_ids, lsc_error *err) { return NOT_YET(err); }
+lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len, lsc_error *err) { return NOT_YET(err); }
+const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len) { return NULL; }
+
+/* sampling.c */
+void lsc_softmax(const float *x, size_t n, float *out) {}
+void lsc_log_softmax(const float *x, size_t n, float *out) {}
+size_t lsc_argmax(const float *x, size_t n) { return 0; }
+size_t lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices) { return 0; }
+size_t lsc_rank(const float *x, size_t n, size_t id) { return 0; }
+void lsc_rng_seed(lsc_rng *rng, uint64_t seed) {}
+double lsc_rng_uniform(lsc_rng *rng) { return 0; }
+lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement, lsc_rng *rng, int32_t *out, lsc_error *err) { return NOT_YET(err); }
+lsc_sampler_params lsc_sampler_default_params(void) { lsc_sampler_params p = {0}; return p; }
+lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
+void lsc_sampler_free(lsc_sampler *s) {}
+lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab, const int32_t *prev, size_t n_prev, int32_t *out, lsc_error *err) { return NOT_YET(err); }

@@ -1,0 +1,39 @@
+"""Shared pytest fixtures: the built CLI and the oracle switch.
+
+Oracle tests (transformers + torch) are skipped when those are not installed,
+unless LSC_REQUIRE_ORACLE=1 (set by CI), which makes their absence a failure.
+"""
+import os
+import pathlib
+import subprocess
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BUILD = ROOT / os.environ.get("LOGITSCOPE_BUILD", "build")
+BIN = BUILD / "logitscope"
+
+
+def require_oracle():
+    """Imports torch and transformers, or skips (fails under CI)."""
+    try:
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as e:
+        if os.environ.get("LSC_REQUIRE_ORACLE") == "1":
+            pytest.fail(f"oracle required but not importable: {e}")
+        pytest.skip(f"oracle not installed: {e}")
+
+
+def run_cli(*args, input=None, check=False, env=None):
+    """Runs build/logitscope with the given arguments; returns CompletedProcess."""
+    p = subprocess.run([str(BIN), *map(str, args)], input=input, capture_output=True,
+                       text=True, env=env, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"logitscope {' '.join(map(str, args))} failed: {p.stderr}")
+    return p
+
+
+@pytest.fixture(scope="session")
+def cli():
+    return run_cli

@@ -1,0 +1,75 @@
+/* cli.h - what the logitscope commands share: option parsing for the common
+ * flags, loading the model and tokenizer, turning --text/--ids into ids, and
+ * reporting errors as one line on stderr. Built only on the public header. */
+#ifndef LSC_CLI_H
+#define LSC_CLI_H
+
+#include "logitscope.h"
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+/* Options every model-running command accepts. Long-only options get codes
+ * from 1000 up; commands number their own from 2000 up. */
+enum {
+    OPT_MODEL = 1000,
+    OPT_TEXT,
+    OPT_IDS,
+    OPT_JSON,
+    OPT_THREADS,
+    OPT_REVISION,
+    OPT_NO_SPECIAL,
+};
+
+#define CLI_COMMON_OPTIONS                                                      \
+    {"model", required_argument, 0, OPT_MODEL},                                 \
+    {"text", required_argument, 0, OPT_TEXT},                                   \
+    {"ids", required_argument, 0, OPT_IDS},                                     \
+    {"json", no_argument, 0, OPT_JSON},                                         \
+    {"threads", required_argument, 0, OPT_THREADS},                             \
+    {"revision", required_argument, 0, OPT_REVISION},                           \
+    {"no-special", no_argument, 0, OPT_NO_SPECIAL}
+
+typedef struct cli_common {
+    const char *model;    /* --model: folder (or hub name once hub lands) */
+    const char *revision; /* --revision */
+    const char *text;     /* --text */
+    const char *ids;      /* --ids 1,2,3 */
+    bool json;            /* --json: one JSON object on stdout */
+    int threads;          /* --threads, 0 = all cores */
+    bool no_special;      /* --no-special: "<|endoftext|>" is plain text */
+} cli_common;
+
+/* Prints "logitscope: error: <message>" as one line on stderr; returns 1 so a
+ * command can `return cli_error(...)`. */
+int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Handles a common option; returns 1 when `opt` was one (0 otherwise), and -1
+ * after printing an error for a malformed value. */
+int cli_common_option(cli_common *c, int opt, const char *arg);
+
+/* Strict number parsing: the whole string must be a number in range. */
+bool cli_parse_int(const char *s, long min, long max, long *out);
+bool cli_parse_float(const char *s, double *out);
+
+/* Parses "464,2068,7586" into a new array (free with free()). */
+bool cli_parse_id_list(const char *s, int32_t **ids, size_t *n);
+
+/* The folder holding the model's files for --model (default "gpt2"). */
+const char *cli_model_dir(const cli_common *c);
+
+/* Loads the model / tokenizer named by --model; prints the error and returns
+ * NULL on failure. */
+lsc_model *cli_load_model(const cli_common *c);
+lsc_tokenizer *cli_load_tokenizer(const cli_common *c);
+
+/* The ids to run: --ids as given, or --text encoded by `tok` (which may be
+ * NULL when --ids is used). Exactly one of the two must be given, and the
+ * result must not be empty. Prints the error and returns false on failure. */
+bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_t *n);
+
+/* Each command: argv[0] is the command's name. Returns the exit status. */
+int cmd_logits(int argc, char **argv);
+
+#endif

@@ -1,0 +1,41 @@
+/* main.c - the logitscope command: dispatches to one file per command. */
+#include "cli.h"
+
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
+};
+
+static void usage(FILE *out) {
+    fprintf(out, "logitscope %s - next-token prediction with GPT-2\n\n"
+                 "usage: logitscope COMMAND [options]   (logitscope COMMAND --help)\n\ncommands:\n",
+            LSC_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("logitscope %s\n", LSC_VERSION);
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    cli_error("unknown command '%s' (run 'logitscope --help' for the list)", argv[1]);
+    return 2;
+}
