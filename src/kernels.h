@@ -1,0 +1,39 @@
+/* kernels.h - the numeric kernels of the forward pass (not public).
+ *
+ * Every kernel has a plain reference version (kernels.c, *_ref) that is the
+ * definition of what it computes, and the dispatching entry point (no suffix)
+ * that picks the fastest implementation for this CPU at run time. Tests compare
+ * every fast kernel with its reference.
+ *
+ * `pool` runs the work on the context's threads; NULL means the calling thread.
+ */
+#ifndef LSC_KERNELS_H
+#define LSC_KERNELS_H
+
+#include <stddef.h>
+
+struct lsc_pool;
+
+/* y[T,N] = x[T,K] @ W[K,N] + b[N]: W row-major [K, N] (GPT-2's Conv1D layout,
+ * c_attn/c_proj/c_fc). b may be NULL. */
+void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const float *w, const float *b,
+                   float *y, size_t T, size_t K, size_t N);
+void lsc_matmul_kn_ref(const float *x, const float *w, const float *b, float *y, size_t T,
+                       size_t K, size_t N);
+
+/* y[T,N] = x[T,K] @ W[N,K]^T: W row-major [N, K] (the embedding / nn.Linear
+ * layout, used by the unembedding). */
+void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const float *w, float *y,
+                   size_t T, size_t K, size_t N);
+void lsc_matmul_nk_ref(const float *x, const float *w, float *y, size_t T, size_t K,
+                       size_t N);
+
+/* y[T,E] = (x - mean) / sqrt(var + eps) * g + b per row (biased variance, as
+ * torch.nn.LayerNorm). y may equal x. */
+void lsc_layernorm_ref(const float *x, const float *g, const float *b, float *y, size_t T,
+                       size_t E, float eps);
+
+/* gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
+void lsc_gelu_new_ref(float *x, size_t n);
+
+#endif
