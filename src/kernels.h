@@ -14,24 +14,29 @@
 
 struct lsc_pool;
 
+/* A float that may sit at any address: safetensors data sections need not be
+ * aligned (the real gpt2 file's starts at byte 14291) and F32 weights are used
+ * in place from the mmap, so weight pointers use this type. */
+typedef float lsc_f32u __attribute__((aligned(1)));
+
 /* y[T,N] = x[T,K] @ W[K,N] + b[N]: W row-major [K, N] (GPT-2's Conv1D layout,
  * c_attn/c_proj/c_fc). b may be NULL. */
-void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const float *w, const float *b,
-                   float *y, size_t T, size_t K, size_t N);
-void lsc_matmul_kn_ref(const float *x, const float *w, const float *b, float *y, size_t T,
-                       size_t K, size_t N);
+void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const lsc_f32u *w,
+                   const lsc_f32u *b, float *y, size_t T, size_t K, size_t N);
+void lsc_matmul_kn_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                       size_t T, size_t K, size_t N);
 
 /* y[T,N] = x[T,K] @ W[N,K]^T: W row-major [N, K] (the embedding / nn.Linear
  * layout, used by the unembedding). */
-void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const float *w, float *y,
+void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const lsc_f32u *w, float *y,
                    size_t T, size_t K, size_t N);
-void lsc_matmul_nk_ref(const float *x, const float *w, float *y, size_t T, size_t K,
+void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, size_t K,
                        size_t N);
 
 /* y[T,E] = (x - mean) / sqrt(var + eps) * g + b per row (biased variance, as
  * torch.nn.LayerNorm). y may equal x. */
-void lsc_layernorm_ref(const float *x, const float *g, const float *b, float *y, size_t T,
-                       size_t E, float eps);
+void lsc_layernorm_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                       size_t T, size_t E, float eps);
 
 /* gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
 void lsc_gelu_new_ref(float *x, size_t n);
