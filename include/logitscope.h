@@ -155,6 +155,12 @@ void lsc_ctx_reset(lsc_ctx *ctx);
 /* Tokens already in the KV cache. */
 int lsc_ctx_n_past(const lsc_ctx *ctx);
 
+/* Tokens the KV cache holds in all (the n_ctx it was made with). */
+int lsc_ctx_n_ctx(const lsc_ctx *ctx);
+
+/* The model the context runs. */
+const lsc_model *lsc_ctx_model(const lsc_ctx *ctx);
+
 typedef enum lsc_logits_mode {
     LSC_LOGITS_LAST = 0, /* only the last new position's row */
     LSC_LOGITS_ALL = 1   /* a row for every new position */
@@ -279,70 +285,169 @@ const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size
 /* ------------------------------------------------------------------------ */
 /* Inspection: softmax, top-k, rank                                          */
 /* ------------------------------------------------------------------------ */
+/*
+ * These work on one row of n values (a row of logits: [n_vocab]). NaN counts
+ * as larger than every number in argmax, top-k and rank, as in torch.
+ */
 
-/* out[i] = exp(x[i] - max) / sum_j exp(x[j] - max), accumulated in double.
- * -inf entries give 0. `out` may equal `x`. */
+/* out[i] = exp(x[i] - max) / sum_j exp(x[j] - max), accumulated in double, so
+ * it stays exact where exp(x[i]) alone would overflow or underflow. -inf
+ * entries give 0. A row with no finite maximum (all -inf, or a +inf or NaN
+ * entry) gives NaN everywhere, as torch.softmax. `out` may equal `x`. */
 void lsc_softmax(const float *x, size_t n, float *out);
 
-/* out[i] = x[i] - logsumexp(x). `out` may equal `x`. */
+/* out[i] = x[i] - max - log(sum_j exp(x[j] - max)) (the log-sum-exp trick),
+ * in double. -inf entries give -inf. `out` may equal `x`. */
 void lsc_log_softmax(const float *x, size_t n, float *out);
 
-/* Index of the largest value (the first on ties, as torch.argmax). */
+/* log(sum_i exp(x[i])), computed stably in double; -inf for an all -inf row. */
+double lsc_logsumexp(const float *x, size_t n);
+
+/* Index of the largest value (the first on ties, as torch.argmax); 0 when n
+ * is 0. */
 size_t lsc_argmax(const float *x, size_t n);
 
-/* The k largest values in descending order (ties: lower index first, as
- * torch.topk on CPU), writing min(k, n) indices; returns that count. */
-size_t lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices);
+/* Writes into indices[min(k, n)] the indices of the k largest values in
+ * descending order, as torch.topk(x, k) on CPU, tied values included: torch
+ * leaves ties in the order its std::partial_sort / std::nth_element leaves
+ * them (not always the lower index first), and so does this. Needs O(n)
+ * scratch memory (LSC_ERR_NOMEM without it). */
+lsc_status lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices, lsc_error *err);
 
-/* Rank of x[id] among all values sorted descending (0 = highest; ties broken
- * by index as a stable descending sort). */
-size_t lsc_rank(const float *x, size_t n, size_t id);
+/* *rank = the position of `id` in torch.argsort(x, descending=True) on CPU
+ * (0 = highest): the number of larger values when x[id] ties with no other;
+ * with ties, the position torch's sort gives it (O(n log n) and O(n) memory).
+ * id >= n is LSC_ERR_INVALID_ARG. */
+lsc_status lsc_rank(const float *x, size_t n, size_t id, size_t *rank, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Sampling                                                                  */
 /* ------------------------------------------------------------------------ */
 
-/* A seeded random number generator; deterministic for a seed on every
- * platform and thread count. */
+/* A seeded random number generator (xoshiro256**, seeded through splitmix64);
+ * deterministic for a seed on every platform and thread count. A plain value:
+ * copy it to fork a stream. */
 typedef struct lsc_rng {
     uint64_t state[4];
 } lsc_rng;
 
 void lsc_rng_seed(lsc_rng *rng, uint64_t seed);
-double lsc_rng_uniform(lsc_rng *rng); /* [0, 1) */
+uint64_t lsc_rng_next(lsc_rng *rng); /* 64 random bits */
+double lsc_rng_uniform(lsc_rng *rng); /* [0, 1), 53 random bits */
 
-/* Draws `n_draws` indices from the (unnormalised, non-negative) weights
- * `probs`, with or without replacement, as torch.multinomial. Without
- * replacement, n_draws must not exceed the number of non-zero weights. */
+/* Draws `n_draws` indices into out[n_draws] from the (unnormalised,
+ * non-negative, finite) weights `probs[n]`, with or without replacement, as
+ * torch.multinomial: with replacement each draw is independent; without
+ * replacement the draws are distributed as drawing one at a time and removing
+ * the drawn index (in draw order), so n_draws must not exceed the number of
+ * non-zero weights. Negative, NaN or infinite weights, or an all-zero row, are
+ * LSC_ERR_INVALID_ARG. The same rng state gives the same draws. */
 lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement,
                            lsc_rng *rng, int32_t *out, lsc_error *err);
 
 typedef struct lsc_sampler lsc_sampler;
 
+/* How the next token is picked, with transformers' names and meanings. */
 typedef struct lsc_sampler_params {
-    int do_sample;            /* 0 = greedy */
-    float temperature;        /* > 0; 1 = unchanged */
-    int top_k;                /* 0 = off */
-    float top_p;              /* in (0, 1]; 1 = off */
-    float min_p;              /* in [0, 1); 0 = off */
-    float repetition_penalty; /* >= 1... any > 0; 1 = off */
-    uint64_t seed;
+    int do_sample;            /* 0 = greedy (argmax); the warpers below then do nothing */
+    float temperature;        /* >= 0; 1 = unchanged; 0 = greedy (transformers rejects 0) */
+    int top_k;                /* >= 0; keep the k highest (and ties with the k-th); 0 = off */
+    double top_p;             /* in (0, 1]; keep the smallest set of highest tokens whose
+                                 probability sums to >= top_p; 1 = off (double, as the
+                                 Python float transformers compares 1 - top_p with) */
+    float min_p;              /* in [0, 1]; drop tokens below min_p * the top probability; 0 = off */
+    float repetition_penalty; /* > 0; 1 = off; applied when greedy too */
+    uint64_t seed;            /* seeds the sampler's own rng */
 } lsc_sampler_params;
 
 /* transformers' generate() defaults when sampling: temperature 1, top_k 50,
- * top_p 1, no repetition penalty; do_sample = 0 (greedy), seed 0. */
+ * top_p 1, min_p 0, repetition_penalty 1; do_sample = 0 (greedy), seed 0. */
 lsc_sampler_params lsc_sampler_default_params(void);
 
+/* Checks `params` (a value out of range is LSC_ERR_INVALID_ARG naming it) and
+ * creates a sampler that owns an rng seeded with params.seed and its scratch
+ * buffers. Free with lsc_sampler_free(). One sampler is not thread-safe. */
 lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err);
 void lsc_sampler_free(lsc_sampler *s);
 
-/* Picks the next token from a row of logits [n_vocab], given the ids seen so
- * far (for the repetition penalty; may be NULL when n_prev is 0). Applies, in
- * transformers' order, repetition penalty, temperature, top-k, top-p, min-p,
- * then draws (or takes the argmax when greedy). */
+/* The parameters the sampler was made with. */
+lsc_sampler_params lsc_sampler_get_params(const lsc_sampler *s);
+
+/* Writes into out[n_vocab] the logits as transformers processes them before
+ * choosing: the repetition penalty over the ids seen so far (prev[n_prev]; may
+ * be NULL when n_prev is 0: a seen token's logit is divided by the penalty when
+ * positive and multiplied when negative), then, when sampling, temperature
+ * (logit / t), top-k, top-p and min-p, in that order; removed tokens are
+ * -inf. softmax(out) is the distribution the sampler draws from. `out` may
+ * equal `logits`. Ids in prev outside [0, n_vocab) are LSC_ERR_INVALID_ARG. */
+lsc_status lsc_sampler_apply(lsc_sampler *s, const float *logits, size_t n_vocab,
+                             const int32_t *prev, size_t n_prev, float *out, lsc_error *err);
+
+/* Picks the next token from a row of logits [n_vocab]: lsc_sampler_apply, then
+ * the argmax when greedy (or temperature 0), else one draw from
+ * softmax(processed logits) with the sampler's rng. */
 lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab,
                               const int32_t *prev, size_t n_prev, int32_t *out,
                               lsc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Generation                                                                */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_generate_params {
+    int max_new_tokens; /* > 0; prompt + new tokens must fit in the context */
+    int32_t eos_id;     /* stop after generating this id (it is kept); -1 = never stop */
+} lsc_generate_params;
+
+/* max_new_tokens 20, eos_id -1 (set it from lsc_tokenizer_eos_id to stop at
+ * <|endoftext|>, as transformers does). */
+lsc_generate_params lsc_generate_default_params(void);
+
+/* Called after each new token with its id and the 0-based step; return 0 to
+ * go on, non-zero to stop generating (not an error). */
+typedef int (*lsc_token_fn)(int32_t id, size_t step, void *user_data);
+
+/* Generates up to params.max_new_tokens tokens after prompt[n_prompt] (n_prompt
+ * >= 1): resets `ctx`, runs the prompt once, then feeds each new token alone
+ * through the KV cache, choosing it with `sampler` (whose repetition penalty
+ * sees the prompt and the tokens so far). Fails with LSC_ERR_CONTEXT_FULL
+ * before running anything when n_prompt + max_new_tokens exceeds the
+ * context's n_ctx. `fn` (may be NULL) sees each token as it comes. On success
+ * *new_ids (free with lsc_free) holds the *n_new generated ids, the eos
+ * included when it stopped there; on failure *new_ids is NULL. `new_ids` may
+ * be NULL when only the callback is wanted. */
+lsc_status lsc_generate(lsc_ctx *ctx, lsc_sampler *sampler, const int32_t *prompt,
+                        size_t n_prompt, lsc_generate_params params, lsc_token_fn fn,
+                        void *user_data, int32_t **new_ids, size_t *n_new, lsc_error *err);
+
+/* ------------------------------------------------------------------------ */
+/* Scoring: log-probabilities of the actual next tokens, perplexity          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_score_params {
+    int max_length; /* tokens per window; 0 = the context's n_ctx */
+    int stride;     /* how far each window moves on; 0 = max_length / 2 (HF's guide: 512 for 1024) */
+} lsc_score_params;
+
+lsc_score_params lsc_score_default_params(void);
+
+typedef struct lsc_score_result {
+    size_t n_scored;   /* tokens predicted: n - 1 */
+    size_t n_windows;  /* forward windows run */
+    double nll;        /* total negative log-likelihood, sum over the n - 1 tokens */
+    double mean_nll;   /* nll / n_scored: transformers' model(ids, labels=ids).loss */
+    double perplexity; /* exp(mean_nll) */
+} lsc_score_result;
+
+/* Scores ids[n] (n >= 2): logprobs[t - 1] (may be NULL; else n - 1 floats) is
+ * log p(ids[t] | ids[..t]) for t = 1 .. n - 1. Texts longer than max_length
+ * are scored as in Hugging Face's perplexity guide: windows start at 0,
+ * stride, 2 stride, ... and each covers max_length tokens; a window scores
+ * only the tokens after the previous window's end, so every token is scored
+ * once, with up to max_length - stride tokens of earlier context. Uses (and
+ * resets) `ctx`. */
+lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
+                     float *logprobs, lsc_score_result *result, lsc_error *err);
 
 #ifdef __cplusplus
 }

@@ -29,6 +29,10 @@ int lsc_model_n_hook_points(const lsc_model *model) { return 0; }
 const char *lsc_model_hook_point_name(const lsc_model *model, int index) { return NULL; }
 int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens, int64_t shape[4]) { return 0; }
 
+/* model.c: two context accessors that generate.c (lsc_generate, lsc_score) needs */
+int lsc_ctx_n_ctx(const lsc_ctx *ctx) { return 0; }
+const lsc_model *lsc_ctx_model(const lsc_ctx *ctx) { return NULL; }
+
 /* tokenizer.c */
 lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
 void lsc_tokenizer_free(lsc_tokenizer *tok) {}
@@ -37,17 +41,3 @@ int lsc_tokenizer_eos_id(const lsc_tokenizer *tok) { return 0; }
 lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n_ids, lsc_error *err) { return NOT_YET(err); }
 lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len, lsc_error *err) { return NOT_YET(err); }
 const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len) { return NULL; }
-
-/* sampling.c */
-void lsc_softmax(const float *x, size_t n, float *out) {}
-void lsc_log_softmax(const float *x, size_t n, float *out) {}
-size_t lsc_argmax(const float *x, size_t n) { return 0; }
-size_t lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices) { return 0; }
-size_t lsc_rank(const float *x, size_t n, size_t id) { return 0; }
-void lsc_rng_seed(lsc_rng *rng, uint64_t seed) {}
-double lsc_rng_uniform(lsc_rng *rng) { return 0; }
-lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement, lsc_rng *rng, int32_t *out, lsc_error *err) { return NOT_YET(err); }
-lsc_sampler_params lsc_sampler_default_params(void) { lsc_sampler_params p = {0}; return p; }
-lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
-void lsc_sampler_free(lsc_sampler *s) {}
-lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab, const int32_t *prev, size_t n_prev, int32_t *out, lsc_error *err) { return NOT_YET(err); }
