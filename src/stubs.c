@@ -32,12 +32,3 @@ int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens, 
 /* model.c: two context accessors that generate.c (lsc_generate, lsc_score) needs */
 int lsc_ctx_n_ctx(const lsc_ctx *ctx) { return 0; }
 const lsc_model *lsc_ctx_model(const lsc_ctx *ctx) { return NULL; }
-
-/* tokenizer.c */
-lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err) { *out = NULL; return NOT_YET(err); }
-void lsc_tokenizer_free(lsc_tokenizer *tok) {}
-int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok) { return 0; }
-int lsc_tokenizer_eos_id(const lsc_tokenizer *tok) { return 0; }
-lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len, int flags, int32_t **ids, size_t *n_ids, lsc_error *err) { return NOT_YET(err); }
-lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids, size_t n_ids, char **text, size_t *len, lsc_error *err) { return NOT_YET(err); }
-const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len) { return NULL; }

@@ -71,5 +71,7 @@ bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_
 
 /* Each command: argv[0] is the command's name. Returns the exit status. */
 int cmd_logits(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
 
 #endif

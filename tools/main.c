@@ -11,6 +11,8 @@ typedef struct command {
 
 static const command commands[] = {
     {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
+    {"tokenize", cmd_tokenize, "text -> token ids, with a table of the tokens (--jsonl for batches)"},
+    {"detokenize", cmd_detokenize, "token ids -> text (--jsonl for batches)"},
 };
 
 static void usage(FILE *out) {
