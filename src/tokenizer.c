@@ -48,8 +48,8 @@ static const char ENDOFTEXT[] = "<|endoftext|>";
 
 /* The GPT-2 pattern with \s written as [\s\x{85}] (see the top comment). */
 static const char GPT2_PATTERN[] =
-    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\x{85}\\p{L}\\p{N}]+"
-    "|[\\s\\x{85}]+(?![^\\s\\x{85}])|[\\s\\x{85}]+";
+    "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\p{White_Space}\\p{L}\\p{N}]+"
+    "|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+";
 
 /* An open-addressing table from token bytes to id (slot holds id + 1). */
 typedef struct vocab_map {

@@ -1,0 +1,158 @@
+"""Tokenizer oracle tests: logitscope's ids and texts against transformers'
+GPT2Tokenizer (the notebook's tokenizer; in transformers 5 it runs the Rust
+`tokenizers` library) and against tiktoken's GPT-2 encoding built offline from
+the same vocab.json/merges.txt. Every batch goes through one `--jsonl` process.
+"""
+import json
+import pathlib
+import random
+import subprocess
+import sys
+
+import pytest
+
+from conftest import BIN, ROOT, require_oracle
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from tokenizer_corpus import corpus_items  # noqa: E402
+
+DATA = ROOT / "tests" / "data"
+GPT2_PAT = r"""'(?:[sdmt]|ll|ve|re)| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"""
+
+
+def bytes_to_unicode():
+    """GPT-2's byte -> printable character table (encoder.py)."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, map(chr, cs)))
+
+
+@pytest.fixture(scope="module")
+def hf():
+    require_oracle()
+    from transformers import GPT2Tokenizer
+    return GPT2Tokenizer.from_pretrained(str(DATA))
+
+
+@pytest.fixture(scope="module")
+def token_bytes():
+    """id -> raw bytes of the token, from vocab.json."""
+    u2b = {c: b for b, c in bytes_to_unicode().items()}
+    vocab = json.loads((DATA / "vocab.json").read_text(encoding="utf-8"))
+    return {i: bytes(u2b[c] for c in tok) for tok, i in vocab.items()}
+
+
+@pytest.fixture(scope="module")
+def tiktoken_enc(token_bytes):
+    try:
+        import tiktoken
+    except ImportError:
+        require_oracle()
+        pytest.skip("tiktoken not installed")
+    ranks = {b: i for i, b in token_bytes.items() if i != 50256}
+    return tiktoken.Encoding("gpt2-offline", pat_str=GPT2_PAT, mergeable_ranks=ranks,
+                             special_tokens={"<|endoftext|>": 50256})
+
+
+def run_jsonl(command, records, *flags):
+    """Runs `logitscope COMMAND --jsonl` on the records; returns parsed lines."""
+    inp = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
+    p = subprocess.run([str(BIN), command, "--model", str(DATA), "--jsonl", *flags], input=inp,
+                       capture_output=True, timeout=600)
+    assert p.returncode == 0, p.stderr.decode(errors="replace")
+    out = [json.loads(line) for line in p.stdout.split(b"\n")[:-1]]  # not splitlines(): U+2028
+    assert len(out) == len(records)
+    return out
+
+
+def report(name, texts, ours, theirs, cats=None):
+    """Prints and returns the number of mismatches (with the first few)."""
+    bad = [i for i in range(len(texts)) if ours[i] != theirs[i]]
+    print(f"{name}: {len(texts)} strings, {len(bad)} mismatches")
+    for i in bad[:5]:
+        print(f"  [{cats[i] if cats else i}] {texts[i][:80]!r}\n    ours   {ours[i][:20]}\n    theirs {theirs[i][:20]}")
+    return len(bad)
+
+
+def test_corpus_matches_gpt2tokenizer_and_tiktoken(hf, tiktoken_enc):
+    items = corpus_items(12000)
+    cats = [c for c, _ in items]
+    texts = [s for _, s in items]
+    assert len(texts) >= 10000 and len(set(cats)) >= 20
+    ours = [r["ids"] for r in run_jsonl("tokenize", [{"text": s} for s in texts])]
+    want_hf = hf(texts)["input_ids"]
+    want_tt = tiktoken_enc.encode_batch(texts, allowed_special="all", num_threads=1)
+    n_hf = report("vs transformers GPT2Tokenizer", texts, ours, want_hf, cats)
+    n_tt = report("vs tiktoken gpt2 (offline)", texts, ours, want_tt, cats)
+    print(f"corpus: {len(texts)} strings, {sum(len(s) for s in texts)} characters, "
+          f"{sum(map(len, ours))} tokens, {len(set(cats))} categories")
+    assert n_hf == 0 and n_tt == 0
+
+    # --no-special: "<|endoftext|>" is plain text
+    special = [s for s in texts if "<|endoftext|>" in s]
+    assert len(special) > 100
+    ours = [r["ids"] for r in run_jsonl("tokenize", [{"text": s} for s in special], "--no-special")]
+    n_hf = report("--no-special vs GPT2Tokenizer(split_special_tokens=True)", special, ours,
+                  hf(special, split_special_tokens=True)["input_ids"])
+    n_tt = report("--no-special vs tiktoken encode_ordinary", special, ours,
+                  tiktoken_enc.encode_ordinary_batch(special, num_threads=1))
+    assert n_hf == 0 and n_tt == 0
+
+
+def test_roundtrip_decode_encode():
+    texts = [s for _, s in corpus_items(12000)]
+    ids = [r["ids"] for r in run_jsonl("tokenize", [{"text": s} for s in texts])]
+    back = [r["text"] for r in run_jsonl("detokenize", [{"ids": i} for i in ids])]
+    bad = [i for i in range(len(texts)) if back[i] != texts[i]]
+    print(f"roundtrip: {len(texts)} strings, {len(bad)} differ")
+    assert not bad, [texts[i][:60] for i in bad[:3]]
+
+
+def test_decode_matches_python_replace(hf, token_bytes):
+    """Id sequences that cut multi-byte characters: the text must equal
+    b"".join(bytes).decode("utf-8", errors="replace") and transformers' decode."""
+    r = random.Random(7)
+    texts = [s for c, s in corpus_items(3000, seed=99) if any(ord(ch) > 127 for ch in s)]
+    encoded = hf(texts)["input_ids"]
+    seqs = []
+    for ids in encoded:
+        for _ in range(3):
+            a = r.randrange(len(ids))
+            b = r.randrange(a, len(ids)) + 1
+            seqs.append(ids[a:b])
+    byte_ids = [i for i, b in token_bytes.items() if len(b) == 1]
+    high = [i for i, b in token_bytes.items() if any(x >= 0x80 for x in b)]
+    for _ in range(3000):  # random sequences of partial characters and bytes
+        seqs.append([r.choice(high if r.random() < 0.7 else byte_ids) for _ in range(r.randint(1, 12))])
+    seqs += [[50256, 447], [447, 50256, 246], [30325, 222], [188], []]
+    ours = [o["text"] for o in run_jsonl("detokenize", [{"ids": s} for s in seqs])]
+    want_py = [b"".join(token_bytes[i] for i in s).decode("utf-8", errors="replace") for s in seqs]
+    want_hf = [hf.decode(s) for s in seqs]
+    n_py = report("decode vs bytes.decode(errors='replace')", seqs, ours, want_py)
+    n_hf = report("decode vs GPT2Tokenizer.decode", seqs, ours, want_hf)
+    assert sum("\ufffd" in t for t in want_py) > 1000  # the cases are really there
+    assert n_py == 0 and n_hf == 0
+
+
+def test_every_code_point(hf, tiktoken_enc):
+    """Each code point in contexts that reveal its class (letter, number,
+    whitespace, other) to the pattern. All of planes 0-3 and 14; a sample of
+    the unassigned and private-use planes."""
+    r = random.Random(5)
+    cps = [c for c in range(1, 0x40000) if not 0xD800 <= c <= 0xDFFF]
+    cps += list(range(0xE0000, 0xE1000)) + r.sample(range(0x40000, 0xE0000), 2000)
+    cps += r.sample(range(0xF0000, 0x110000), 2000) + [0x10FFFF]
+    texts = []
+    for i in range(0, len(cps), 256):
+        texts.append("".join(f"x{c}{c} {c}1{c}\n'{c}" for c in map(chr, cps[i:i + 256])))
+    ours = [o["ids"] for o in run_jsonl("tokenize", [{"text": s} for s in texts])]
+    n_hf = report("code points vs GPT2Tokenizer", texts, ours, hf(texts)["input_ids"])
+    n_tt = report("code points vs tiktoken", texts, ours, tiktoken_enc.encode_ordinary_batch(texts, num_threads=1))
+    print(f"code points: {len(cps)} in {len(texts)} strings")
+    assert n_hf == 0 and n_tt == 0
