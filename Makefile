@@ -25,9 +25,11 @@ UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+BENCH_SRC = $(wildcard bench/*.c)
+BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
 .PHONY: all test unit-test py-test test-sanitize bench clean fixtures
-all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope
+all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
@@ -48,6 +50,11 @@ $(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/liblogitscope.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+
+# Benchmark helpers in C (bench/*.c), built only on the public header.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 

@@ -690,26 +690,30 @@ static inline uint32_t pair_rank(const lsc_tokenizer *t, int32_t a, int32_t b, i
 }
 
 /* BPE by repeated scan: merges the lowest-ranked adjacent pair (leftmost on
- * ties) until none merges. sym[0..n) in, returns the new count. O(n^2); the
- * plain reference, and the fastest for short pieces. */
-static size_t bpe_scan(const lsc_tokenizer *t, int32_t *sym, size_t n) {
+ * ties) until none merges. sym[0..n) in, returns the new count; rank[] and
+ * id[] (room for n) hold each adjacent pair's merge, updated only around a
+ * merge. O(n^2) in the worst case: the plain reference, and the fastest for
+ * the short pieces that are nearly all of them. */
+static size_t bpe_scan(const lsc_tokenizer *t, int32_t *sym, uint32_t *rank, int32_t *id, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++) rank[i] = pair_rank(t, sym[i], sym[i + 1], &id[i]);
     while (n > 1) {
         uint32_t best = UINT32_MAX;
         size_t at = 0;
-        int32_t best_id = 0;
-        for (size_t i = 0; i + 1 < n; i++) {
-            int32_t id;
-            uint32_t r = pair_rank(t, sym[i], sym[i + 1], &id);
-            if (r < best) {
-                best = r;
+        for (size_t i = 0; i + 1 < n; i++)
+            if (rank[i] < best) {
+                best = rank[i];
                 at = i;
-                best_id = id;
             }
-        }
         if (best == UINT32_MAX) break;
-        sym[at] = best_id;
-        memmove(sym + at + 1, sym + at + 2, (n - at - 2) * sizeof *sym);
+        sym[at] = id[at];
         n--;
+        memmove(sym + at + 1, sym + at + 2, (n - at - 1) * sizeof *sym);
+        if (at + 1 < n) {
+            memmove(rank + at + 1, rank + at + 2, (n - at - 2) * sizeof *rank);
+            memmove(id + at + 1, id + at + 2, (n - at - 2) * sizeof *id);
+            rank[at] = pair_rank(t, sym[at], sym[at + 1], &id[at]);
+        }
+        if (at > 0) rank[at - 1] = pair_rank(t, sym[at - 1], sym[at], &id[at - 1]);
     }
     return n;
 }
@@ -822,7 +826,8 @@ static void encode_piece(lsc_tokenizer *t, const char *p, size_t n, id_vec *out)
         return;
     }
     for (size_t i = 0; i < n; i++) t->sym[i] = t->byte_id[(unsigned char)p[i]];
-    size_t m = (int)n >= t->bpe_heap_threshold ? bpe_heap(t, n) : bpe_scan(t, t->sym, n);
+    size_t m = (int)n >= t->bpe_heap_threshold ? bpe_heap(t, n)
+                                                : bpe_scan(t, t->sym, (uint32_t *)t->prev, t->next, n);
     if (!vec_reserve(out, m)) return;
     memcpy(out->v + out->n, t->sym, m * sizeof *out->v);
     out->n += m;
