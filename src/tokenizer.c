@@ -12,14 +12,15 @@
  * module and Rust fancy-regex. The pattern is
  *     's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
  * and the engines agree on \p{L} and \p{N} (general categories, here all at
- * Unicode 14.0: PCRE2 10.42, Oniguruma, Python 3.11's regex tables as
- * tested). They differ on \s:
+ * Unicode 14.0: PCRE2 10.42, Python 3.11; the oracle test checks them). They
+ * differ on \s:
  *   - Oniguruma, `regex` and fancy-regex: \s is Unicode White_Space, i.e.
  *     U+0009..U+000D, U+0085 (NEL) and every Zs/Zl/Zp character.
- *   - PCRE2 with PCRE2_UCP: \s is U+0009..U+000D plus Zs/Zl/Zp, WITHOUT U+0085.
- *   So we write \s as [\s\x{85}] (and \S as its complement).
- *   - Not whitespace anywhere (and not here): U+001C..U+001F (which Python's
- *     str.isspace() and `re` call whitespace), U+200B, U+180E, U+FEFF.
+ *   - PCRE2 with PCRE2_UCP: \s lacks U+0085 and has U+180E (Mongolian vowel
+ *     separator, Zs until Unicode 6.3, Cf since).
+ *   - Python's `re` and str.isspace() also count U+001C..U+001F; none of the
+ *     others do (nor U+200B or U+FEFF, which are Cf).
+ *   So we write \s as \p{White_Space} (and \S as \P{White_Space}).
  * tests/test_tokenizer_oracle.py checks every code point against the oracle.
  */
 #include "internal.h"
@@ -46,7 +47,7 @@
 
 static const char ENDOFTEXT[] = "<|endoftext|>";
 
-/* The GPT-2 pattern with \s written as [\s\x{85}] (see the top comment). */
+/* The GPT-2 pattern with \s written as \p{White_Space} (see the top comment). */
 static const char GPT2_PATTERN[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\p{White_Space}\\p{L}\\p{N}]+"
     "|\\p{White_Space}+(?!\\P{White_Space})|\\p{White_Space}+";
