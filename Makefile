@@ -42,6 +42,9 @@ $(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
 
 $(BUILD)/obj/tools/plot.o: CFLAGS += $(PLPLOT_CFLAGS)
 
+# the reference kernels are written to be auto-vectorized
+$(BUILD)/obj/src/kernels.o: CFLAGS += -O3
+
 $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -58,8 +61,12 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
-unit-test: $(UNIT_BIN)
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+# the generated checkpoints the tests use (regenerated only when the generator changes)
+fixtures:
+	$(PYTHON) tests/gen_fixtures.py --ensure --all --out $(BUILD)/fixtures
+
+unit-test: $(UNIT_BIN) fixtures
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
 
 py-test: all
 	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests

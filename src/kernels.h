@@ -41,4 +41,22 @@ void lsc_layernorm_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, flo
 /* gelu_new: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), in place. */
 void lsc_gelu_new_ref(float *x, size_t n);
 
+/* Activation functions of the MLP (transformers' ACT2FN names). */
+typedef enum lsc_act {
+    LSC_ACT_GELU_NEW,   /* gelu_new, gelu_pytorch_tanh, gelu_python_tanh: tanh approximation */
+    LSC_ACT_GELU,       /* gelu, gelu_python: exact erf form */
+    LSC_ACT_GELU_FAST,  /* gelu_fast */
+    LSC_ACT_QUICK_GELU, /* quick_gelu: x * sigmoid(1.702 x) */
+    LSC_ACT_RELU,
+    LSC_ACT_RELU6,
+    LSC_ACT_SILU, /* silu, swish */
+    LSC_ACT_SIGMOID,
+    LSC_ACT_TANH,
+    LSC_ACT_LINEAR /* identity */
+} lsc_act;
+
+/* Applies the activation `act` to x[n] in place, as transformers' ACT2FN. */
+void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n);
+void lsc_act_apply_ref(lsc_act act, float *x, size_t n);
+
 #endif

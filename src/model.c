@@ -1,0 +1,699 @@
+/* model.c - GPT-2 weights, loading, the forward pass with its KV cache, and the
+ * named hook points that fire along the way.
+ *
+ * The forward pass follows transformers' GPT2LMHeadModel in eval mode:
+ *   x = wte[ids] + wpe[pos]
+ *   per block: x += attn(ln_1(x)); x += mlp(ln_2(x))
+ *   logits = ln_f(x) @ lm_head^T
+ * Weights are used in place from the mmap'd safetensors file when they are F32
+ * and converted to F32 at load otherwise. */
+#include "config.h"
+#include "internal.h"
+#include "kernels.h"
+#include "safetensors.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* ------------------------------------------------------------------------ */
+/* Hook point names                                                          */
+/* ------------------------------------------------------------------------ */
+
+/* The points of one block, in forward order; the point index of block i's
+ * point p is HP_FIRST_BLOCK + i * HP_PER_BLOCK + p. */
+enum {
+    HP_RESID_PRE, HP_LN1, HP_Q, HP_K, HP_V, HP_SCORES, HP_PATTERN, HP_Z, HP_ATTN_OUT,
+    HP_RESID_MID, HP_LN2, HP_MLP_PRE, HP_MLP_POST, HP_MLP_OUT, HP_RESID_POST, HP_PER_BLOCK
+};
+static const char *const block_points[HP_PER_BLOCK] = {
+    "hook_resid_pre",    "ln1.hook_normalized",     "attn.hook_q",     "attn.hook_k",
+    "attn.hook_v",       "attn.hook_attn_scores",   "attn.hook_pattern", "attn.hook_z",
+    "hook_attn_out",     "hook_resid_mid",          "ln2.hook_normalized", "mlp.hook_pre",
+    "mlp.hook_post",     "hook_mlp_out",            "hook_resid_post",
+};
+enum { HP_EMBED = 0, HP_POS_EMBED = 1, HP_FIRST_BLOCK = 2 };
+#define HP_LN_FINAL(L) (HP_FIRST_BLOCK + (L) * HP_PER_BLOCK)
+#define HP_LOGITS(L) (HP_LN_FINAL(L) + 1)
+#define HP_BLOCK(l, p) (HP_FIRST_BLOCK + (l) * HP_PER_BLOCK + (p))
+
+/* ------------------------------------------------------------------------ */
+/* Model                                                                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct layer_weights {
+    const lsc_f32u *ln1_g, *ln1_b;     /* [E] */
+    const lsc_f32u *attn_w, *attn_b;   /* [E, 3E], [3E] */
+    const lsc_f32u *proj_w, *proj_b;   /* [E, E], [E] */
+    const lsc_f32u *ln2_g, *ln2_b;     /* [E] */
+    const lsc_f32u *fc_w, *fc_b;       /* [E, M], [M] */
+    const lsc_f32u *fc2_w, *fc2_b;     /* [M, E], [E] */
+} layer_weights;
+
+struct lsc_model {
+    lsc_config cfg;
+    lsc_act act;
+    lsc_st_file *st; /* the mapping F32 weights point into */
+    const lsc_f32u *wte;     /* [V, E] */
+    const lsc_f32u *wpe;     /* [n_ctx, E] */
+    const lsc_f32u *lnf_g, *lnf_b; /* [E] */
+    const lsc_f32u *lm_head; /* [V, E]: wte when tied */
+    layer_weights *layers;   /* [n_layer] */
+    float **owned;           /* converted (non-F32) tensors */
+    size_t n_owned;
+    int n_points;
+    char **point_names; /* [n_points] */
+};
+
+lsc_model_params lsc_model_default_params(void) {
+    lsc_model_params p = {.weight_type = LSC_WEIGHTS_F32};
+    return p;
+}
+
+void lsc_model_free(lsc_model *m) {
+    if (!m) return;
+    for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
+    if (m->point_names)
+        for (int i = 0; i < m->n_points; i++) free(m->point_names[i]);
+    free(m->point_names);
+    free(m->layers);
+    lsc_st_close(m->st);
+    free(m);
+}
+
+/* Finds the weight `name` (tried with `prefix` first), checks its dtype and
+ * shape [d0] or [d0, d1] (d1 < 0 for 1-D) and sets *out to F32 data: in place
+ * for F32, converted into a buffer the model owns otherwise. */
+static lsc_status get_weight(lsc_model *m, const char *prefix, const char *name, int64_t d0,
+                             int64_t d1, const lsc_f32u **out, lsc_error *err) {
+    char full[256];
+    snprintf(full, sizeof full, "%s%s", prefix, name);
+    const lsc_st_tensor *t = lsc_st_find(m->st, full);
+    if (!t) t = lsc_st_find(m->st, name);
+    if (!t)
+        return lsc_fail(err, LSC_ERR_NOT_FOUND, "%s: tensor '%s' is missing", m->st->path, full);
+    int64_t want[2] = {d0, d1};
+    int nd = d1 < 0 ? 1 : 2;
+    if (t->n_dims != nd || t->shape[0] != d0 || (nd == 2 && t->shape[1] != d1)) {
+        char a[160], b[64];
+        return lsc_fail(err, LSC_ERR_FORMAT,
+                        "%s: tensor '%s' has shape %s, but config.json implies %s "
+                        "(n_layer=%d n_head=%d n_embd=%d n_positions=%d vocab_size=%d n_inner=%d)",
+                        m->st->path, t->name, lsc_shape_str(t->shape, t->n_dims, a, sizeof a),
+                        lsc_shape_str(want, nd, b, sizeof b), m->cfg.n_layer, m->cfg.n_head,
+                        m->cfg.n_embd, m->cfg.n_ctx, m->cfg.n_vocab, m->cfg.n_inner);
+    }
+    if (t->dtype == LSC_ST_F32) {
+        *out = t->data;
+        return LSC_OK;
+    }
+    if (t->dtype != LSC_ST_F16 && t->dtype != LSC_ST_BF16 && t->dtype != LSC_ST_F64)
+        return lsc_fail(err, LSC_ERR_UNSUPPORTED,
+                        "%s: tensor '%s' has dtype %s (F32, F16, BF16 or F64 expected)",
+                        m->st->path, t->name, lsc_st_dtype_name(t->dtype));
+    float *buf = malloc((t->n_elements ? t->n_elements : 1) * sizeof *buf);
+    float **grown = realloc(m->owned, (m->n_owned + 1) * sizeof *grown);
+    if (!buf || !grown) {
+        free(buf);
+        if (grown) m->owned = grown;
+        return lsc_fail(err, LSC_ERR_NOMEM, "%s: cannot allocate %zu floats for '%s'",
+                        m->st->path, t->n_elements, t->name);
+    }
+    m->owned = grown;
+    m->owned[m->n_owned++] = buf;
+    lsc_st_to_f32(t->dtype, t->data, t->n_elements, buf);
+    *out = buf;
+    return LSC_OK;
+}
+
+/* Looks up and checks every weight the forward pass uses. */
+static lsc_status load_weights(lsc_model *m, lsc_error *err) {
+    const lsc_config *c = &m->cfg;
+    int64_t E = c->n_embd, M = c->n_inner, V = c->n_vocab;
+    const char *pre = lsc_st_find(m->st, "transformer.wte.weight") ? "transformer." : "";
+    lsc_status st;
+    if ((st = get_weight(m, pre, "wte.weight", V, E, &m->wte, err)) ||
+        (st = get_weight(m, pre, "wpe.weight", c->n_ctx, E, &m->wpe, err)) ||
+        (st = get_weight(m, pre, "ln_f.weight", E, -1, &m->lnf_g, err)) ||
+        (st = get_weight(m, pre, "ln_f.bias", E, -1, &m->lnf_b, err)))
+        return st;
+    if (c->tie_word_embeddings)
+        m->lm_head = m->wte;
+    else if ((st = get_weight(m, "", "lm_head.weight", V, E, &m->lm_head, err)))
+        return st;
+    m->layers = calloc((size_t)c->n_layer, sizeof *m->layers);
+    if (!m->layers) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for %d layers", c->n_layer);
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_weights *w = &m->layers[l];
+        char p[64];
+        snprintf(p, sizeof p, "%sh.%d.", pre, l);
+        /* names relative to "h.N." so the message names the full tensor */
+        struct {
+            const char *name;
+            int64_t d0, d1;
+            const lsc_f32u **out;
+        } want[] = {
+            {"ln_1.weight", E, -1, &w->ln1_g},      {"ln_1.bias", E, -1, &w->ln1_b},
+            {"attn.c_attn.weight", E, 3 * E, &w->attn_w}, {"attn.c_attn.bias", 3 * E, -1, &w->attn_b},
+            {"attn.c_proj.weight", E, E, &w->proj_w}, {"attn.c_proj.bias", E, -1, &w->proj_b},
+            {"ln_2.weight", E, -1, &w->ln2_g},      {"ln_2.bias", E, -1, &w->ln2_b},
+            {"mlp.c_fc.weight", E, M, &w->fc_w},    {"mlp.c_fc.bias", M, -1, &w->fc_b},
+            {"mlp.c_proj.weight", M, E, &w->fc2_w}, {"mlp.c_proj.bias", E, -1, &w->fc2_b},
+        };
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            char full[128];
+            snprintf(full, sizeof full, "%s%s", p, want[i].name);
+            if ((st = get_weight(m, "", full, want[i].d0, want[i].d1, want[i].out, err))) return st;
+        }
+    }
+    return LSC_OK;
+}
+
+/* Builds the names of the hook points, in forward order. */
+static lsc_status make_point_names(lsc_model *m, lsc_error *err) {
+    int L = m->cfg.n_layer;
+    m->n_points = HP_LOGITS(L) + 1;
+    m->point_names = calloc((size_t)m->n_points, sizeof *m->point_names);
+    if (!m->point_names) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for hook names");
+    char buf[96];
+    for (int i = 0; i < m->n_points; i++) {
+        if (i == HP_EMBED)
+            snprintf(buf, sizeof buf, "hook_embed");
+        else if (i == HP_POS_EMBED)
+            snprintf(buf, sizeof buf, "hook_pos_embed");
+        else if (i == HP_LN_FINAL(L))
+            snprintf(buf, sizeof buf, "ln_final.hook_normalized");
+        else if (i == HP_LOGITS(L))
+            snprintf(buf, sizeof buf, "hook_logits");
+        else
+            snprintf(buf, sizeof buf, "blocks.%d.%s", (i - HP_FIRST_BLOCK) / HP_PER_BLOCK,
+                     block_points[(i - HP_FIRST_BLOCK) % HP_PER_BLOCK]);
+        if (!(m->point_names[i] = strdup(buf)))
+            return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for hook names");
+    }
+    return LSC_OK;
+}
+
+lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **out,
+                          lsc_error *err) {
+    if (!out) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_load: out is NULL");
+    *out = NULL;
+    if (!dir) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_load: dir is NULL");
+    if (params.weight_type != LSC_WEIGHTS_F32)
+        return lsc_fail(err, LSC_ERR_UNSUPPORTED, "weight type %d is not implemented (only F32)",
+                        (int)params.weight_type);
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return lsc_fail(err, LSC_ERR_NOT_FOUND, "%s: model folder not found (%s)", dir,
+                        strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "%s: not a folder", dir);
+    lsc_model *m = calloc(1, sizeof *m);
+    char *cfg_path = lsc_path_join(dir, "config.json");
+    char *st_path = lsc_path_join(dir, "model.safetensors");
+    lsc_status st;
+    if (!m || !cfg_path || !st_path) {
+        st = lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    if ((st = lsc_config_load(cfg_path, &m->cfg, &m->act, err))) goto done;
+    if (stat(st_path, &sb) != 0) {
+        char *idx = lsc_path_join(dir, "model.safetensors.index.json");
+        char *bin = lsc_path_join(dir, "pytorch_model.bin");
+        struct stat s2;
+        if (idx && stat(idx, &s2) == 0)
+            st = lsc_fail(err, LSC_ERR_UNSUPPORTED, "%s: sharded checkpoints are not supported", idx);
+        else if (bin && stat(bin, &s2) == 0)
+            st = lsc_fail(err, LSC_ERR_UNSUPPORTED,
+                          "%s: not found (pytorch_model.bin is not supported; convert to safetensors)",
+                          st_path);
+        else
+            st = lsc_fail(err, LSC_ERR_NOT_FOUND, "%s: not found", st_path);
+        free(idx);
+        free(bin);
+        goto done;
+    }
+    if ((st = lsc_st_open(st_path, &m->st, err))) goto done;
+    if ((st = load_weights(m, err))) goto done;
+    if ((st = make_point_names(m, err))) goto done;
+done:
+    free(cfg_path);
+    free(st_path);
+    if (st) {
+        lsc_model_free(m);
+        return st;
+    }
+    *out = m;
+    return LSC_OK;
+}
+
+const lsc_config *lsc_model_config(const lsc_model *m) { return &m->cfg; }
+int lsc_model_n_vocab(const lsc_model *m) { return m->cfg.n_vocab; }
+int lsc_model_n_ctx(const lsc_model *m) { return m->cfg.n_ctx; }
+int lsc_model_n_layer(const lsc_model *m) { return m->cfg.n_layer; }
+int lsc_model_n_embd(const lsc_model *m) { return m->cfg.n_embd; }
+int lsc_model_n_head(const lsc_model *m) { return m->cfg.n_head; }
+
+int lsc_model_n_hook_points(const lsc_model *m) { return m->n_points; }
+
+const char *lsc_model_hook_point_name(const lsc_model *m, int index) {
+    return index >= 0 && index < m->n_points ? m->point_names[index] : NULL;
+}
+
+/* The shape of point `index` for T new tokens after n_past cached ones;
+ * returns the number of dimensions (0 for a bad index). */
+static int point_shape(const lsc_model *m, int index, int64_t T, int64_t n_past,
+                       int64_t shape[4]) {
+    const lsc_config *c = &m->cfg;
+    int64_t E = c->n_embd, H = c->n_head, D = E / H, P = n_past + T;
+    int L = c->n_layer;
+    if (index < 0 || index >= m->n_points) return 0;
+    shape[0] = T;
+    shape[1] = E;
+    shape[2] = shape[3] = 0;
+    if (index == HP_LOGITS(L)) shape[1] = c->n_vocab;
+    if (index < HP_FIRST_BLOCK || index >= HP_LN_FINAL(L)) return 2;
+    switch ((index - HP_FIRST_BLOCK) % HP_PER_BLOCK) {
+    case HP_Q: case HP_K: case HP_V: case HP_Z:
+        shape[1] = H;
+        shape[2] = D;
+        return 3;
+    case HP_SCORES: case HP_PATTERN:
+        shape[0] = H;
+        shape[1] = T;
+        shape[2] = P;
+        return 3;
+    case HP_MLP_PRE: case HP_MLP_POST:
+        shape[1] = c->n_inner;
+        return 2;
+    }
+    return 2;
+}
+
+int lsc_model_hook_point_shape(const lsc_model *m, int index, int n_tokens, int64_t shape[4]) {
+    int64_t tmp[4];
+    return point_shape(m, index, n_tokens, 0, shape ? shape : tmp);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Context                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct hook_reg {
+    int handle;
+    lsc_hook_fn fn;
+    void *user_data;
+    unsigned char *match; /* [n_points]: 1 where the pattern matched */
+} hook_reg;
+
+struct lsc_ctx {
+    const lsc_model *m;
+    int n_ctx;
+    int n_threads;
+    int n_past;
+    struct lsc_pool *pool; /* NULL: the calling thread */
+    float *k_cache, *v_cache; /* [n_layer, n_ctx, E] each */
+    /* scratch, grown on demand to cap_T rows */
+    size_t cap_T;
+    float *x, *h, *q, *k, *v, *z, *o; /* [T, E] */
+    float *mlp;                       /* [T, M] */
+    float *qkv;                       /* [T, 3E] */
+    size_t cap_scores;
+    float *scores; /* [H, T, P] */
+    size_t cap_logits;
+    float *logits; /* [rows, V] */
+    size_t n_logit_rows;
+    /* hooks */
+    hook_reg *hooks;
+    int n_hooks, cap_hooks, next_handle;
+    int *point_hooks; /* [n_points]: how many registrations match each point */
+};
+
+lsc_ctx_params lsc_ctx_default_params(void) {
+    lsc_ctx_params p = {.n_ctx = 0, .n_threads = 0};
+    return p;
+}
+
+void lsc_ctx_free(lsc_ctx *c) {
+    if (!c) return;
+    lsc_ctx_clear_hooks(c);
+    free(c->hooks);
+    free(c->point_hooks);
+    free(c->k_cache);
+    free(c->v_cache);
+    free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
+    free(c->mlp); free(c->qkv); free(c->scores); free(c->logits);
+    free(c);
+}
+
+lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
+                       lsc_error *err) {
+    if (!out) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_new: out is NULL");
+    *out = NULL;
+    if (!m) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_new: model is NULL");
+    if (params.n_ctx < 0 || params.n_ctx > m->cfg.n_ctx)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "context size %d is outside [0, %d]",
+                        params.n_ctx, m->cfg.n_ctx);
+    if (params.n_threads < 0)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "thread count %d is negative", params.n_threads);
+    lsc_ctx *c = calloc(1, sizeof *c);
+    if (!c) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
+    c->m = m;
+    c->n_ctx = params.n_ctx ? params.n_ctx : m->cfg.n_ctx;
+    c->n_threads = params.n_threads;
+    c->next_handle = 1;
+    size_t n;
+    if (!lsc_mul_size((size_t)m->cfg.n_layer * (size_t)c->n_ctx, (size_t)m->cfg.n_embd, &n) ||
+        !(c->k_cache = calloc(n, sizeof(float))) || !(c->v_cache = calloc(n, sizeof(float))) ||
+        !(c->point_hooks = calloc((size_t)m->n_points, sizeof(int)))) {
+        lsc_ctx_free(c);
+        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate the KV cache (%d layers x %d positions x %d)",
+                        m->cfg.n_layer, c->n_ctx, m->cfg.n_embd);
+    }
+    *out = c;
+    return LSC_OK;
+}
+
+void lsc_ctx_reset(lsc_ctx *c) {
+    if (!c) return;
+    c->n_past = 0;
+    c->n_logit_rows = 0;
+}
+
+int lsc_ctx_n_past(const lsc_ctx *c) { return c->n_past; }
+int lsc_ctx_n_ctx(const lsc_ctx *c) { return c->n_ctx; }
+const lsc_model *lsc_ctx_model(const lsc_ctx *c) { return c->m; }
+
+const float *lsc_ctx_logits(const lsc_ctx *c, size_t *n_rows) {
+    if (n_rows) *n_rows = c->n_logit_rows;
+    return c->n_logit_rows ? c->logits : NULL;
+}
+
+/* Grows *buf to hold at least `n` floats (keeping nothing); false when out of
+ * memory (the old buffer is then kept). */
+static bool grow(float **buf, size_t *cap, size_t n) {
+    if (n <= *cap) return true;
+    float *p = malloc(n * sizeof *p);
+    if (!p) return false;
+    free(*buf);
+    *buf = p;
+    *cap = n;
+    return true;
+}
+
+/* Makes the scratch buffers big enough for T new rows attending to P
+ * positions with `rows` rows of logits. */
+static lsc_status ensure_scratch(lsc_ctx *c, size_t T, size_t P, size_t rows, lsc_error *err) {
+    const lsc_config *cfg = &c->m->cfg;
+    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, H = (size_t)cfg->n_head;
+    if (T > c->cap_T) {
+        float **bufs[] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->z, &c->o};
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+            free(*bufs[i]);
+            *bufs[i] = NULL;
+        }
+        free(c->mlp);
+        free(c->qkv);
+        c->mlp = c->qkv = NULL;
+        c->cap_T = 0;
+        bool ok = true;
+        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+            ok = ok && (*bufs[i] = malloc(T * E * sizeof(float)));
+        ok = ok && (c->mlp = malloc(T * M * sizeof(float)));
+        ok = ok && (c->qkv = malloc(T * 3 * E * sizeof(float)));
+        if (!ok) return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate scratch for %zu tokens", T);
+        c->cap_T = T;
+    }
+    if (!grow(&c->scores, &c->cap_scores, H * T * P))
+        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scores for %zu x %zu", T, P);
+    if (!grow(&c->logits, &c->cap_logits, rows * (size_t)cfg->n_vocab))
+        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", rows);
+    return LSC_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hooks                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/* Glob match: '*' matches any run of characters (including none and dots). */
+static bool glob_match(const char *pat, const char *s) {
+    const char *star = NULL, *resume = NULL;
+    while (*s) {
+        if (*pat == '*') {
+            star = pat++;
+            resume = s;
+        } else if (*pat == *s) {
+            pat++;
+            s++;
+        } else if (star) {
+            pat = star + 1;
+            s = ++resume;
+        } else {
+            return false;
+        }
+    }
+    while (*pat == '*') pat++;
+    return *pat == '\0';
+}
+
+lsc_status lsc_ctx_add_hook(lsc_ctx *c, const char *pattern, lsc_hook_fn fn, void *user_data,
+                            int *handle, lsc_error *err) {
+    if (!c || !pattern || !fn)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_add_hook: NULL context, pattern or function");
+    const lsc_model *m = c->m;
+    unsigned char *match = calloc((size_t)m->n_points, 1);
+    if (!match) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
+    int n = 0;
+    for (int i = 0; i < m->n_points; i++) {
+        match[i] = glob_match(pattern, m->point_names[i]) ||
+                   (i == HP_LOGITS(m->cfg.n_layer) && glob_match(pattern, "lm_head"));
+        n += match[i];
+    }
+    if (!n) {
+        free(match);
+        return lsc_fail(err, LSC_ERR_NOT_FOUND,
+                        "no hook point matches '%s' (names like blocks.0.hook_mlp_out; see "
+                        "'logitscope arch')",
+                        pattern);
+    }
+    if (c->n_hooks == c->cap_hooks) {
+        int cap = c->cap_hooks ? 2 * c->cap_hooks : 8;
+        hook_reg *p = realloc(c->hooks, (size_t)cap * sizeof *p);
+        if (!p) {
+            free(match);
+            return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
+        }
+        c->hooks = p;
+        c->cap_hooks = cap;
+    }
+    hook_reg *r = &c->hooks[c->n_hooks++];
+    r->handle = c->next_handle++;
+    r->fn = fn;
+    r->user_data = user_data;
+    r->match = match;
+    for (int i = 0; i < m->n_points; i++) c->point_hooks[i] += match[i];
+    if (handle) *handle = r->handle;
+    return LSC_OK;
+}
+
+void lsc_ctx_remove_hook(lsc_ctx *c, int handle) {
+    if (!c) return;
+    for (int j = 0; j < c->n_hooks; j++) {
+        if (c->hooks[j].handle != handle) continue;
+        for (int i = 0; i < c->m->n_points; i++) c->point_hooks[i] -= c->hooks[j].match[i];
+        free(c->hooks[j].match);
+        memmove(&c->hooks[j], &c->hooks[j + 1], (size_t)(c->n_hooks - j - 1) * sizeof *c->hooks);
+        c->n_hooks--;
+        return;
+    }
+}
+
+void lsc_ctx_clear_hooks(lsc_ctx *c) {
+    if (!c) return;
+    for (int j = 0; j < c->n_hooks; j++) free(c->hooks[j].match);
+    c->n_hooks = 0;
+    if (c->point_hooks) memset(c->point_hooks, 0, (size_t)c->m->n_points * sizeof(int));
+}
+
+/* Calls every hook registered on `point`, in registration order. */
+static lsc_status fire_hooks(lsc_ctx *c, int point, int layer, float *data, int T, int pos0,
+                             lsc_error *err) {
+    lsc_activation a = {.name = c->m->point_names[point], .layer = layer, .data = data,
+                        .pos0 = pos0, .n_pos = T};
+    a.n_dims = point_shape(c->m, point, T, pos0, a.shape); /* P = pos0 + T */
+    for (int j = 0; j < c->n_hooks; j++) {
+        if (!c->hooks[j].match[point]) continue;
+        if (c->hooks[j].fn(&a, c->hooks[j].user_data))
+            return lsc_fail(err, LSC_ERR_HOOK, "hook %d on %s aborted the forward pass",
+                            c->hooks[j].handle, a.name);
+    }
+    return LSC_OK;
+}
+
+/* Fires the hooks of `point` if it has any: a single load and branch when not. */
+#define FIRE(point, layer, data, T, pos0)                                           \
+    do {                                                                            \
+        if (c->point_hooks[(point)] &&                                              \
+            (st = fire_hooks(c, (point), (layer), (data), (T), (pos0), err)))      \
+            return st;                                                              \
+    } while (0)
+
+/* ------------------------------------------------------------------------ */
+/* Forward pass                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* Causal self-attention of block l for T new rows of q [T, E] against the
+ * cached keys/values of P = n_past + T positions; writes z [T, E]. Fires
+ * hook_attn_scores and hook_pattern on the [H, T, P] scores. */
+static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
+    const lsc_config *cfg = &c->m->cfg;
+    lsc_status st;
+    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = c->n_past, P = n_past + T;
+    const float *kc = c->k_cache + (size_t)l * c->n_ctx * E;
+    const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
+    float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
+    float *S = c->scores; /* [H, T, P] */
+    for (int h = 0; h < H; h++)
+        for (int t = 0; t < T; t++) {
+            const float *qr = c->q + (size_t)t * E + (size_t)h * D;
+            float *row = S + ((size_t)h * T + t) * P;
+            int last = n_past + t; /* causal: positions 0..last */
+            for (int p = 0; p <= last; p++) {
+                const float *kr = kc + (size_t)p * E + (size_t)h * D;
+                float s = 0;
+                for (int d = 0; d < D; d++) s += qr[d] * kr[d];
+                if (cfg->scale_attn_weights) s /= sqrt_d;
+                if (cfg->scale_attn_by_inverse_layer_idx) s /= layer_div;
+                row[p] = s;
+            }
+            for (int p = last + 1; p < P; p++) row[p] = -INFINITY;
+        }
+    FIRE(HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
+    for (size_t r = 0; r < (size_t)H * T; r++) {
+        float *row = S + r * P, mx = -INFINITY;
+        for (int p = 0; p < P; p++) mx = row[p] > mx ? row[p] : mx;
+        double sum = 0;
+        for (int p = 0; p < P; p++) {
+            row[p] = expf(row[p] - mx);
+            sum += row[p];
+        }
+        float inv = (float)(1.0 / sum);
+        for (int p = 0; p < P; p++) row[p] *= inv;
+    }
+    FIRE(HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < H; h++) {
+            float *zr = c->z + (size_t)t * E + (size_t)h * D;
+            const float *row = S + ((size_t)h * T + t) * P;
+            memset(zr, 0, (size_t)D * sizeof *zr);
+            for (int p = 0; p < P; p++) {
+                float w = row[p];
+                if (w == 0) continue;
+                const float *vr = vc + (size_t)p * E + (size_t)h * D;
+                for (int d = 0; d < D; d++) zr[d] += w * vr[d];
+            }
+        }
+    return LSC_OK;
+}
+
+/* One transformer block on the residual stream c->x [T, E]. */
+static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
+    const lsc_model *m = c->m;
+    const lsc_config *cfg = &m->cfg;
+    const layer_weights *w = &m->layers[l];
+    lsc_status st;
+    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
+    int n_past = c->n_past;
+    FIRE(HP_BLOCK(l, HP_RESID_PRE), l, c->x, T, n_past);
+    lsc_layernorm_ref(c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
+    FIRE(HP_BLOCK(l, HP_LN1), l, c->h, T, n_past);
+    lsc_matmul_kn(c->pool, c->h, w->attn_w, w->attn_b, c->qkv, T, E, 3 * E);
+    for (int t = 0; t < T; t++) {
+        const float *r = c->qkv + (size_t)t * 3 * E;
+        memcpy(c->q + t * E, r, E * sizeof(float));
+        memcpy(c->k + t * E, r + E, E * sizeof(float));
+        memcpy(c->v + t * E, r + 2 * E, E * sizeof(float));
+    }
+    FIRE(HP_BLOCK(l, HP_Q), l, c->q, T, n_past);
+    FIRE(HP_BLOCK(l, HP_K), l, c->k, T, n_past);
+    FIRE(HP_BLOCK(l, HP_V), l, c->v, T, n_past);
+    size_t at = ((size_t)l * c->n_ctx + n_past) * E;
+    memcpy(c->k_cache + at, c->k, T * E * sizeof(float));
+    memcpy(c->v_cache + at, c->v, T * E * sizeof(float));
+    if ((st = attention(c, l, T, err))) return st;
+    FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
+    lsc_matmul_kn(c->pool, c->z, w->proj_w, w->proj_b, c->o, T, E, E);
+    FIRE(HP_BLOCK(l, HP_ATTN_OUT), l, c->o, T, n_past);
+    for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
+    FIRE(HP_BLOCK(l, HP_RESID_MID), l, c->x, T, n_past);
+    lsc_layernorm_ref(c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
+    FIRE(HP_BLOCK(l, HP_LN2), l, c->h, T, n_past);
+    lsc_matmul_kn(c->pool, c->h, w->fc_w, w->fc_b, c->mlp, T, E, M);
+    FIRE(HP_BLOCK(l, HP_MLP_PRE), l, c->mlp, T, n_past);
+    lsc_act_apply(c->pool, m->act, c->mlp, T * M);
+    FIRE(HP_BLOCK(l, HP_MLP_POST), l, c->mlp, T, n_past);
+    lsc_matmul_kn(c->pool, c->mlp, w->fc2_w, w->fc2_b, c->o, T, M, E);
+    FIRE(HP_BLOCK(l, HP_MLP_OUT), l, c->o, T, n_past);
+    for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
+    FIRE(HP_BLOCK(l, HP_RESID_POST), l, c->x, T, n_past);
+    return LSC_OK;
+}
+
+/* The whole pass for T checked tokens; n_past advances only on success. */
+static lsc_status forward(lsc_ctx *c, const int32_t *ids, int T, lsc_logits_mode mode,
+                          lsc_error *err) {
+    const lsc_model *m = c->m;
+    const lsc_config *cfg = &m->cfg;
+    lsc_status st;
+    size_t E = (size_t)cfg->n_embd;
+    int n_past = c->n_past, L = cfg->n_layer;
+    /* embeddings: token rows in h, position rows in o, summed into x */
+    for (int t = 0; t < T; t++) {
+        const lsc_f32u *te = m->wte + (size_t)ids[t] * E, *pe = m->wpe + (size_t)(n_past + t) * E;
+        for (size_t i = 0; i < E; i++) {
+            c->h[t * E + i] = te[i];
+            c->o[t * E + i] = pe[i];
+        }
+    }
+    FIRE(HP_EMBED, -1, c->h, T, n_past);
+    FIRE(HP_POS_EMBED, -1, c->o, T, n_past);
+    for (size_t i = 0; i < T * E; i++) c->x[i] = c->h[i] + c->o[i];
+    for (int l = 0; l < L; l++)
+        if ((st = block(c, l, T, err))) return st;
+    int r0 = mode == LSC_LOGITS_LAST ? T - 1 : 0, rows = T - r0;
+    lsc_layernorm_ref(c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
+                      cfg->layer_norm_epsilon);
+    FIRE(HP_LN_FINAL(L), -1, c->h, rows, n_past + r0);
+    lsc_matmul_nk(c->pool, c->h, m->lm_head, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
+    FIRE(HP_LOGITS(L), -1, c->logits, rows, n_past + r0);
+    c->n_logit_rows = (size_t)rows;
+    c->n_past = n_past + T;
+    return LSC_OK;
+}
+
+lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_mode mode,
+                           lsc_error *err) {
+    if (!c) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_forward: context is NULL");
+    c->n_logit_rows = 0;
+    if (n == 0 || !ids) return lsc_fail(err, LSC_ERR_INVALID_ARG, "no tokens to run the model on");
+    if (mode != LSC_LOGITS_LAST && mode != LSC_LOGITS_ALL)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "unknown logits mode %d", (int)mode);
+    int V = c->m->cfg.n_vocab;
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= V)
+            return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                            "token id %ld (at index %zu) is outside the vocabulary [0, %d)",
+                            (long)ids[i], i, V);
+    if (n > (size_t)(c->n_ctx - c->n_past))
+        return lsc_fail(err, LSC_ERR_CONTEXT_FULL,
+                        "%zu tokens after %d cached ones exceed the context of %d positions (n_positions)",
+                        n, c->n_past, c->n_ctx);
+    size_t T = n, P = (size_t)c->n_past + n;
+    lsc_status st = ensure_scratch(c, T, P, mode == LSC_LOGITS_ALL ? T : 1, err);
+    if (st) return st;
+    return forward(c, ids, (int)T, mode, err);
+}
