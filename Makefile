@@ -14,7 +14,7 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
-PKGS    = libcjson libpcre2-8 libcurl
+PKGS    = libcjson libpcre2-8 libcurl libcrypto
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)

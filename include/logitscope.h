@@ -449,6 +449,80 @@ typedef struct lsc_score_result {
 lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
                      float *logprobs, lsc_score_result *result, lsc_error *err);
 
+/* ------------------------------------------------------------------------ */
+/* Hub: model names, the Hugging Face cache, downloads                       */
+/* ------------------------------------------------------------------------ */
+/*
+ * A model is named by a local folder or a Hub repo id ("gpt2",
+ * "openai-community/gpt2", "user/finetune"). Repo ids live in the Hugging Face
+ * hub cache with huggingface_hub's exact layout, so transformers and
+ * logitscope share downloads:
+ *
+ *   {cache}/models--{org}--{name}/blobs/{etag}        file contents
+ *   {cache}/models--{org}--{name}/snapshots/{commit}/{file} -> ../../blobs/{etag}
+ *   {cache}/models--{org}--{name}/refs/{revision}     the commit of a branch/tag
+ *   {cache}/models--{org}--{name}/.no_exist/{commit}/{file}  absent on the Hub
+ *
+ * Files fetched: config.json and model.safetensors (required), and when the
+ * repo has them generation_config.json, vocab.json, merges.txt, tokenizer.json.
+ * Downloads go to blobs/{etag}.incomplete (resumed with a Range request when
+ * interrupted), are checked against the ETag (sha256 for LFS files, git's
+ * blob sha1 for the others) and renamed into blobs/ before the snapshot links
+ * and the ref are written, so a partial or corrupt file never looks complete.
+ */
+
+/* Download progress: `file` is the file's name in the repo, `done` the bytes
+ * it has on disk so far, `total` its size (0 when unknown). Called at the start
+ * of each transfer, as bytes arrive, and once with done == total at its end.
+ * Return non-zero to cancel the download (LSC_ERR_NETWORK). */
+typedef int (*lsc_hub_progress_fn)(const char *file, uint64_t done, uint64_t total,
+                                   void *user_data);
+
+typedef struct lsc_hub_params {
+    const char *endpoint;  /* NULL: $HF_ENDPOINT, else "https://huggingface.co" */
+    const char *token;     /* NULL: $HF_TOKEN when set and not empty; "" = none */
+    const char *cache_dir; /* NULL: $HF_HUB_CACHE, else $HF_HOME/hub, else
+                              $XDG_CACHE_HOME/huggingface/hub, else
+                              ~/.cache/huggingface/hub */
+    const char *revision;  /* branch, tag or commit; NULL: "main" */
+    int offline;           /* -1: $HF_HUB_OFFLINE / $TRANSFORMERS_OFFLINE ("1",
+                              "ON", "YES", "TRUE"); 0: network allowed; 1: cache only */
+    lsc_hub_progress_fn progress; /* NULL: silent */
+    void *user_data;              /* passed to `progress` */
+} lsc_hub_params;
+
+/* Everything from the environment, revision "main", no progress callback. */
+lsc_hub_params lsc_hub_default_params(void);
+
+/* Resolves a model name to a folder holding its files. An existing folder is
+ * returned as given (a folder with pytorch_model.bin but no model.safetensors
+ * is LSC_ERR_UNSUPPORTED with the command that converts it). Otherwise `name`
+ * must be a valid repo id; when the cache holds a complete snapshot of the
+ * revision it is used without touching the network, else the missing files
+ * are downloaded (see lsc_hub_download). Offline and not cached is
+ * LSC_ERR_NOT_FOUND with a message saying what to run. On success *dir is a
+ * new string (free with lsc_free). */
+lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
+                           lsc_error *err);
+
+/* Asks the Hub for the revision's current commit and fetches every file of
+ * it that the cache lacks (files already in the snapshot are not fetched
+ * again), then writes refs/{revision}. Errors: LSC_ERR_INVALID_ARG (repo id
+ * or revision malformed), LSC_ERR_AUTH (401/403: private or gated),
+ * LSC_ERR_NOT_FOUND (repo, revision or a required file absent),
+ * LSC_ERR_UNSUPPORTED (only pytorch_model.bin), LSC_ERR_FORMAT (content does
+ * not match the ETag; the file is discarded), LSC_ERR_NETWORK, LSC_ERR_IO (the
+ * cache is not writable or full). With offline set it only checks the cache.
+ * On success *dir is the snapshot folder (free with lsc_free). */
+lsc_status lsc_hub_download(const char *repo_id, lsc_hub_params params, char **dir,
+                            lsc_error *err);
+
+/* LSC_OK when `repo_id` is a well-formed Hub repo id ("name" or
+ * "namespace/name": letters, digits, '-', '_', '.', at most 96 characters
+ * each, not starting or ending with '-' or '.', no "--" or "..", no ".git"
+ * ending), else LSC_ERR_INVALID_ARG naming the fault. */
+lsc_status lsc_hub_check_repo_id(const char *repo_id, lsc_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -88,12 +88,35 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
     return 0;
 }
 
-const char *cli_model_dir(const cli_common *c) { return c->model ? c->model : "gpt2"; }
+const char *cli_model_dir(const cli_common *c) {
+    static char *dir, *for_model, *for_revision; /* the last answer, kept */
+    const char *model = c->model ? c->model : "gpt2";
+    const char *rev = c->revision ? c->revision : "";
+    if (dir && !strcmp(for_model, model) && !strcmp(for_revision, rev)) return dir;
+    free(dir);
+    free(for_model);
+    free(for_revision);
+    dir = for_model = for_revision = NULL;
+    lsc_error err;
+    if (lsc_hub_resolve(model, cli_hub_params(c->revision), &dir, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        return NULL;
+    }
+    for_model = strdup(model);
+    for_revision = strdup(rev);
+    if (!for_model || !for_revision) {
+        cli_error("out of memory");
+        return NULL; /* the next call resolves again */
+    }
+    return dir;
+}
 
 lsc_model *cli_load_model(const cli_common *c) {
+    const char *dir = cli_model_dir(c);
+    if (!dir) return NULL;
     lsc_model *m = NULL;
     lsc_error err;
-    if (lsc_model_load(cli_model_dir(c), lsc_model_default_params(), &m, &err) != LSC_OK) {
+    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err) != LSC_OK) {
         cli_error("%s", err.message);
         return NULL;
     }
@@ -101,9 +124,11 @@ lsc_model *cli_load_model(const cli_common *c) {
 }
 
 lsc_tokenizer *cli_load_tokenizer(const cli_common *c) {
+    const char *dir = cli_model_dir(c);
+    if (!dir) return NULL;
     lsc_tokenizer *t = NULL;
     lsc_error err;
-    if (lsc_tokenizer_load(cli_model_dir(c), &t, &err) != LSC_OK) {
+    if (lsc_tokenizer_load(dir, &t, &err) != LSC_OK) {
         cli_error("%s", err.message);
         return NULL;
     }

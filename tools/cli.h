@@ -32,7 +32,7 @@ enum {
     {"no-special", no_argument, 0, OPT_NO_SPECIAL}
 
 typedef struct cli_common {
-    const char *model;    /* --model: folder (or hub name once hub lands) */
+    const char *model;    /* --model: a folder or a Hub repo id (default gpt2) */
     const char *revision; /* --revision */
     const char *text;     /* --text */
     const char *ids;      /* --ids 1,2,3 */
@@ -56,8 +56,16 @@ bool cli_parse_float(const char *s, double *out);
 /* Parses "464,2068,7586" into a new array (free with free()). */
 bool cli_parse_id_list(const char *s, int32_t **ids, size_t *n);
 
-/* The folder holding the model's files for --model (default "gpt2"). */
+/* The folder holding the model's files for --model (default "gpt2") and
+ * --revision: an existing folder as given, or a Hub repo id resolved through
+ * the Hugging Face cache, downloading what is missing (lsc_hub_resolve). The
+ * result is kept for the rest of the process. Prints the error and returns
+ * NULL on failure. */
 const char *cli_model_dir(const cli_common *c);
+
+/* Hub parameters for the CLI: the environment, `revision` (may be NULL), and
+ * a progress bar on stderr when stderr is a terminal. */
+lsc_hub_params cli_hub_params(const char *revision);
 
 /* Loads the model / tokenizer named by --model; prints the error and returns
  * NULL on failure. */
@@ -73,5 +81,6 @@ bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
+int cmd_download(int argc, char **argv);
 
 #endif
