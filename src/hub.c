@@ -241,26 +241,25 @@ lsc_status lsc_hub_check_repo_id(const char *id, lsc_error *err) {
  * so it must be a safe relative path with git's allowed characters. */
 static lsc_status check_revision(const char *rev, lsc_error *err) {
     size_t n = strlen(rev);
-    if (n == 0 || n > 255)
-        return lsc_fail(err, LSC_ERR_INVALID_ARG, "revision '%s' must have 1 to 255 characters",
-                        rev);
-    for (size_t i = 0; i < n; i++) {
+    bool ok = n >= 1 && n <= 255 && !strstr(rev, "..") && !strstr(rev, "@{");
+    for (size_t i = 0; i < n && ok; i++) {
         unsigned char c = (unsigned char)rev[i];
-        if (c <= ' ' || c == 0x7f || strchr("~^:?*[\\", c) || strstr(rev, "..") ||
-            strstr(rev, "@{"))
-            return lsc_fail(err, LSC_ERR_INVALID_ARG,
-                            "revision '%s' contains a character a git ref cannot have", rev);
+        ok = c > ' ' && c != 0x7f && !strchr("~^:?*[\\", c);
     }
     /* every '/'-separated part non-empty and not starting with '.' */
-    for (const char *p = rev;;) {
+    for (const char *p = rev; ok;) {
         const char *e = strchr(p, '/');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        if (len == 0 || p[0] == '.')
-            return lsc_fail(err, LSC_ERR_INVALID_ARG,
-                            "revision '%s' is not a valid branch, tag or commit", rev);
+        ok = len > 0 && p[0] != '.';
         if (!e) break;
         p = e + 1;
     }
+    if (!ok)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                        "revision '%s' is not a valid branch, tag or commit (1 to 255 "
+                        "characters, no spaces, '..', '@{' or any of ~^:?*[\\, no empty part "
+                        "or part starting with '.')",
+                        rev);
     return LSC_OK;
 }
 
@@ -1040,11 +1039,14 @@ static lsc_status download(hub *h, char **dir, lsc_error *err) {
         hub_file *f = &files[i];
         f->name = hub_files[i];
         f->size = -1;
-        if (i > 0) {
+        if (i > 0) { /* known from an earlier run: commits never change */
             char *snap = cache_path(h, "snapshots", commit, f->name);
+            char *none = cache_path(h, ".no_exist", commit, f->name);
             f->present = snap && file_exists(snap);
+            f->absent = !f->present && i >= N_REQUIRED && none && file_exists(none);
             free(snap);
-            if (f->present) continue;
+            free(none);
+            if (f->present || f->absent) continue;
         }
         char got[41] = "";
         st = head_file(h, i == 0 ? h->revision : commit, f, got, err);

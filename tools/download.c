@@ -13,6 +13,7 @@ static struct {
     char file[128];
     double t0, last; /* start of this transfer, last redraw (seconds) */
     uint64_t done0;  /* bytes already on disk when it started (a resume) */
+    bool finished;   /* its last line is drawn */
 } bar;
 
 /* Seconds since an arbitrary origin. */
@@ -34,14 +35,17 @@ static void fmt_bytes(char *out, size_t cap, double b) {
  * size, rate and time left; redrawn at most 10 times a second. */
 static int draw_progress(const char *file, uint64_t done, uint64_t total, void *user_data) {
     double t = now_s();
-    if (strcmp(bar.file, file) != 0 || done < bar.done0) {
+    if (total == 0 && done == 0) return 0; /* nothing to show yet */
+    if (strcmp(bar.file, file) != 0 || done < bar.done0 || (bar.finished && done < total)) {
         snprintf(bar.file, sizeof bar.file, "%s", file);
         bar.t0 = t;
         bar.last = 0;
         bar.done0 = done;
+        bar.finished = false;
     }
     bool finished = total > 0 && done == total;
-    if (!finished && t - bar.last < 0.1) return 0;
+    if (bar.finished || (!finished && t - bar.last < 0.1)) return 0;
+    bar.finished = finished;
     bar.last = t;
     double rate = t > bar.t0 ? (double)(done - bar.done0) / (t - bar.t0) : 0;
     char sdone[32], stotal[32], srate[32], left[32] = "";

@@ -1,0 +1,395 @@
+"""Model names through the Hugging Face cache: downloads from a local fake Hub
+(tests/hub_server.py), the cache layout shared with huggingface_hub and
+transformers, and bad input. Each test gets its own empty cache folder."""
+import hashlib
+import json
+import os
+import pathlib
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+
+from conftest import BIN, ROOT, require_oracle, run_cli
+from hub_server import FakeHub, git_sha1
+
+DATA = ROOT / "tests" / "data"
+REPO = "org/tiny-gpt2"
+
+
+def tiny_gpt2_files(n_embd=16, n_layer=1, n_head=2, n_ctx=32, seed=0):
+    """A small random GPT-2 checkpoint in the Hugging Face layout (the
+    GPT-2 vocabulary of tests/data, so its tokenizer is the real one)."""
+    from safetensors.numpy import save
+
+    vocab = (DATA / "vocab.json").read_bytes()
+    n_vocab = len(json.loads(vocab))
+    rng = np.random.default_rng(seed)
+    e = n_embd
+
+    def r(*shape):
+        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
+
+    t = {"wte.weight": r(n_vocab, e), "wpe.weight": r(n_ctx, e),
+         "ln_f.weight": np.ones(e, np.float32), "ln_f.bias": np.zeros(e, np.float32)}
+    for i in range(n_layer):
+        p = f"h.{i}."
+        t.update({p + "ln_1.weight": np.ones(e, np.float32), p + "ln_1.bias": r(e),
+                  p + "attn.c_attn.weight": r(e, 3 * e), p + "attn.c_attn.bias": r(3 * e),
+                  p + "attn.c_proj.weight": r(e, e), p + "attn.c_proj.bias": r(e),
+                  p + "ln_2.weight": np.ones(e, np.float32), p + "ln_2.bias": r(e),
+                  p + "mlp.c_fc.weight": r(e, 4 * e), p + "mlp.c_fc.bias": r(4 * e),
+                  p + "mlp.c_proj.weight": r(4 * e, e), p + "mlp.c_proj.bias": r(e)})
+    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
+              "activation_function": "gelu_new", "n_embd": e, "n_head": n_head,
+              "n_layer": n_layer, "n_positions": n_ctx, "n_ctx": n_ctx,
+              "vocab_size": n_vocab, "layer_norm_epsilon": 1e-5,
+              "bos_token_id": 50256, "eos_token_id": 50256}
+    return {"config.json": json.dumps(config, indent=2).encode(),
+            "generation_config.json": b'{"bos_token_id": 50256, "eos_token_id": 50256}',
+            "model.safetensors": save(t, metadata={"format": "pt"}),
+            "vocab.json": vocab, "merges.txt": (DATA / "merges.txt").read_bytes()}
+
+
+@pytest.fixture(scope="module")
+def hub():
+    h = FakeHub()
+    h.files = tiny_gpt2_files()
+    h.old_files = dict(h.files, **{"config.json": h.files["config.json"].replace(b'"n_ctx": 32', b'"n_ctx": 16')})
+    h.old_commit = h.add_commit(REPO, h.old_files, ref="v1")
+    h.commit = h.add_commit(REPO, h.files)
+    h.private_commit = h.add_commit("org/private", h.files, token="hf_secret")
+    h.add_commit("org/bin-only", {"config.json": h.files["config.json"], "pytorch_model.bin": b"x" * 100})
+    h.add_commit("org/no-weights", {"config.json": h.files["config.json"]})
+    yield h
+    h.close()
+
+
+@pytest.fixture
+def cache(hub):
+    """An empty cache folder (world-readable, for the read-only test) and a
+    clean server log."""
+    hub.reset()
+    d = pathlib.Path(tempfile.mkdtemp(prefix="lsc-hub-"))
+    d.chmod(0o755)
+    yield d
+    for p in [d, *d.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(d)
+
+
+def env_for(hub, cache, **extra):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("HF_", "HUGGINGFACE_", "TRANSFORMERS_"))}
+    env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_CACHE=str(cache),
+               HF_HUB_DISABLE_TELEMETRY="1", HF_HUB_DISABLE_XET="1")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def download(hub, cache, *args, **extra):
+    return run_cli("download", *args, env=env_for(hub, cache, **extra))
+
+
+def storage(cache, repo=REPO):
+    return cache / ("models--" + repo.replace("/", "--"))
+
+
+def listing(cache):
+    """Every path under the cache, relative, with link targets: for messages."""
+    return sorted(f"{p.relative_to(cache)}" + (f" -> {os.readlink(p)}" if p.is_symlink() else "")
+                  for p in cache.rglob("*"))
+
+
+def one_line_error(p, *words):
+    assert p.returncode != 0, p.stdout
+    assert p.stderr.count("\n") == 1 and p.stderr.startswith("logitscope: error: "), p.stderr
+    for w in words:
+        assert w in p.stderr, p.stderr
+
+
+def check_snapshot(hub, cache, commit, files, repo=REPO):
+    """The layout huggingface_hub writes: relative links into blobs/ named by
+    the ETag (sha256 for LFS files, git sha1 for the others)."""
+    snap = storage(cache, repo) / "snapshots" / commit
+    for name, data in files.items():
+        link = snap / name
+        assert link.is_symlink(), listing(cache)
+        etag = hashlib.sha256(data).hexdigest() if name.endswith(".safetensors") else git_sha1(data)
+        assert os.readlink(link) == f"../../blobs/{etag}"
+        assert link.read_bytes() == data
+    assert not list(storage(cache, repo).rglob("*.incomplete")), listing(cache)
+
+
+# -- downloads ---------------------------------------------------------------
+
+def test_clean_download(hub, cache):
+    p = download(hub, cache, REPO)
+    assert p.returncode == 0, p.stderr
+    st = storage(cache)
+    assert p.stdout.strip() == str(st / "snapshots" / hub.commit)
+    assert p.stderr == ""  # not a terminal: no progress bar
+    check_snapshot(hub, cache, hub.commit, hub.files)
+    assert (st / "refs" / "main").read_text() == hub.commit
+    assert (st / ".no_exist" / hub.commit / "tokenizer.json").is_file()
+    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    # the weights came from the CDN without the token and without a Range
+    cdn = hub.requests("cdn", "GET")
+    assert len(cdn) == 1 and "Range" not in cdn[0][3] and "Authorization" not in cdn[0][3]
+    # a second run fetches nothing: one HEAD to learn the commit, no GET
+    hub.reset()
+    p = download(hub, cache, REPO)
+    assert p.returncode == 0, p.stderr
+    assert [r[1] for r in hub.requests()] == ["HEAD", "HEAD"], hub.requests()  # + same-host redirect
+    print("clean download left:", *listing(cache), sep="\n  ")
+
+
+def test_revision_tag_and_commit(hub, cache):
+    p = download(hub, cache, REPO, "--revision", "v1")
+    assert p.returncode == 0, p.stderr
+    assert (storage(cache) / "refs" / "v1").read_text() == hub.old_commit
+    check_snapshot(hub, cache, hub.old_commit, hub.old_files)
+    # the weights are the same blob: not fetched again for main
+    hub.reset()
+    p = download(hub, cache, REPO)
+    assert p.returncode == 0, p.stderr
+    assert not hub.requests("cdn"), hub.requests()
+    # a full commit id needs no ref
+    p = download(hub, cache, REPO, "--revision", hub.old_commit)
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in (storage(cache) / "refs").iterdir()) == ["main", "v1"]
+
+
+def test_interrupted_download_resumes_in_the_same_run(hub, cache):
+    hub.cut["model.safetensors"] = 1
+    p = download(hub, cache, REPO)
+    assert p.returncode == 0, p.stderr
+    gets = hub.requests("cdn", "GET")
+    half = len(hub.files["model.safetensors"]) // 2
+    assert [g[3].get("Range") for g in gets] == [None, f"bytes={half}-"], gets
+    check_snapshot(hub, cache, hub.commit, hub.files)
+
+
+def test_interrupted_download_resumes_in_the_next_run(hub, cache):
+    hub.cut["model.safetensors"] = 100  # every GET cut: the run gives up
+    p = download(hub, cache, REPO)
+    one_line_error(p, "model.safetensors", "download failed")
+    st = storage(cache)
+    sha = hashlib.sha256(hub.files["model.safetensors"]).hexdigest()
+    part = st / "blobs" / f"{sha}.incomplete"
+    have = part.stat().st_size
+    assert 0 < have < len(hub.files["model.safetensors"])
+    assert not (st / "snapshots").exists() and not (st / "refs").exists(), listing(cache)
+    assert not (st / "blobs" / sha).exists()
+    print("interrupted run left:", *listing(cache), sep="\n  ")
+    hub.reset()
+    p = download(hub, cache, REPO)
+    assert p.returncode == 0, p.stderr
+    gets = hub.requests("cdn", "GET")
+    assert [g[3].get("Range") for g in gets] == [f"bytes={have}-"], gets
+    check_snapshot(hub, cache, hub.commit, hub.files)
+
+
+def test_hash_mismatch_is_rejected_and_nothing_kept(hub, cache):
+    hub.corrupt.add("model.safetensors")
+    p = download(hub, cache, REPO)
+    one_line_error(p, "model.safetensors", "sha256", "discarded")
+    assert listing(cache) == [], listing(cache)  # not even empty folders
+
+
+def test_missing_weights(hub, cache):
+    p = download(hub, cache, "org/no-weights")
+    one_line_error(p, "has no model.safetensors")
+    p = download(hub, cache, "org/bin-only")
+    one_line_error(p, "only pytorch_model.bin", "save_pretrained")
+    assert listing(cache) == []
+
+
+def test_missing_repo_and_revision(hub, cache):
+    p = download(hub, cache, "org/nope")
+    one_line_error(p, "org/nope", "HTTP 401")
+    p = download(hub, cache, REPO, "--revision", "nope")
+    one_line_error(p, "revision 'nope' does not exist")
+    assert listing(cache) == []
+
+
+def test_private_repo_needs_the_token(hub, cache):
+    p = download(hub, cache, "org/private")
+    one_line_error(p, "HTTP 401", "HF_TOKEN is not set")
+    p = download(hub, cache, "org/private", HF_TOKEN="hf_wrong")
+    one_line_error(p, "HTTP 401", "cannot read it")
+    assert listing(cache) == []
+    hub.reset()
+    p = download(hub, cache, "org/private", HF_TOKEN="hf_secret")
+    assert p.returncode == 0, p.stderr
+    check_snapshot(hub, cache, hub.private_commit, hub.files, repo="org/private")
+    assert all(r[3].get("Authorization") == "Bearer hf_secret" for r in hub.requests("hub"))
+    assert all("Authorization" not in r[3] for r in hub.requests("cdn"))  # never off the Hub
+
+
+def test_offline(hub, cache):
+    p = download(hub, cache, REPO, HF_HUB_OFFLINE="1")
+    one_line_error(p, "offline", f"logitscope download {REPO}")
+    p = download(hub, cache, REPO, "--revision", "v1", HF_HUB_OFFLINE="1")
+    one_line_error(p, f"logitscope download {REPO} --revision v1")
+    assert not hub.requests() and listing(cache) == []
+    assert download(hub, cache, REPO).returncode == 0
+    hub.reset()
+    p = download(hub, cache, REPO, HF_HUB_OFFLINE="1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().endswith(hub.commit)
+    assert not hub.requests()
+
+
+def test_unreachable_endpoint(hub, cache):
+    p = download(hub, cache, REPO, HF_ENDPOINT="http://127.0.0.1:9")
+    one_line_error(p, "cannot reach")
+    assert listing(cache) == []
+
+
+# -- sharing the cache with huggingface_hub and transformers -------------------
+
+def python(code, env):
+    p = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert p.returncode == 0, p.stderr
+    return p.stdout
+
+
+def test_cache_written_by_huggingface_hub_is_read(hub, cache):
+    env = env_for(hub, cache)
+    python(f"""
+from huggingface_hub import hf_hub_download
+from huggingface_hub.errors import EntryNotFoundError
+for f in {sorted(hub.files)!r} + ["tokenizer.json"]:
+    try: hf_hub_download({REPO!r}, f)
+    except EntryNotFoundError: pass
+""", env)
+    written = listing(cache)
+    hub.reset()
+    p = download(hub, cache, REPO, HF_HUB_OFFLINE="1")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == str(storage(cache) / "snapshots" / hub.commit)
+    p = download(hub, cache, REPO)  # online: learns the commit, fetches nothing
+    assert p.returncode == 0, p.stderr
+    assert not hub.requests("cdn") and not hub.requests(method="GET")
+    check_snapshot(hub, cache, hub.commit, hub.files)
+    assert [x for x in listing(cache) if ".locks" not in x] == [x for x in written if ".locks" not in x]
+
+
+def test_cache_written_by_logitscope_is_read_by_huggingface_hub(hub, cache):
+    assert download(hub, cache, REPO).returncode == 0
+    snap = storage(cache) / "snapshots" / hub.commit
+    out = python(f"""
+import json
+from huggingface_hub import hf_hub_download, try_to_load_from_cache, scan_cache_dir
+from huggingface_hub.file_download import _CACHED_NO_EXIST
+paths = {{f: hf_hub_download({REPO!r}, f) for f in {sorted(hub.files)!r}}}
+assert try_to_load_from_cache({REPO!r}, "tokenizer.json") is _CACHED_NO_EXIST
+info = scan_cache_dir()
+assert not info.warnings, info.warnings
+(repo,) = info.repos
+print(json.dumps({{"paths": paths, "refs": sorted(repo.refs),
+                   "size": repo.size_on_disk, "n_files": repo.nb_files}}))
+""", env_for(hub, cache, HF_HUB_OFFLINE="1"))
+    got = json.loads(out)
+    assert got["paths"] == {f: str(snap / f) for f in hub.files}
+    assert got["refs"] == ["main"] and got["n_files"] == len(hub.files)
+    assert got["size"] == sum(len(d) for d in hub.files.values())
+
+
+def test_cache_written_by_logitscope_is_read_by_transformers(hub, cache):
+    require_oracle()
+    assert download(hub, cache, REPO).returncode == 0
+    out = python(f"""
+from transformers import GPT2LMHeadModel, GPT2TokenizerFast
+m, info = GPT2LMHeadModel.from_pretrained({REPO!r}, local_files_only=True, output_loading_info=True)
+t = GPT2TokenizerFast.from_pretrained({REPO!r}, local_files_only=True)
+print(m.config.n_embd, len(info["missing_keys"]), t.encode("Hello world"))
+""", env_for(hub, cache, HF_HUB_OFFLINE="1"))
+    assert out.split()[:2] == ["16", "0"], out
+    assert "[15496, 995]" in out
+
+
+# -- bad input -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["bad name", "org/na$me", "-lead", "trail.", "x--y", "x..y",
+                                  "foo.git", "a" * 97, "café", "a/b/c", "org/"])
+def test_bad_repo_ids(hub, cache, name):
+    p = download(hub, cache, name)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1, p.stderr
+    assert not hub.requests() and listing(cache) == []
+
+
+@pytest.mark.parametrize("rev", ["../../etc", "a..b", "bad:rev", "with space", "/main", "x@{1}"])
+def test_bad_revisions(hub, cache, rev):
+    p = download(hub, cache, REPO, "--revision", rev)
+    one_line_error(p, "revision")
+    assert not hub.requests() and listing(cache) == []
+
+
+def test_download_usage_errors(hub, cache, tmp_path):
+    one_line_error(download(hub, cache), "exactly one repo id")
+    one_line_error(download(hub, cache, REPO, "--bogus"), "unknown option")
+    one_line_error(download(hub, cache, str(tmp_path)), "local folder")
+
+
+def as_other_user():
+    """Command prefix that makes the cache read-only for the command: as root,
+    run it as nobody (root writes anywhere); otherwise nothing."""
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+
+
+def make_read_only(cache):
+    for p in [cache, *cache.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o555)
+
+
+def test_read_only_cache(hub, cache):
+    make_read_only(cache)
+    env = env_for(hub, cache)
+    p = subprocess.run([*as_other_user(), str(BIN), "download", REPO], env=env,
+                       capture_output=True, text=True, timeout=120)
+    one_line_error(p, "cannot create the cache folder", "ermission denied")
+    assert listing(cache) == []
+    # a complete cache is still usable read-only, online and offline
+    cache.chmod(0o755)
+    assert download(hub, cache, REPO).returncode == 0
+    make_read_only(cache)
+    before = listing(cache)
+    for extra in ({}, {"HF_HUB_OFFLINE": "1"}):
+        p = subprocess.run([*as_other_user(), str(BIN), "download", REPO], env=dict(env, **extra),
+                           capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stderr
+    assert listing(cache) == before
+
+
+def test_full_disk(hub, cache):
+    """A write that fails (file size limit standing in for a full disk):
+    clear error, no partial file left."""
+    env = env_for(hub, cache)
+    p = subprocess.run(["bash", "-c", f'trap "" XFSZ; ulimit -f 200; exec "{BIN}" download {REPO}'],
+                       env=env, capture_output=True, text=True, timeout=120)
+    one_line_error(p, "cannot write", "File too large")
+    st = storage(cache)
+    assert not list(st.rglob("*.incomplete")) and not (st / "snapshots").exists(), listing(cache)
+    print("full-disk run left:", *listing(cache), sep="\n  ")
+
+
+def test_dangling_snapshot_link(hub, cache):
+    assert download(hub, cache, REPO).returncode == 0
+    sha = hashlib.sha256(hub.files["model.safetensors"]).hexdigest()
+    (storage(cache) / "blobs" / sha).unlink()
+    p = download(hub, cache, REPO, HF_HUB_OFFLINE="1")
+    one_line_error(p, "dangling link", f"logitscope download {REPO}")
+    hub.reset()
+    p = download(hub, cache, REPO)  # online: repaired
+    assert p.returncode == 0, p.stderr
+    assert len(hub.requests("cdn", "GET")) == 1
+    check_snapshot(hub, cache, hub.commit, hub.files)
