@@ -206,6 +206,13 @@ const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
  *
  * With LSC_LOGITS_LAST, ln_final.hook_normalized and hook_logits cover only the
  * last position (T = 1 there, pos0 = the last position).
+ *
+ * The *.hook_normalized points are the LayerNorm outputs with the affine
+ * weight and bias applied (what transformers' ln_1 / ln_2 / ln_f return).
+ * hook_k and hook_v fire before the new rows enter the KV cache, so rewriting
+ * them changes what later tokens attend to. hook_attn_out and hook_mlp_out
+ * include the c_proj bias. Points without a registered hook cost one branch.
+ * A callback must not add or remove hooks on the context it runs in.
  */
 
 /* What a hook callback sees. `data` may be rewritten in place; the forward pass
