@@ -28,7 +28,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
@@ -61,6 +61,16 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
+# Fuzz targets (clang + libFuzzer, ASan + UBSan): `make fuzz-build`, then e.g.
+#   build-fuzz/fuzz_tokenizer -max_total_time=60   (from the repository root;
+#   warnings do not stop these builds: clang warns on things gcc does not)
+FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+fuzz-build: $(FUZZ_BIN)
+build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	clang $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
+
 # the generated checkpoints the tests use (regenerated only when the generator changes)
 fixtures:
 	$(PYTHON) tests/gen_fixtures.py --ensure --all --out $(BUILD)/fixtures
@@ -80,4 +90,4 @@ bench: all
 	bench/run
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
