@@ -14,57 +14,32 @@ import tempfile
 import numpy as np
 import pytest
 
-from conftest import BIN, ROOT, require_oracle, run_cli
+from conftest import BIN, require_oracle, run_cli
+from fixtures import fixture_dir
 from hub_server import FakeHub, git_sha1
 
-DATA = ROOT / "tests" / "data"
 REPO = "org/tiny-gpt2"
 
 
-def tiny_gpt2_files(n_embd=16, n_layer=1, n_head=2, n_ctx=32, seed=0):
-    """A small random GPT-2 checkpoint in the Hugging Face layout (the
-    GPT-2 vocabulary of tests/data, so its tokenizer is the real one)."""
-    from safetensors.numpy import save
-
-    vocab = (DATA / "vocab.json").read_bytes()
-    n_vocab = len(json.loads(vocab))
-    rng = np.random.default_rng(seed)
-    e = n_embd
-
-    def r(*shape):
-        return (rng.standard_normal(shape) * 0.02).astype(np.float32)
-
-    t = {"wte.weight": r(n_vocab, e), "wpe.weight": r(n_ctx, e),
-         "ln_f.weight": np.ones(e, np.float32), "ln_f.bias": np.zeros(e, np.float32)}
-    for i in range(n_layer):
-        p = f"h.{i}."
-        t.update({p + "ln_1.weight": np.ones(e, np.float32), p + "ln_1.bias": r(e),
-                  p + "attn.c_attn.weight": r(e, 3 * e), p + "attn.c_attn.bias": r(3 * e),
-                  p + "attn.c_proj.weight": r(e, e), p + "attn.c_proj.bias": r(e),
-                  p + "ln_2.weight": np.ones(e, np.float32), p + "ln_2.bias": r(e),
-                  p + "mlp.c_fc.weight": r(e, 4 * e), p + "mlp.c_fc.bias": r(4 * e),
-                  p + "mlp.c_proj.weight": r(4 * e, e), p + "mlp.c_proj.bias": r(e)})
-    config = {"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2",
-              "activation_function": "gelu_new", "n_embd": e, "n_head": n_head,
-              "n_layer": n_layer, "n_positions": n_ctx, "n_ctx": n_ctx,
-              "vocab_size": n_vocab, "layer_norm_epsilon": 1e-5,
-              "bos_token_id": 50256, "eos_token_id": 50256}
-    return {"config.json": json.dumps(config, indent=2).encode(),
-            "generation_config.json": b'{"bos_token_id": 50256, "eos_token_id": 50256}',
-            "model.safetensors": save(t, metadata={"format": "pt"}),
-            "vocab.json": vocab, "merges.txt": (DATA / "merges.txt").read_bytes()}
+def fixture_files(name="tiny"):
+    """The files of a generated test checkpoint (tests/gen_fixtures.py)."""
+    d = fixture_dir(name)
+    return {f.name: f.read_bytes() for f in sorted(d.iterdir()) if f.name != "STAMP"}
 
 
 @pytest.fixture(scope="module")
 def hub():
     h = FakeHub()
-    h.files = tiny_gpt2_files()
-    h.old_files = dict(h.files, **{"config.json": h.files["config.json"].replace(b'"n_ctx": 32', b'"n_ctx": 16')})
+    h.files = fixture_files("tiny")
+    h.files["generation_config.json"] = b'{"bos_token_id": 50256, "eos_token_id": 50256}'
+    old_config = dict(json.loads(h.files["config.json"]), note="an older commit")
+    h.old_files = dict(h.files, **{"config.json": json.dumps(old_config).encode()})
     h.old_commit = h.add_commit(REPO, h.old_files, ref="v1")
     h.commit = h.add_commit(REPO, h.files)
     h.private_commit = h.add_commit("org/private", h.files, token="hf_secret")
     h.add_commit("org/bin-only", {"config.json": h.files["config.json"], "pytorch_model.bin": b"x" * 100})
     h.add_commit("org/no-weights", {"config.json": h.files["config.json"]})
+    h.add_commit("gpt2", h.files)  # the default model
     yield h
     h.close()
 
@@ -303,17 +278,65 @@ print(json.dumps({{"paths": paths, "refs": sorted(repo.refs),
     assert got["size"] == sum(len(d) for d in hub.files.values())
 
 
+def our_logits(hub, cache, ids, *model, **extra):
+    out = cache.parent / f"{cache.name}.npy"
+    p = run_cli("logits", *model, "--ids", ",".join(map(str, ids)), "--npy", out,
+                env=env_for(hub, cache, **extra))
+    assert p.returncode == 0, p.stderr
+    a = np.load(out)
+    out.unlink()
+    return a
+
+
+def test_models_by_name_run(hub, cache):
+    """--model REPO downloads on first use, then runs from the cache offline;
+    without --model the model is gpt2; the logits equal the folder's."""
+    ids = [464, 2068, 7586, 21831]
+    want = np.load(run_npy(ids))
+    got = our_logits(hub, cache, ids, "--model", REPO)
+    assert (storage(cache) / "refs" / "main").read_text() == hub.commit
+    assert np.array_equal(got, want)
+    hub.reset()
+    assert np.array_equal(our_logits(hub, cache, ids, "--model", REPO, HF_HUB_OFFLINE="1"), want)
+    assert np.array_equal(our_logits(hub, cache, ids, "--model", REPO), want)
+    assert not hub.requests()  # complete in the cache: no network
+    assert np.array_equal(our_logits(hub, cache, ids), want)  # default: gpt2
+    assert (storage(cache, "gpt2") / "refs" / "main").is_file()
+    p = run_cli("logits", "--model", REPO, "--revision", "v1", "--text", "Hello world",
+                env=env_for(hub, cache))
+    assert p.returncode == 0, p.stderr
+    assert (storage(cache) / "refs" / "v1").read_text() == hub.old_commit
+
+
+def run_npy(ids):
+    out = pathlib.Path(tempfile.mkdtemp()) / "want.npy"
+    run_cli("logits", "--model", fixture_dir("tiny"), "--ids", ",".join(map(str, ids)), "--npy",
+            out, check=True)
+    return out
+
+
 def test_cache_written_by_logitscope_is_read_by_transformers(hub, cache):
     require_oracle()
     assert download(hub, cache, REPO).returncode == 0
+    ids = [464, 2068, 7586, 21831, 18045, 625, 262]
+    ours = our_logits(hub, cache, ids, "--model", REPO, HF_HUB_OFFLINE="1")
+    np.save(cache.parent / f"{cache.name}-ours.npy", ours)
     out = python(f"""
+import numpy as np, torch
 from transformers import GPT2LMHeadModel, GPT2TokenizerFast
-m, info = GPT2LMHeadModel.from_pretrained({REPO!r}, local_files_only=True, output_loading_info=True)
+m, info = GPT2LMHeadModel.from_pretrained({REPO!r}, local_files_only=True, output_loading_info=True,
+                                          dtype=torch.float32)
 t = GPT2TokenizerFast.from_pretrained({REPO!r}, local_files_only=True)
-print(m.config.n_embd, len(info["missing_keys"]), t.encode("Hello world"))
+with torch.no_grad():
+    ref = m(torch.tensor([{ids!r}])).logits[0].numpy()
+ours = np.load({str(cache.parent / f"{cache.name}-ours.npy")!r})
+print(len(info["missing_keys"]), t.encode("Hello world"), float(np.abs(ours - ref).max()))
 """, env_for(hub, cache, HF_HUB_OFFLINE="1"))
-    assert out.split()[:2] == ["16", "0"], out
-    assert "[15496, 995]" in out
+    (cache.parent / f"{cache.name}-ours.npy").unlink()
+    missing, diff = out.split()[0], float(out.split()[-1])
+    print(f"transformers from the logitscope-written cache: max |ours - transformers| = {diff:.3g} (tol 1e-4)")
+    assert missing == "0" and "[15496, 995]" in out, out
+    assert diff <= 1e-4
 
 
 # -- bad input -----------------------------------------------------------------

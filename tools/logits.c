@@ -11,8 +11,10 @@
 enum { OPT_POS = 2000, OPT_NPY, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope logits --model DIR (--ids 464,2068,7586 | --text T) [--pos I]\n"
+    "usage: logitscope logits [--model DIR|REPO] [--revision R]\n"
+    "                         (--ids 464,2068,7586 | --text T) [--pos I]\n"
     "                         [--npy FILE] [--json] [--threads N]\n"
+    "  --model: a folder or a Hub repo id (default gpt2; see logitscope download)\n"
     "  prints the logits' shape [T, n_vocab] and, for each position (or only\n"
     "  --pos I, negative counts from the end), the argmax token id, its logit and\n"
     "  the sum of the row of raw logits; --npy writes all logits as float32 .npy\n";
@@ -51,7 +53,6 @@ int cmd_logits(int argc, char **argv) {
         }
     }
     if (optind < argc) return cli_error("logits: unexpected argument '%s'", argv[optind]);
-    if (!c.model) return cli_error("logits: --model DIR is required");
 
     int rc = 1;
     lsc_model *model = NULL;
