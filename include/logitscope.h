@@ -115,6 +115,7 @@ typedef struct lsc_config {
     int reorder_and_upcast_attn;         /* accepted; math is float32 either way */
     int tie_word_embeddings;             /* 1: lm_head is wte */
     char activation_function[32];        /* "gelu_new", "gelu", ... */
+    float embd_pdrop, attn_pdrop, resid_pdrop; /* dropout: training only (shown by arch) */
 } lsc_config;
 
 /* Loads config.json and model.safetensors from the folder `dir`. On success
@@ -130,6 +131,18 @@ int lsc_model_n_ctx(const lsc_model *model);
 int lsc_model_n_layer(const lsc_model *model);
 int lsc_model_n_embd(const lsc_model *model);
 int lsc_model_n_head(const lsc_model *model);
+
+/* What the model's weights file holds, for reports such as `logitscope arch`.
+ * Strings are valid as long as the model. */
+typedef struct lsc_model_file {
+    const char *path;  /* the model.safetensors that was mapped */
+    uint64_t n_bytes;  /* its size */
+    const char *dtype; /* the parameters' dtype: "F32", "F16", "BF16", "F64", or "mixed" */
+    int prefixed;      /* 1: tensor names start with "transformer." (save_pretrained) */
+    int n_tensors;     /* tensors in the file, buffers such as h.N.attn.bias included */
+} lsc_model_file;
+
+void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
 
 /* ------------------------------------------------------------------------ */
 /* Context: KV cache, scratch buffers, hooks, logits of the last forward     */

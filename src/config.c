@@ -64,6 +64,7 @@ lsc_status lsc_config_parse(const char *path, const char *json, size_t len, lsc_
         .n_inner = 0, .layer_norm_epsilon = 1e-5f, .scale_attn_weights = 1,
         .scale_attn_by_inverse_layer_idx = 0, .reorder_and_upcast_attn = 0,
         .tie_word_embeddings = 1, .activation_function = "gelu_new",
+        .embd_pdrop = 0.1f, .attn_pdrop = 0.1f, .resid_pdrop = 0.1f,
     };
     cJSON *root = cJSON_ParseWithLength(json, len);
     if (!root) return lsc_fail(err, LSC_ERR_FORMAT, "%s: not valid JSON", path);
@@ -115,6 +116,18 @@ lsc_status lsc_config_parse(const char *path, const char *json, size_t len, lsc_
             goto done;
         }
         c.layer_norm_epsilon = (float)eps->valuedouble;
+    }
+    struct { const char *name; float *out; } drops[] = {
+        {"embd_pdrop", &c.embd_pdrop}, {"attn_pdrop", &c.attn_pdrop}, {"resid_pdrop", &c.resid_pdrop}};
+    for (size_t i = 0; i < sizeof drops / sizeof drops[0]; i++) {
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(root, drops[i].name);
+        if (!d) continue;
+        if (!cJSON_IsNumber(d) || !(d->valuedouble >= 0 && d->valuedouble <= 1)) {
+            st = lsc_fail(err, LSC_ERR_FORMAT, "%s: \"%s\" must be a number in [0, 1]", path,
+                          drops[i].name);
+            goto done;
+        }
+        *drops[i].out = (float)d->valuedouble;
     }
     const cJSON *af = cJSON_GetObjectItemCaseSensitive(root, "activation_function");
     lsc_act a = LSC_ACT_GELU_NEW;

@@ -258,6 +258,31 @@ int lsc_model_n_layer(const lsc_model *m) { return m->cfg.n_layer; }
 int lsc_model_n_embd(const lsc_model *m) { return m->cfg.n_embd; }
 int lsc_model_n_head(const lsc_model *m) { return m->cfg.n_head; }
 
+/* True for the non-parameter buffers some files carry (the causal mask). */
+static bool is_buffer(const char *name) {
+    size_t n = strlen(name);
+    return (n >= 10 && !strcmp(name + n - 10, ".attn.bias")) ||
+           (n >= 17 && !strcmp(name + n - 17, ".attn.masked_bias"));
+}
+
+void lsc_model_file_info(const lsc_model *m, lsc_model_file *info) {
+    memset(info, 0, sizeof *info);
+    info->path = m->st->path;
+    info->n_bytes = m->st->map_size;
+    info->n_tensors = (int)m->st->n_tensors;
+    info->prefixed = lsc_st_find(m->st, "transformer.wte.weight") != NULL;
+    int dtype = -1;
+    for (size_t i = 0; i < m->st->n_tensors; i++) {
+        const lsc_st_tensor *t = &m->st->tensors[i];
+        if (is_buffer(t->name)) continue;
+        if (dtype < 0) dtype = (int)t->dtype;
+        else if (dtype != (int)t->dtype) dtype = LSC_ST_N_DTYPES;
+    }
+    info->dtype = dtype == LSC_ST_N_DTYPES ? "mixed"
+                  : dtype < 0              ? "none"
+                                           : lsc_st_dtype_name((lsc_st_dtype)dtype);
+}
+
 int lsc_model_n_hook_points(const lsc_model *m) { return m->n_points; }
 
 const char *lsc_model_hook_point_name(const lsc_model *m, int index) {

@@ -82,5 +82,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_download(int argc, char **argv);
+int cmd_arch(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@ typedef struct command {
 } command;
 
 static const command commands[] = {
+    {"arch", cmd_arch, "the module tree as PyTorch prints it, parameter counts, file, hook points"},
     {"download", cmd_download, "fetch a Hub repo (NAME [--revision R]) into the Hugging Face cache"},
     {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
     {"tokenize", cmd_tokenize, "text -> token ids, with a table of the tokens (--jsonl for batches)"},
