@@ -43,9 +43,27 @@ FIXTURES = {
                   dict(seed=124, attn_bias=True)),
 }
 
-# The fixtures `make test` generates before the C unit tests (the 124M one is
-# made only on demand: benchmarks and load time).
-DEFAULT = [n for n in FIXTURES if n != "gpt2-124m"]
+# The widths and head counts of the public GPT-2 family (distilgpt2 is
+# gpt2's width with 6 layers), with few layers and a 4096-token vocabulary to
+# keep them small; large and xl in BF16 and F16 as some published copies are.
+# Made on demand by tests/test_family.py.
+FAMILY_SHAPE = dict(vocab_size=4096, n_positions=1024)
+FAMILY_CONFIG = dict(bos_token_id=4095, eos_token_id=4095)
+FAMILY = {
+    "distilgpt2-shape": (dict(FAMILY_SHAPE, n_embd=768, n_head=12, n_layer=2),
+                         dict(seed=11, config=FAMILY_CONFIG)),
+    "gpt2-medium-shape": (dict(FAMILY_SHAPE, n_embd=1024, n_head=16, n_layer=1),
+                          dict(seed=12, config=FAMILY_CONFIG)),
+    "gpt2-large-shape": (dict(FAMILY_SHAPE, n_embd=1280, n_head=20, n_layer=1),
+                         dict(seed=13, dtype="BF16", config=FAMILY_CONFIG)),
+    "gpt2-xl-shape": (dict(FAMILY_SHAPE, n_embd=1600, n_head=25, n_layer=1),
+                      dict(seed=14, dtype="F16", prefix=True, config=FAMILY_CONFIG)),
+}
+FIXTURES.update(FAMILY)
+
+# The fixtures `make test` generates before the C unit tests (the 124M one and
+# the family are made only on demand).
+DEFAULT = [n for n in FIXTURES if n != "gpt2-124m" and n not in FAMILY]
 
 
 def to_bf16_bytes(a):
