@@ -86,7 +86,10 @@ test: all unit-test py-test
 test-sanitize:
 	$(MAKE) BUILD=build-san SANITIZE=1 OPT=-O1 test
 
-bench: all
+$(BUILD)/lsc_bench: bench/lsc_bench.c $(BUILD)/liblogitscope.a include/logitscope.h
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+
+bench: all $(BUILD)/lsc_bench
 	bench/run
 
 clean:

@@ -1,6 +1,6 @@
 /* kernels.c - the plain reference kernels (the definition of each kernel) and
- * the dispatching entry points, which pick a fast version when one exists for
- * this CPU and fall back to the reference (see kernels.h). */
+ * the activation entry point; the matrix products' entry points, which pick
+ * a fast version for this CPU, are in simd.c (see kernels.h). */
 #include "kernels.h"
 
 #include <math.h>
@@ -53,18 +53,6 @@ void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, si
             for (size_t r = 0; r < nt; r++)
                 y[(t0 + r) * N + n] = dot_ref(x + (t0 + r) * K, w + n * K, K);
     }
-}
-
-void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const lsc_f32u *w,
-                   const lsc_f32u *b, float *y, size_t T, size_t K, size_t N) {
-    (void)pool;
-    lsc_matmul_kn_ref(x, w, b, y, T, K, N);
-}
-
-void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const lsc_f32u *w, float *y,
-                   size_t T, size_t K, size_t N) {
-    (void)pool;
-    lsc_matmul_nk_ref(x, w, y, T, K, N);
 }
 
 void lsc_layernorm_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
@@ -129,6 +117,6 @@ void lsc_act_apply_ref(lsc_act act, float *x, size_t n) {
 }
 
 void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n) {
-    (void)pool;
-    lsc_act_apply_ref(act, x, n);
+    if (act == LSC_ACT_GELU_NEW) lsc_gelu_new(pool, x, n); /* the fast one (simd.c) */
+    else lsc_act_apply_ref(act, x, n);
 }

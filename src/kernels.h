@@ -10,7 +10,11 @@
 #ifndef LSC_KERNELS_H
 #define LSC_KERNELS_H
 
+#include "logitscope.h"
+
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct lsc_pool;
 
@@ -58,5 +62,143 @@ typedef enum lsc_act {
 /* Applies the activation `act` to x[n] in place, as transformers' ACT2FN. */
 void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n);
 void lsc_act_apply_ref(lsc_act act, float *x, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Fast kernels and run-time dispatch (simd.c, kernels_avx2.c)               */
+/* ------------------------------------------------------------------------ */
+/*
+ * The dispatching entry points (lsc_matmul_kn, lsc_matmul_nk, lsc_layernorm,
+ * lsc_gelu_new) run the kernels of the active SIMD level on the pool's
+ * threads. Level LSC_SIMD_REF runs the reference kernels on the calling
+ * thread. The level is the best the CPU supports, unless the environment
+ * variable LSC_SIMD names another ("ref", "avx2") or lsc_simd_force() set
+ * one: the only process-wide setting, read-only after start-up except in
+ * tests and benchmarks. Fast kernels split work by output column (or row)
+ * and sum every element in an order that does not depend on the split, so
+ * results are bit-identical at every thread count.
+ */
+typedef enum lsc_simd {
+    LSC_SIMD_REF = 0, /* plain C, the reference kernels */
+    LSC_SIMD_AVX2 = 1 /* AVX2 + FMA (+ F16C) */
+} lsc_simd;
+
+/* The best level this CPU supports. */
+lsc_simd lsc_simd_best(void);
+/* The level the entry points use now. */
+lsc_simd lsc_simd_active(void);
+/* Makes `level` active; false (and no change) when the CPU lacks it. */
+bool lsc_simd_force(lsc_simd level);
+/* "ref", "avx2". */
+const char *lsc_simd_name(lsc_simd level);
+
+/* y[T,E] = layernorm(x) (see lsc_layernorm_ref), rows split over the pool. */
+void lsc_layernorm(struct lsc_pool *pool, const float *x, const lsc_f32u *g,
+                   const lsc_f32u *b, float *y, size_t T, size_t E, float eps);
+/* gelu_new in place on x[0:n], split over the pool. */
+void lsc_gelu_new(struct lsc_pool *pool, float *x, size_t n);
+
+/* AVX2 kernels (kernels_avx2.c), each on one slice of the output; called by
+ * simd.c only when the CPU has AVX2 and FMA. */
+void lsc_matvec_kn_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t N, size_t n0, size_t n1);
+void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, float *y, size_t K, size_t n0,
+                        size_t n1);
+void lsc_layernorm_avx2(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                        size_t E, float eps, size_t t0, size_t t1);
+void lsc_gelu_new_avx2(float *x, size_t n);
+float lsc_exp_sub_avx2(const float *x, float max, float *out, size_t n);
+
+/* ------------------------------------------------------------------------ */
+/* Weight matrices in any of the lsc_weight_type formats (weights.c)         */
+/* ------------------------------------------------------------------------ */
+/*
+ * F32 weights are used where they lie (the mmap), in the file's layout: [K, N]
+ * for Conv1D, [N, K] for the embedding. BF16 and Q8 weights are converted at
+ * load into [N, K] (each output's weights contiguous over k), which makes the
+ * T = 1 product a set of dot products:
+ *   BF16: uint16 [N, K], the top half of the float32 (round to nearest even).
+ *   Q8:   int8 [N, K] and float scales [N, ceil(K / 32)]: the weights of
+ *         output n at k in [32 b, 32 b + 32) are scale[n, b] * q[n, k], with
+ *         scale = max |w| / 127 over the block and q = round(w / scale).
+ *         A Q8 product first rounds each row of x to 16-bit integers per
+ *         block (lsc_q8_quantize_x: relative error <= 2^-16 of the block's
+ *         largest |x|), so the block sums are exact integer multiply-adds.
+ */
+#define LSC_Q8_BLOCK 32
+
+typedef struct lsc_weights {
+    lsc_weight_type type;
+    int nk;              /* 1: stored [N, K]; 0: [K, N] (F32 only) */
+    const void *data;    /* lsc_f32u, uint16_t or int8_t elements */
+    const float *scale;  /* Q8 only: [N, ceil(K / LSC_Q8_BLOCK)] */
+} lsc_weights;
+
+/* Bytes of data (and of scale) that lsc_weights_convert writes for a K x N
+ * matrix of `type`; false on overflow. */
+bool lsc_weights_size(lsc_weight_type type, size_t K, size_t N, size_t *data_bytes,
+                      size_t *scale_bytes);
+
+/* Converts the F32 matrix `w` (layout [K, N] when src_nk == 0, else [N, K])
+ * into `type` in [N, K] layout, writing `data` and (Q8) `scale`, sized by
+ * lsc_weights_size; fills *out to point at them (the caller owns the
+ * buffers). */
+void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
+                         lsc_weight_type type, void *data, float *scale, lsc_weights *out);
+
+/* Rounds x[0:K] to 16 bits per LSC_Q8_BLOCK block: xs[b] = max |x| / 32767
+ * over the block, xq[k] = round(x[k] * 32767 / max) (0 when max is 0). */
+void lsc_q8_quantize_x(const float *x, size_t K, int16_t *xq, float *xs);
+
+/* W's element (k, n) as a float. */
+float lsc_weights_get(const lsc_weights *w, size_t K, size_t N, size_t k, size_t n);
+
+/* y[T,N] = x[T,K] @ W + b[N] for W in any format and layout (b may be NULL):
+ * the dispatching entry point and its reference. */
+void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
+                const lsc_f32u *b, float *y, size_t T, size_t K, size_t N);
+void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                    size_t T, size_t K, size_t N);
+
+/* AVX2 kernels for BF16 and Q8 [N, K] weights, T = 1, outputs [n0, n1).
+ * BF16 takes x rearranged by lsc_bf16_split_x (in each group of 16 the even-
+ * then the odd-indexed values), Q8 takes x rounded by lsc_q8_quantize_x;
+ * the caller prepares x once for all the threads. */
+void lsc_bf16_split_x(const float *x, size_t K, float *xr);
+void lsc_matvec_bf16_avx2(const float *xr, const uint16_t *w, const lsc_f32u *b, float *y,
+                          size_t K, size_t n0, size_t n1);
+void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q,
+                        const float *scale, const lsc_f32u *b, float *y, size_t K, size_t n0,
+                        size_t n1);
+/* The GEMM for any lsc_weights (T > 1), outputs [n0, n1). */
+void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                     size_t T, size_t K, size_t N, size_t n0, size_t n1);
+
+/* ------------------------------------------------------------------------ */
+/* Causal self-attention (attention.c, kernels_avx2.c)                       */
+/* ------------------------------------------------------------------------ */
+
+/* Where the operands of one attention call lie. Rows are positions; head h
+ * of a row starts at float h * D. Query row t is absolute position
+ * n_past + t and attends to key/value rows 0 .. n_past + t. */
+typedef struct lsc_attn_args {
+    const float *q;  /* [T, q_stride]: the T new queries */
+    const float *k;  /* [n_past + T, kv_stride]: keys of all positions */
+    const float *v;  /* [n_past + T, kv_stride]: values of all positions */
+    float *z;        /* [T, z_stride]: out, the attention-weighted values */
+    size_t q_stride, kv_stride, z_stride;
+    size_t T, n_past, H, D;
+    float scale;     /* multiplies q.k (1/sqrt(D), / (layer+1) when asked) */
+} lsc_attn_args;
+
+/* z = softmax(scale q k^T, causal) v for every head and new position. Rows
+ * are independent, so results do not depend on the thread count. */
+void lsc_attention(struct lsc_pool *pool, const lsc_attn_args *a);
+void lsc_attention_ref(const lsc_attn_args *a);
+/* The reference on rows [i0, i1) of the flattened [H, T]. */
+void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1);
+
+/* Heads x rows [i0, i1) of the flattened [H, T] of one attention call;
+ * `scratch` holds n_past + T floats. */
+void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
 
 #endif

@@ -1,0 +1,242 @@
+/* kernels_bench.c - measures the kernels against the machine's bounds:
+ *   stream  : read bandwidth of a 512 MiB array (sum), 1 and N threads
+ *   matvec  : T = 1 products over GPT-2 124M's block weights (340 MB) and the
+ *             tied unembedding (154 MB): GB/s of weights read
+ *   gemm    : T x 768 @ 768 x 3072 at T = 128, 512: GFLOP/s, ours and
+ *             OpenBLAS's cblas_sgemm (one-threaded, called per column slice
+ *             from our pool, and its own threads), when built with -DWITH_OPENBLAS
+ *   pool    : round trip of an empty job, our pool and OpenMP (with -fopenmp)
+ * Usage: kernels_bench [threads] [which...]. Prints medians of repeats. */
+#include "kernels.h"
+#include "pool.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#ifdef WITH_OPENBLAS
+#include <cblas.h>
+void openblas_set_num_threads(int);
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+    qsort(v, n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static float *big(size_t n) {
+    float *p = aligned_alloc(64, (n * sizeof(float) + 63) / 64 * 64);
+    for (size_t i = 0; i < n; i++) p[i] = (float)((i * 2654435761u) % 1000) * 1e-3f - 0.5f;
+    return p;
+}
+
+/* ---- stream ---- */
+typedef struct sum_job {
+    const float *a;
+    size_t n;
+    float out[64];
+} sum_job;
+
+#include <immintrin.h>
+__attribute__((target("avx2"))) static void sum_slice(void *arg, int ith, int nth) {
+    sum_job *j = arg;
+    size_t i0, i1;
+    lsc_pool_split(j->n, 64, ith, nth, &i0, &i1);
+    __m256 s0 = _mm256_setzero_ps(), s1 = s0, s2 = s0, s3 = s0;
+    for (size_t i = i0; i + 32 <= i1; i += 32) {
+        s0 = _mm256_add_ps(s0, _mm256_load_ps(j->a + i));
+        s1 = _mm256_add_ps(s1, _mm256_load_ps(j->a + i + 8));
+        s2 = _mm256_add_ps(s2, _mm256_load_ps(j->a + i + 16));
+        s3 = _mm256_add_ps(s3, _mm256_load_ps(j->a + i + 24));
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(s0, s1), _mm256_add_ps(s2, s3)));
+    j->out[ith] = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+
+static void bench_stream(lsc_pool *pool) {
+    size_t n = (size_t)512 << 20 >> 2;
+    float *a = big(n);
+    sum_job j = {a, n, {0}};
+    double t[9];
+    for (int r = 0; r < 9; r++) {
+        double t0 = now();
+        lsc_pool_run(pool, sum_slice, &j);
+        t[r] = now() - t0;
+    }
+    printf("stream  threads=%d  read %.1f GB/s (median of 9, 512 MiB)\n", lsc_pool_n_threads(pool),
+           n * 4.0 / median(t, 9) / 1e9);
+    free(a);
+}
+
+/* ---- matvec over a GPT-2 124M's worth of weights ---- */
+static void bench_matvec(lsc_pool *pool) {
+    const size_t E = 768, L = 12, V = 50257;
+    size_t per_layer = E * 3 * E + E * E + E * 4 * E + 4 * E * E;
+    float *w = big(per_layer * L), *wte = big(V * E);
+    float *x = big(4 * E), *y = big(V);
+    double t[7], tu[7];
+    for (int r = 0; r < 7; r++) {
+        double t0 = now();
+        for (size_t l = 0; l < L; l++) {
+            float *wl = w + l * per_layer;
+            lsc_matmul_kn(pool, x, wl, NULL, y, 1, E, 3 * E);
+            lsc_matmul_kn(pool, x, wl + 3 * E * E, NULL, y, 1, E, E);
+            lsc_matmul_kn(pool, x, wl + 4 * E * E, NULL, y, 1, E, 4 * E);
+            lsc_matmul_kn(pool, x, wl + 8 * E * E, NULL, y, 1, 4 * E, E);
+        }
+        double t1 = now();
+        lsc_matmul_nk(pool, x, wte, y, 1, E, V);
+        tu[r] = now() - t1;
+        t[r] = t1 - t0;
+    }
+    double mb = median(t, 7), mu = median(tu, 7);
+    printf("matvec  threads=%d  blocks %.1f GB/s (%.2f ms)  unembed %.1f GB/s (%.2f ms)  -> %.1f tok/s matmul-only\n",
+           lsc_pool_n_threads(pool), per_layer * L * 4.0 / mb / 1e9, mb * 1e3,
+           V * E * 4.0 / mu / 1e9, mu * 1e3, 1.0 / (mb + mu));
+    /* the same products with weights converted to BF16 and Q8 */
+    const size_t Ks[4] = {E, E, E, 4 * E}, Ns[4] = {3 * E, E, 4 * E, E};
+    const size_t offs[4] = {0, 3 * E * E, 4 * E * E, 8 * E * E};
+    for (int type = LSC_WEIGHTS_BF16; type <= LSC_WEIGHTS_Q8; type++) {
+        lsc_weights mats[12][4];
+        void *bufs[12][4][2];
+        size_t bytes = 0;
+        for (size_t l = 0; l < L; l++)
+            for (int m = 0; m < 4; m++) {
+                size_t db, sb;
+                lsc_weights_size(type, Ks[m], Ns[m], &db, &sb);
+                bufs[l][m][0] = malloc(db);
+                bufs[l][m][1] = malloc(sb ? sb : 1);
+                lsc_weights_convert(w + l * per_layer + offs[m], 0, Ks[m], Ns[m], type,
+                                    bufs[l][m][0], bufs[l][m][1], &mats[l][m]);
+                bytes += db + sb;
+            }
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            for (size_t l = 0; l < L; l++)
+                for (int m = 0; m < 4; m++) lsc_matmul(pool, x, &mats[l][m], NULL, y, 1, Ks[m], Ns[m]);
+            t[r] = now() - t0;
+        }
+        mb = median(t, 7);
+        printf("matvec  threads=%d  blocks %s %.1f GB/s (%.2f ms, %.0f MB)\n", lsc_pool_n_threads(pool),
+               type == LSC_WEIGHTS_BF16 ? "bf16" : "q8", bytes / mb / 1e9, mb * 1e3, bytes / 1e6);
+        for (size_t l = 0; l < L; l++)
+            for (int m = 0; m < 4; m++) free(bufs[l][m][0]), free(bufs[l][m][1]);
+    }
+    free(w);
+    free(wte);
+    free(x);
+    free(y);
+}
+
+/* ---- GEMM ---- */
+#ifdef WITH_OPENBLAS
+typedef struct blas_job {
+    const float *x, *w;
+    float *y;
+    int T, K, N;
+} blas_job;
+
+static void blas_slice(void *arg, int ith, int nth) {
+    blas_job *j = arg;
+    size_t n0, n1;
+    lsc_pool_split(j->N, 16, ith, nth, &n0, &n1);
+    if (n0 < n1)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->T, (int)(n1 - n0), j->K, 1.0f,
+                    j->x, j->K, j->w + n0, j->N, 0.0f, j->y + n0, j->N);
+}
+#endif
+
+static void bench_gemm(lsc_pool *pool) {
+    const int shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
+    const int Ts[] = {128, 512};
+    float *w = big((size_t)3072 * 3072), *x = big(512 * (size_t)3072), *y = big(512 * (size_t)3072);
+    for (int si = 0; si < 4; si++)
+    for (int ti = 0; ti < 2; ti++) {
+        int T = Ts[ti], K = shapes[si][0], N = shapes[si][1];
+        double flop = 2.0 * T * K * N, t[7];
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            lsc_matmul_kn(pool, x, w, NULL, y, T, K, N);
+            t[r] = now() - t0;
+        }
+        printf("gemm    threads=%d  T=%d %dx%d  ours %.1f GFLOP/s", lsc_pool_n_threads(pool), T,
+               K, N, flop / median(t, 7) / 1e9);
+#ifdef WITH_OPENBLAS
+        openblas_set_num_threads(1);
+        blas_job bj = {x, w, y, T, K, N};
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            lsc_pool_run(pool, blas_slice, &bj);
+            t[r] = now() - t0;
+        }
+        printf("  openblas(1 thr/slice) %.1f", flop / median(t, 7) / 1e9);
+        openblas_set_num_threads(lsc_pool_n_threads(pool));
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, N, K, 1.0f, x, K, w, N, 0.0f,
+                        y, N);
+            t[r] = now() - t0;
+        }
+        printf("  openblas(own threads) %.1f", flop / median(t, 7) / 1e9);
+#endif
+        printf("\n");
+    }
+    free(w);
+    free(x);
+    free(y);
+}
+
+/* ---- dispatch latency ---- */
+static void nop_job(void *arg, int ith, int nth) { (void)arg, (void)ith, (void)nth; }
+
+static void bench_pool(lsc_pool *pool) {
+    int n = 20000;
+    double t0 = now();
+    for (int i = 0; i < n; i++) lsc_pool_run(pool, nop_job, NULL);
+    double ours = (now() - t0) / n;
+    printf("pool    threads=%d  empty job round trip: ours %.2f us", lsc_pool_n_threads(pool),
+           ours * 1e6);
+#ifdef _OPENMP
+    int nt = lsc_pool_n_threads(pool);
+    volatile int sink = 0;
+    t0 = now();
+    for (int i = 0; i < n; i++) {
+#pragma omp parallel num_threads(nt)
+        { sink += omp_get_thread_num() == 0; }
+    }
+    printf("  openmp %.2f us", (now() - t0) / n * 1e6);
+#endif
+    printf("\n");
+}
+
+int main(int argc, char **argv) {
+    int threads = argc > 1 ? atoi(argv[1]) : 1;
+    lsc_pool *pool = NULL;
+    if (lsc_pool_new(threads, &pool, NULL)) return 1;
+    for (int i = 2; i < argc || argc <= 2; i++) {
+        const char *w = argc > 2 ? argv[i] : "all";
+        int all = !strcmp(w, "all");
+        if (all || !strcmp(w, "pool")) bench_pool(pool);
+        if (all || !strcmp(w, "stream")) bench_stream(pool);
+        if (all || !strcmp(w, "matvec")) bench_matvec(pool);
+        if (all || !strcmp(w, "gemm")) bench_gemm(pool);
+        if (argc <= 2) break;
+    }
+    lsc_pool_free(pool);
+    return 0;
+}

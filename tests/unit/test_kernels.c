@@ -1,0 +1,357 @@
+/* test_kernels.c - every fast kernel against its reference, on odd shapes
+ * (T = 1 and T > 1, K and N not multiples of 8, unaligned weights), at every
+ * SIMD level this CPU has and at 1, 2 and 3 threads; results must also be
+ * bit-identical across thread counts. Prints the max differences. */
+#include "check.h"
+#include "kernels.h"
+#include "pool.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+/* A deterministic uniform float in [-1, 1). */
+static float frand(void) {
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (1.0 / (1 << 24))) * 2.0f - 1.0f;
+}
+
+static float *rand_vec(size_t n, float scale) {
+    float *v = malloc((n ? n : 1) * sizeof *v);
+    for (size_t i = 0; i < n; i++) v[i] = frand() * scale;
+    return v;
+}
+
+/* n floats placed `offset` bytes past a malloc'd address (so possibly
+ * unaligned), filled with random values; *base is what to free. */
+static lsc_f32u *rand_weights(size_t n, size_t offset, void **base) {
+    char *raw = malloc(n * sizeof(float) + 64);
+    for (size_t i = 0; i < n; i++) {
+        float v = frand();
+        memcpy(raw + offset + i * sizeof(float), &v, sizeof v);
+    }
+    *base = raw;
+    return (lsc_f32u *)(void *)(raw + offset);
+}
+
+static double max_diff(const float *a, const float *b, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || d != d) m = d;
+    }
+    return m;
+}
+
+typedef struct shape {
+    size_t T, K, N, offset;
+} shape;
+
+static const shape shapes[] = {
+    {1, 1, 1, 0},    {1, 7, 5, 1},     {1, 37, 29, 2},   {1, 64, 768, 0}, {1, 300, 1000, 3},
+    {2, 5, 3, 1},    {7, 33, 45, 2},   {6, 16, 16, 0},   {7, 768, 100, 1}, {13, 300, 70, 3},
+    {19, 257, 273, 0}, {64, 96, 200, 1}, {5, 1024, 37, 2},
+};
+
+static lsc_simd levels[2];
+static int n_levels;
+
+/* lsc_matmul_kn and lsc_matmul_nk at every level and thread count against
+ * the references; and identical bits at 1, 2, 3 threads. */
+static void test_matmul(void) {
+    lsc_pool *pools[3] = {NULL, NULL, NULL};
+    CHECK(lsc_pool_new(2, &pools[1], NULL) == LSC_OK);
+    CHECK(lsc_pool_new(3, &pools[2], NULL) == LSC_OK);
+    double worst_kn = 0, worst_nk = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        shape sh = shapes[s];
+        void *wbase, *bbase;
+        float *x = rand_vec(sh.T * sh.K, 1.0f);
+        lsc_f32u *w = rand_weights(sh.K * sh.N, sh.offset, &wbase);
+        lsc_f32u *b = rand_weights(sh.N, sh.offset, &bbase);
+        float *ref = malloc(sh.T * sh.N * sizeof *ref);
+        float *got = malloc(sh.T * sh.N * sizeof *got);
+        float *one = malloc(sh.T * sh.N * sizeof *one);
+        double tol = 2e-6 * (double)sh.K + 1e-6;
+        for (int nk = 0; nk < 2; nk++) {
+            if (nk) lsc_matmul_nk_ref(x, w, ref, sh.T, sh.K, sh.N);
+            else lsc_matmul_kn_ref(x, w, s % 2 ? b : NULL, ref, sh.T, sh.K, sh.N);
+            for (int l = 0; l < n_levels; l++) {
+                CHECK(lsc_simd_force(levels[l]));
+                for (int p = 0; p < 3; p++) {
+                    memset(got, 0xff, sh.T * sh.N * sizeof *got); /* NaN: catches gaps */
+                    if (nk) lsc_matmul_nk(pools[p], x, w, got, sh.T, sh.K, sh.N);
+                    else lsc_matmul_kn(pools[p], x, w, s % 2 ? b : NULL, got, sh.T, sh.K, sh.N);
+                    double d = max_diff(got, ref, sh.T * sh.N);
+                    if (nk) worst_nk = d > worst_nk ? d : worst_nk;
+                    else worst_kn = d > worst_kn ? d : worst_kn;
+                    if (!(d <= tol))
+                        fprintf(stderr, "  matmul_%s %s threads=%d T=%zu K=%zu N=%zu: max diff %.3g > %.3g\n",
+                                nk ? "nk" : "kn", lsc_simd_name(levels[l]), p + 1, sh.T, sh.K,
+                                sh.N, d, tol);
+                    CHECK(d <= tol);
+                    if (p == 0) memcpy(one, got, sh.T * sh.N * sizeof *one);
+                    else CHECK(memcmp(one, got, sh.T * sh.N * sizeof *one) == 0);
+                }
+            }
+        }
+        free(x);
+        free(wbase);
+        free(bbase);
+        free(ref);
+        free(got);
+        free(one);
+    }
+    printf("  matmul_kn max diff vs ref %.3g, matmul_nk %.3g (tol 2e-6 K + 1e-6)\n", worst_kn,
+           worst_nk);
+    lsc_pool_free(pools[1]);
+    lsc_pool_free(pools[2]);
+}
+
+/* Conversion to BF16 and Q8 stays within the format's rounding error, and
+ * lsc_matmul on every format and layout matches lsc_matmul_ref at every level
+ * and thread count, with identical bits across thread counts. */
+static void test_weight_formats(void) {
+    lsc_pool *pools[3] = {NULL, NULL, NULL};
+    CHECK(lsc_pool_new(2, &pools[1], NULL) == LSC_OK);
+    CHECK(lsc_pool_new(3, &pools[2], NULL) == LSC_OK);
+    const lsc_weight_type types[3] = {LSC_WEIGHTS_F32, LSC_WEIGHTS_BF16, LSC_WEIGHTS_Q8};
+    double worst[3] = {0, 0, 0}, conv[3] = {0, 0, 0};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        shape sh = shapes[s];
+        void *wbase, *bbase;
+        float *x = rand_vec(sh.T * sh.K, 1.0f);
+        lsc_f32u *w = rand_weights(sh.K * sh.N, sh.offset, &wbase);
+        lsc_f32u *b = rand_weights(sh.N, sh.offset, &bbase);
+        float *ref = malloc(sh.T * sh.N * sizeof *ref), *got = malloc(sh.T * sh.N * sizeof *got);
+        float *one = malloc(sh.T * sh.N * sizeof *one);
+        for (int ti = 0; ti < 3; ti++) {
+            int src_nk = (int)(s % 2);
+            size_t db, sb;
+            CHECK(lsc_weights_size(types[ti], sh.K, sh.N, &db, &sb));
+            void *data = malloc(db + 1);
+            float *scale = malloc(sb + 4);
+            lsc_weights wt;
+            lsc_weights_convert(w, src_nk, sh.K, sh.N, types[ti], data, scale, &wt);
+            for (size_t k = 0; k < sh.K; k++)
+                for (size_t n = 0; n < sh.N; n++) {
+                    float orig = src_nk ? w[n * sh.K + k] : w[k * sh.N + n];
+                    double e = fabs(lsc_weights_get(&wt, sh.K, sh.N, k, n) - orig);
+                    conv[ti] = e > conv[ti] ? e : conv[ti];
+                }
+            lsc_matmul_ref(x, &wt, b, ref, sh.T, sh.K, sh.N);
+            double tol = 2e-6 * (double)sh.K + 1e-6;
+            /* the T > 1 Q8 product uses x unrounded: add the bound on the
+             * reference's 16-bit rounding of x (|x|, |w| < 1) */
+            if (types[ti] == LSC_WEIGHTS_Q8 && sh.T > 1) tol += (double)sh.K * 0.5 / 32767;
+            for (int l = 0; l < n_levels; l++) {
+                CHECK(lsc_simd_force(levels[l]));
+                for (int p = 0; p < 3; p++) {
+                    memset(got, 0xff, sh.T * sh.N * sizeof *got);
+                    lsc_matmul(pools[p], x, &wt, b, got, sh.T, sh.K, sh.N);
+                    double d = max_diff(got, ref, sh.T * sh.N);
+                    worst[ti] = d > worst[ti] ? d : worst[ti];
+                    CHECK(d <= tol);
+                    if (p == 0) memcpy(one, got, sh.T * sh.N * sizeof *one);
+                    else CHECK(memcmp(one, got, sh.T * sh.N * sizeof *one) == 0);
+                }
+            }
+            free(data);
+            free(scale);
+        }
+        free(x);
+        free(wbase);
+        free(bbase);
+        free(ref);
+        free(got);
+        free(one);
+    }
+    /* weights are in [-1, 1): bf16 keeps 8 bits, q8 steps are <= 1/127 */
+    CHECK(conv[0] == 0.0);
+    CHECK(conv[1] <= 1.0 / 256);
+    CHECK(conv[2] <= 0.5 / 127 + 1e-7);
+    printf("  conversion max error: bf16 %.3g (tol 2^-8), q8 %.3g (tol 0.5/127)\n", conv[1], conv[2]);
+    printf("  lsc_matmul max diff vs ref: f32 nk %.3g, bf16 %.3g, q8 %.3g (tol 2e-6 K + 1e-6,"
+           " + K / 65534 for q8 at T > 1)\n",
+           worst[0], worst[1], worst[2]);
+    lsc_pool_free(pools[1]);
+    lsc_pool_free(pools[2]);
+}
+
+/* lsc_layernorm and lsc_gelu_new against the references. */
+static void test_rows(void) {
+    lsc_pool *pool = NULL;
+    CHECK(lsc_pool_new(2, &pool, NULL) == LSC_OK);
+    const size_t Es[] = {1, 7, 32, 45, 768};
+    const size_t Ts[] = {1, 3, 70};
+    double worst_ln = 0, worst_gelu = 0;
+    for (size_t ei = 0; ei < 5; ei++)
+        for (size_t ti = 0; ti < 3; ti++) {
+            size_t T = Ts[ti], E = Es[ei];
+            void *gb, *bb;
+            float *x = rand_vec(T * E, 3.0f);
+            for (size_t i = 0; i < T * E; i++) x[i] += 0.5f; /* a non-zero mean */
+            lsc_f32u *g = rand_weights(E, 1, &gb), *b = rand_weights(E, 2, &bb);
+            float *ref = malloc(T * E * sizeof *ref), *got = malloc(T * E * sizeof *got);
+            lsc_layernorm_ref(x, g, b, ref, T, E, 1e-5f);
+            float *gx = rand_vec(T * E * 4, 12.0f), *gref = malloc(T * E * 4 * sizeof *gref);
+            memcpy(gref, gx, T * E * 4 * sizeof *gref);
+            lsc_gelu_new_ref(gref, T * E * 4);
+            for (int l = 0; l < n_levels; l++) {
+                CHECK(lsc_simd_force(levels[l]));
+                lsc_layernorm(pool, x, g, b, got, T, E, 1e-5f);
+                double d = max_diff(got, ref, T * E);
+                worst_ln = d > worst_ln ? d : worst_ln;
+                CHECK(d <= 1e-5);
+                float *gg = malloc(T * E * 4 * sizeof *gg);
+                memcpy(gg, gx, T * E * 4 * sizeof *gg);
+                lsc_gelu_new(pool, gg, T * E * 4);
+                d = max_diff(gg, gref, T * E * 4);
+                worst_gelu = d > worst_gelu ? d : worst_gelu;
+                CHECK(d <= 1e-5);
+                free(gg);
+            }
+            free(x);
+            free(gb);
+            free(bb);
+            free(ref);
+            free(got);
+            free(gx);
+            free(gref);
+        }
+    printf("  layernorm max diff vs ref %.3g (tol 1e-5), gelu_new %.3g (tol 1e-5)\n", worst_ln,
+           worst_gelu);
+    lsc_pool_free(pool);
+}
+
+/* lsc_attention against lsc_attention_ref: new rows after a cache, several
+ * head sizes (64 has its own path), strided q inside a fused qkv row. */
+static void test_attention(void) {
+    lsc_pool *pools[3] = {NULL, NULL, NULL};
+    CHECK(lsc_pool_new(2, &pools[1], NULL) == LSC_OK);
+    CHECK(lsc_pool_new(3, &pools[2], NULL) == LSC_OK);
+    const size_t cases[][4] = {/* T, n_past, H, D */
+                               {1, 0, 3, 64}, {1, 37, 3, 64}, {7, 0, 2, 64}, {5, 13, 3, 12},
+                               {9, 4, 4, 8},  {3, 2, 2, 1},   {40, 0, 12, 64}, {1, 200, 5, 20}};
+    double worst = 0;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t T = cases[c][0], n_past = cases[c][1], H = cases[c][2], D = cases[c][3];
+        size_t E = H * D, P = n_past + T;
+        float *qkv = rand_vec(T * 3 * E, 2.0f);
+        float *k = rand_vec(P * E, 2.0f), *v = rand_vec(P * E, 1.0f);
+        float *ref = malloc(T * E * sizeof *ref), *got = malloc(T * E * sizeof *got);
+        float *one = malloc(T * E * sizeof *one);
+        lsc_attn_args a = {qkv, k, v, ref, 3 * E, E, E, T, n_past, H, D, 1.0f / sqrtf((float)D)};
+        lsc_attention_ref(&a);
+        a.z = got;
+        for (int l = 0; l < n_levels; l++) {
+            CHECK(lsc_simd_force(levels[l]));
+            for (int p = 0; p < 3; p++) {
+                memset(got, 0xff, T * E * sizeof *got);
+                lsc_attention(pools[p], &a);
+                double d = max_diff(got, ref, T * E);
+                worst = d > worst ? d : worst;
+                CHECK(d <= 1e-5);
+                if (p == 0) memcpy(one, got, T * E * sizeof *one);
+                else CHECK(memcmp(one, got, T * E * sizeof *one) == 0);
+            }
+        }
+        free(qkv);
+        free(k);
+        free(v);
+        free(ref);
+        free(got);
+        free(one);
+    }
+    printf("  attention max diff vs ref %.3g (tol 1e-5)\n", worst);
+    lsc_pool_free(pools[1]);
+    lsc_pool_free(pools[2]);
+}
+
+/* The vector exp against expf, including the clamped ends and -inf. */
+static void test_exp(void) {
+    if (lsc_simd_best() < LSC_SIMD_AVX2) return;
+    float x[203], out[203];
+    for (int i = 0; i < 200; i++) x[i] = -100.0f + (float)i * 0.9f;
+    x[200] = -INFINITY;
+    x[201] = 0.0f;
+    x[202] = 1e-3f;
+    float sum = lsc_exp_sub_avx2(x, 0.0f, out, 203);
+    double worst = 0, s = 0;
+    for (int i = 0; i < 203; i++) {
+        double e = exp((double)x[i]);
+        s += out[i];
+        if (x[i] < -87.3f) CHECK(out[i] == 0.0f);
+        else if (x[i] <= 88.0f) {
+            double rel = fabs(out[i] - e) / e;
+            worst = rel > worst ? rel : worst;
+        }
+    }
+    CHECK(worst < 4e-7);
+    CHECK_NEAR(sum, s, 1e-5 * s);
+    printf("  exp max relative error %.3g (tol 4e-7)\n", worst);
+}
+
+/* The pool runs every index once, splits cover the range, and bad thread
+ * counts are refused. */
+static void count_job(void *arg, int ith, int nth) {
+    _Atomic int *hits = arg;
+    atomic_fetch_add(&hits[ith], 1);
+    atomic_fetch_add(&hits[15], nth);
+}
+
+static void test_pool(void) {
+    for (int n = 1; n <= 4; n++) {
+        lsc_pool *pool = NULL;
+        CHECK(lsc_pool_new(n, &pool, NULL) == LSC_OK);
+        CHECK(lsc_pool_n_threads(pool) == n);
+        _Atomic int hits[16] = {0};
+        for (int r = 0; r < 1000; r++) lsc_pool_run(pool, count_job, hits);
+        for (int i = 0; i < n; i++) CHECK(atomic_load(&hits[i]) == 1000);
+        CHECK(atomic_load(&hits[15]) == 1000 * n * n);
+        lsc_pool_free(pool);
+    }
+    lsc_pool_free(NULL);
+    CHECK(lsc_pool_n_threads(NULL) == 1);
+    lsc_pool *pool = NULL;
+    lsc_error err;
+    CHECK(lsc_pool_new(-1, &pool, &err) == LSC_ERR_INVALID_ARG && pool == NULL);
+    CHECK(lsc_pool_new(100000, &pool, &err) == LSC_ERR_INVALID_ARG);
+    CHECK(lsc_pool_new(0, &pool, NULL) == LSC_OK && lsc_pool_n_threads(pool) >= 1);
+    lsc_pool_free(pool);
+    size_t covered = 0, prev_end = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t b, e;
+        lsc_pool_split(100, 16, i, 3, &b, &e);
+        CHECK(b == prev_end);
+        CHECK(b % 16 == 0);
+        covered += e - b;
+        prev_end = e;
+    }
+    CHECK(covered == 100);
+}
+
+static void test_levels(void) {
+    CHECK(lsc_simd_force(LSC_SIMD_REF));
+    CHECK(lsc_simd_active() == LSC_SIMD_REF);
+    CHECK(!strcmp(lsc_simd_name(LSC_SIMD_AVX2), "avx2"));
+    printf("  best level on this CPU: %s\n", lsc_simd_name(lsc_simd_best()));
+}
+
+int main(void) {
+    levels[n_levels++] = LSC_SIMD_REF;
+    if (lsc_simd_best() >= LSC_SIMD_AVX2) levels[n_levels++] = LSC_SIMD_AVX2;
+    RUN(test_levels);
+    RUN(test_pool);
+    RUN(test_matmul);
+    RUN(test_weight_formats);
+    RUN(test_rows);
+    RUN(test_attention);
+    RUN(test_exp);
+    return CHECK_DONE();
+}
