@@ -86,10 +86,7 @@ test: all unit-test py-test
 test-sanitize:
 	$(MAKE) BUILD=build-san SANITIZE=1 OPT=-O1 test
 
-$(BUILD)/lsc_bench: bench/lsc_bench.c $(BUILD)/liblogitscope.a include/logitscope.h
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
-
-bench: all $(BUILD)/lsc_bench
+bench: all
 	bench/run
 
 clean:

@@ -91,65 +91,6 @@ void lsc_matvec_kn_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, fl
     }
 }
 
-/* One row's dot product with the fixed order used by lsc_matvec_nk_avx2:
- * two 8-wide partial sums over k (even and odd groups of 8), added, reduced,
- * then the scalar tail. */
-static inline float dot_row(const float *x, const lsc_f32u *r, size_t K) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    size_t k = 0;
-    for (; k + 16 <= K; k += 16) {
-        a0 = _mm256_fmadd_ps(loadu(r + k), _mm256_loadu_ps(x + k), a0);
-        a1 = _mm256_fmadd_ps(loadu(r + k + 8), _mm256_loadu_ps(x + k + 8), a1);
-    }
-    if (k + 8 <= K) {
-        a0 = _mm256_fmadd_ps(loadu(r + k), _mm256_loadu_ps(x + k), a0);
-        k += 8;
-    }
-    float s = hsum256(_mm256_add_ps(a0, a1));
-    for (; k < K; k++) s = fmaf(r[k], x[k], s);
-    return s;
-}
-
-/* y[n] = sum_k x[k] W[n,k] for n in [n0, n1), W [N, K]: four rows at a time
- * (four sequential streams), each row summed exactly as dot_row does. */
-void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, float *y, size_t K, size_t n0,
-                        size_t n1) {
-    size_t n = n0;
-    size_t kv = K / 16 * 16;
-    for (; n + 4 <= n1; n += 4) {
-        const lsc_f32u *r0 = w + n * K, *r1 = r0 + K, *r2 = r1 + K, *r3 = r2 + K;
-        __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
-        __m256 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
-        /* rows 4 groups ahead (one contiguous block per group), 256 bytes
-         * a step, so that the four short row streams never wait on DRAM */
-        const char *next = (const char *)(r0 + 16 * K);
-        for (size_t k = 0; k < kv; k += 16) {
-            _mm_prefetch(next + 16 * k, _MM_HINT_T0);
-            _mm_prefetch(next + 16 * k + 64, _MM_HINT_T0);
-            _mm_prefetch(next + 16 * k + 128, _MM_HINT_T0);
-            _mm_prefetch(next + 16 * k + 192, _MM_HINT_T0);
-            __m256 xa = _mm256_loadu_ps(x + k), xb = _mm256_loadu_ps(x + k + 8);
-            a00 = _mm256_fmadd_ps(loadu(r0 + k), xa, a00);
-            a01 = _mm256_fmadd_ps(loadu(r0 + k + 8), xb, a01);
-            a10 = _mm256_fmadd_ps(loadu(r1 + k), xa, a10);
-            a11 = _mm256_fmadd_ps(loadu(r1 + k + 8), xb, a11);
-            a20 = _mm256_fmadd_ps(loadu(r2 + k), xa, a20);
-            a21 = _mm256_fmadd_ps(loadu(r2 + k + 8), xb, a21);
-            a30 = _mm256_fmadd_ps(loadu(r3 + k), xa, a30);
-            a31 = _mm256_fmadd_ps(loadu(r3 + k + 8), xb, a31);
-        }
-        if (kv == K) {
-            y[n] = hsum256(_mm256_add_ps(a00, a01));
-            y[n + 1] = hsum256(_mm256_add_ps(a10, a11));
-            y[n + 2] = hsum256(_mm256_add_ps(a20, a21));
-            y[n + 3] = hsum256(_mm256_add_ps(a30, a31));
-        } else { /* rare odd K: the one-row path gives the same order */
-            for (int i = 0; i < 4; i++) y[n + i] = dot_row(x, w + (n + i) * K, K);
-        }
-    }
-    for (; n < n1; n++) y[n] = dot_row(x, w + n * K, K);
-}
-
 /* x rearranged for BF16 rows: in each group of 16, the 8 even-indexed then
  * the 8 odd-indexed values. A BF16 pair (w[2i], w[2i+1]) loaded as one
  * 32-bit lane gives w[2i+1] as the float (lane & 0xffff0000) and w[2i] as
@@ -306,8 +247,9 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 
 #define MR 6   /* rows of x per micro-tile */
 #define NR 16  /* output columns per micro-tile (two ymm) */
-#define KC 256 /* k block: an MR x KC slice of x stays in L1 */
-#define NC 256 /* column block: the packed KC x NC weights stay in L2 */
+#define KC 64  /* k block; also the T = 1 kernels' block, so that a row's
+                  result does not depend on T (see lsc_gemm_w_avx2) */
+#define NC 512 /* column block: the packed KC x NC weights stay in L1/L2 */
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
  * floats; k is a multiple of 8, so a Q8 group never straddles a block. */
@@ -653,6 +595,61 @@ void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *s) 
             for (; d < dv; d += 8)
                 _mm256_storeu_ps(z + d, _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + d), _mm256_loadu_ps(z + d)));
             for (; d < D; d++) z[d] = fmaf(wp, vp[d], z[d]);
+        }
+    }
+}
+
+/* y[n] = b[n] + sum_k x[k] W[n,k] for F32 W [N, K], n in [n0, n1): eight
+ * rows at a time, read as 8 x 8 tiles and transposed, so that each lane (one
+ * row) sums its products one k after another from zero within each block of
+ * KC, and the blocks are added to the first block + bias: exactly the order
+ * of lsc_gemm_w_avx2, so a row's logits do not depend on how many rows were
+ * computed with it. */
+void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t n0, size_t n1) {
+    for (size_t n = n0; n < n1; n += 8) {
+        size_t nr = n1 - n < 8 ? n1 - n : 8;
+        const lsc_f32u *r[8];
+        for (size_t i = 0; i < 8; i++) r[i] = w + (n + (i < nr ? i : 0)) * K;
+        /* the group two ahead (8 K floats, contiguous), 256 bytes a step */
+        const char *next = (const char *)(w + (n + 16) * K);
+        __m256 c = _mm256_setzero_ps();
+        for (size_t k0 = 0; k0 < K; k0 += KC) {
+            size_t kend = K - k0 < KC ? K : k0 + KC, kv = k0 + (kend - k0) / 8 * 8, k = k0;
+            __m256 acc = _mm256_setzero_ps();
+            for (; k < kv; k += 8) {
+                _mm_prefetch(next + 32 * k, _MM_HINT_T0);
+                _mm_prefetch(next + 32 * k + 64, _MM_HINT_T0);
+                _mm_prefetch(next + 32 * k + 128, _MM_HINT_T0);
+                _mm_prefetch(next + 32 * k + 192, _MM_HINT_T0);
+                __m256 m[8];
+                for (size_t i = 0; i < 8; i++) m[i] = loadu(r[i] + k);
+                transpose8(m);
+                for (size_t j = 0; j < 8; j++) acc = _mm256_fmadd_ps(_mm256_set1_ps(x[k + j]), m[j], acc);
+            }
+            for (; k < kend; k++) {
+                float col[8];
+                for (size_t i = 0; i < 8; i++) col[i] = r[i][k];
+                acc = _mm256_fmadd_ps(_mm256_set1_ps(x[k]), _mm256_loadu_ps(col), acc);
+            }
+            if (k0 == 0) {
+                if (b) {
+                    float bv[8] = {0};
+                    for (size_t i = 0; i < nr; i++) bv[i] = b[n + i];
+                    c = _mm256_add_ps(acc, _mm256_loadu_ps(bv));
+                } else {
+                    c = acc;
+                }
+            } else {
+                c = _mm256_add_ps(c, acc);
+            }
+        }
+        if (nr == 8) {
+            _mm256_storeu_ps(y + n, c);
+        } else {
+            float out[8];
+            _mm256_storeu_ps(out, c);
+            memcpy(y + n, out, nr * sizeof(float));
         }
     }
 }

@@ -55,7 +55,9 @@ static lsc_pool *pool_for(lsc_pool *pool, size_t macs) {
 
 /* Work items: GEMM output columns, T = 1 output rows of [N, K] weights, and
  * T = 1 input rows of [K, N] weights (partial sums, added in item order), so
- * that each item reads its weights front to back. */
+ * that each item reads its weights front to back. KN_ITEM_ROWS equals the
+ * GEMM's k block (64), which makes F32 results at T = 1 bit-identical to
+ * the same row computed in a T > 1 product. */
 #define GEMM_ITEM_COLS 128
 #define NK_ITEM_ROWS 64
 #define KN_ITEM_ROWS 64
@@ -87,9 +89,7 @@ static void rows_item(void *arg, size_t i) {
     size_t n0 = i * NK_ITEM_ROWS, n1 = n0 + NK_ITEM_ROWS < j->N ? n0 + NK_ITEM_ROWS : j->N;
     switch (w->type) {
     case LSC_WEIGHTS_F32:
-        lsc_matvec_nk_avx2(j->x, w->data, j->y, j->K, n0, n1);
-        if (j->b)
-            for (size_t n = n0; n < n1; n++) j->y[n] += j->b[n];
+        lsc_matvec_nk_avx2(j->x, w->data, j->b, j->y, j->K, n0, n1);
         break;
     case LSC_WEIGHTS_BF16: lsc_matvec_bf16_avx2(j->xr, w->data, j->b, j->y, j->K, n0, n1); break;
     case LSC_WEIGHTS_Q8:
@@ -149,8 +149,8 @@ void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
         if (buf != stack) free(buf);
     } else {
         size_t items = (K + KN_ITEM_ROWS - 1) / KN_ITEM_ROWS;
-        j.partial = items > 1 ? malloc(items * N * sizeof(float)) : NULL;
-        if (!j.partial) { /* one item, or no memory: the plain order */
+        j.partial = malloc(items * N * sizeof(float));
+        if (!j.partial) { /* no memory: the plain order */
             lsc_pool_run(pool, kn_slice, &j);
             return;
         }
