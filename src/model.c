@@ -10,6 +10,7 @@
 #include "config.h"
 #include "internal.h"
 #include "kernels.h"
+#include "pool.h"
 #include "safetensors.h"
 
 #include <errno.h>
@@ -51,6 +52,9 @@ typedef struct layer_weights {
     const lsc_f32u *ln2_g, *ln2_b;     /* [E] */
     const lsc_f32u *fc_w, *fc_b;       /* [E, M], [M] */
     const lsc_f32u *fc2_w, *fc2_b;     /* [M, E], [E] */
+    /* the four matrices as the products use them: the F32 above in place, or
+     * converted to the model's weight type (kernels.h) */
+    lsc_weights attn, proj, fc, fc2;
 } layer_weights;
 
 struct lsc_model {
@@ -61,6 +65,7 @@ struct lsc_model {
     const lsc_f32u *wpe;     /* [n_ctx, E] */
     const lsc_f32u *lnf_g, *lnf_b; /* [E] */
     const lsc_f32u *lm_head; /* [V, E]: wte when tied */
+    lsc_weights lm;          /* lm_head as the unembedding product uses it */
     layer_weights *layers;   /* [n_layer] */
     float **owned;           /* converted (non-F32) tensors */
     size_t n_owned;
@@ -173,6 +178,47 @@ static lsc_status load_weights(lsc_model *m, lsc_error *err) {
     return LSC_OK;
 }
 
+/* Sets *out to the F32 matrix w ([K, N], or [N, K] when nk) as it is, or to a
+ * copy converted to `type` that the model owns (BF16 / Q8, kernels.h). */
+static lsc_status matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u *w, int nk,
+                              size_t K, size_t N, lsc_weights *out, lsc_error *err) {
+    if (type == LSC_WEIGHTS_F32) {
+        *out = (lsc_weights){LSC_WEIGHTS_F32, nk, w, NULL};
+        return LSC_OK;
+    }
+    size_t db, sb;
+    if (!lsc_weights_size(type, K, N, &db, &sb))
+        return lsc_fail(err, LSC_ERR_NOMEM, "a %zu x %zu matrix is too large", K, N);
+    void *data = malloc(db ? db : 1), *scale = sb ? malloc(sb) : NULL;
+    float **grown = realloc(m->owned, (m->n_owned + 2) * sizeof *grown);
+    if (grown) m->owned = grown;
+    if (!data || (sb && !scale) || !grown) {
+        free(data);
+        free(scale);
+        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate %zu bytes for converted weights", db + sb);
+    }
+    m->owned[m->n_owned++] = data;
+    if (scale) m->owned[m->n_owned++] = scale;
+    lsc_weights_convert(w, nk, K, N, type, data, scale, out);
+    return LSC_OK;
+}
+
+/* Makes the product views of every matrix for the weight type. */
+static lsc_status make_views(lsc_model *m, lsc_weight_type type, lsc_error *err) {
+    const lsc_config *c = &m->cfg;
+    size_t E = (size_t)c->n_embd, M = (size_t)c->n_inner, V = (size_t)c->n_vocab;
+    lsc_status st;
+    for (int l = 0; l < c->n_layer; l++) {
+        layer_weights *w = &m->layers[l];
+        if ((st = matrix_view(m, type, w->attn_w, 0, E, 3 * E, &w->attn, err)) ||
+            (st = matrix_view(m, type, w->proj_w, 0, E, E, &w->proj, err)) ||
+            (st = matrix_view(m, type, w->fc_w, 0, E, M, &w->fc, err)) ||
+            (st = matrix_view(m, type, w->fc2_w, 0, M, E, &w->fc2, err)))
+            return st;
+    }
+    return matrix_view(m, type, m->lm_head, 1, E, V, &m->lm, err);
+}
+
 /* Builds the names of the hook points, in forward order. */
 static lsc_status make_point_names(lsc_model *m, lsc_error *err) {
     int L = m->cfg.n_layer;
@@ -203,8 +249,9 @@ lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **
     if (!out) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_load: out is NULL");
     *out = NULL;
     if (!dir) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_load: dir is NULL");
-    if (params.weight_type != LSC_WEIGHTS_F32)
-        return lsc_fail(err, LSC_ERR_UNSUPPORTED, "weight type %d is not implemented (only F32)",
+    if (params.weight_type != LSC_WEIGHTS_F32 && params.weight_type != LSC_WEIGHTS_BF16 &&
+        params.weight_type != LSC_WEIGHTS_Q8)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "unknown weight type %d (F32, BF16 or Q8)",
                         (int)params.weight_type);
     struct stat sb;
     if (stat(dir, &sb) != 0)
@@ -239,6 +286,7 @@ lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **
     }
     if ((st = lsc_st_open(st_path, &m->st, err))) goto done;
     if ((st = load_weights(m, err))) goto done;
+    if ((st = make_views(m, params.weight_type, err))) goto done;
     if ((st = make_point_names(m, err))) goto done;
 done:
     free(cfg_path);
@@ -340,7 +388,7 @@ struct lsc_ctx {
     int n_ctx;
     int n_threads;
     int n_past;
-    struct lsc_pool *pool; /* NULL: the calling thread */
+    struct lsc_pool *pool; /* n_threads threads (0: one per CPU) for the kernels */
     float *k_cache, *v_cache; /* [n_layer, n_ctx, E] each */
     /* scratch, grown on demand to cap_T rows */
     size_t cap_T;
@@ -372,6 +420,7 @@ void lsc_ctx_free(lsc_ctx *c) {
     free(c->v_cache);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
     free(c->mlp); free(c->qkv); free(c->scores); free(c->logits);
+    lsc_pool_free(c->pool);
     free(c);
 }
 
@@ -383,8 +432,9 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
     if (params.n_ctx < 0 || params.n_ctx > m->cfg.n_ctx)
         return lsc_fail(err, LSC_ERR_INVALID_ARG, "context size %d is outside [0, %d]",
                         params.n_ctx, m->cfg.n_ctx);
-    if (params.n_threads < 0)
-        return lsc_fail(err, LSC_ERR_INVALID_ARG, "thread count %d is negative", params.n_threads);
+    if (params.n_threads < 0 || params.n_threads > LSC_MAX_THREADS)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "thread count %d is outside [0, %d]",
+                        params.n_threads, LSC_MAX_THREADS);
     lsc_ctx *c = calloc(1, sizeof *c);
     if (!c) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
     c->m = m;
@@ -398,6 +448,11 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
         lsc_ctx_free(c);
         return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate the KV cache (%d layers x %d positions x %d)",
                         m->cfg.n_layer, c->n_ctx, m->cfg.n_embd);
+    }
+    lsc_status st = lsc_pool_new(params.n_threads, &c->pool, err);
+    if (st) {
+        lsc_ctx_free(c);
+        return st;
     }
     *out = c;
     return LSC_OK;
@@ -581,6 +636,17 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
     const float *kc = c->k_cache + (size_t)l * c->n_ctx * E;
     const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
     float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
+    if (!c->point_hooks[HP_BLOCK(l, HP_SCORES)] && !c->point_hooks[HP_BLOCK(l, HP_PATTERN)] &&
+        lsc_simd_active() != LSC_SIMD_REF) {
+        /* nobody looks at the [H, T, P] scores: the fused kernel (kernels.h) */
+        float scale = 1.0f;
+        if (cfg->scale_attn_weights) scale /= sqrt_d;
+        if (cfg->scale_attn_by_inverse_layer_idx) scale /= layer_div;
+        lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, (size_t)E, (size_t)E, (size_t)T,
+                           (size_t)n_past, (size_t)H, (size_t)D, scale};
+        lsc_attention(c->pool, &a);
+        return LSC_OK;
+    }
     float *S = c->scores; /* [H, T, P] */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < T; t++) {
@@ -634,9 +700,9 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
     int n_past = c->n_past;
     FIRE(HP_BLOCK(l, HP_RESID_PRE), l, c->x, T, n_past);
-    lsc_layernorm_ref(c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(c->pool, c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN1), l, c->h, T, n_past);
-    lsc_matmul_kn(c->pool, c->h, w->attn_w, w->attn_b, c->qkv, T, E, 3 * E);
+    lsc_matmul(c->pool, c->h, &w->attn, w->attn_b, c->qkv, T, E, 3 * E);
     for (int t = 0; t < T; t++) {
         const float *r = c->qkv + (size_t)t * 3 * E;
         memcpy(c->q + t * E, r, E * sizeof(float));
@@ -651,17 +717,17 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     memcpy(c->v_cache + at, c->v, T * E * sizeof(float));
     if ((st = attention(c, l, T, err))) return st;
     FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
-    lsc_matmul_kn(c->pool, c->z, w->proj_w, w->proj_b, c->o, T, E, E);
+    lsc_matmul(c->pool, c->z, &w->proj, w->proj_b, c->o, T, E, E);
     FIRE(HP_BLOCK(l, HP_ATTN_OUT), l, c->o, T, n_past);
     for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
     FIRE(HP_BLOCK(l, HP_RESID_MID), l, c->x, T, n_past);
-    lsc_layernorm_ref(c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(c->pool, c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN2), l, c->h, T, n_past);
-    lsc_matmul_kn(c->pool, c->h, w->fc_w, w->fc_b, c->mlp, T, E, M);
+    lsc_matmul(c->pool, c->h, &w->fc, w->fc_b, c->mlp, T, E, M);
     FIRE(HP_BLOCK(l, HP_MLP_PRE), l, c->mlp, T, n_past);
     lsc_act_apply(c->pool, m->act, c->mlp, T * M);
     FIRE(HP_BLOCK(l, HP_MLP_POST), l, c->mlp, T, n_past);
-    lsc_matmul_kn(c->pool, c->mlp, w->fc2_w, w->fc2_b, c->o, T, M, E);
+    lsc_matmul(c->pool, c->mlp, &w->fc2, w->fc2_b, c->o, T, M, E);
     FIRE(HP_BLOCK(l, HP_MLP_OUT), l, c->o, T, n_past);
     for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
     FIRE(HP_BLOCK(l, HP_RESID_POST), l, c->x, T, n_past);
@@ -690,10 +756,10 @@ static lsc_status forward(lsc_ctx *c, const int32_t *ids, int T, lsc_logits_mode
     for (int l = 0; l < L; l++)
         if ((st = block(c, l, T, err))) return st;
     int r0 = mode == LSC_LOGITS_LAST ? T - 1 : 0, rows = T - r0;
-    lsc_layernorm_ref(c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
+    lsc_layernorm(c->pool, c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
                       cfg->layer_norm_epsilon);
     FIRE(HP_LN_FINAL(L), -1, c->h, rows, n_past + r0);
-    lsc_matmul_nk(c->pool, c->h, m->lm_head, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
+    lsc_matmul(c->pool, c->h, &m->lm, NULL, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
     FIRE(HP_LOGITS(L), -1, c->logits, rows, n_past + r0);
     c->n_logit_rows = (size_t)rows;
     c->n_past = n_past + T;

@@ -114,9 +114,9 @@ static void publish(lsc_pool *pool) {
 
 lsc_status lsc_pool_new(int n_threads, lsc_pool **out, lsc_error *err) {
     *out = NULL;
-    if (n_threads < 0 || n_threads > 1024)
-        return lsc_fail(err, LSC_ERR_INVALID_ARG, "threads: %d is out of range [0, 1024]",
-                        n_threads);
+    if (n_threads < 0 || n_threads > LSC_MAX_THREADS)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "thread count %d is outside [0, %d]",
+                        n_threads, LSC_MAX_THREADS);
     if (n_threads == 0) n_threads = lsc_pool_n_cpus();
     lsc_pool *pool = calloc(1, sizeof *pool);
     if (!pool) return lsc_fail(err, LSC_ERR_NOMEM, "thread pool: out of memory");
