@@ -1,6 +1,9 @@
 /* cli.c - helpers shared by the commands (see cli.h). */
 #include "cli.h"
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -166,4 +169,39 @@ bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_
         return false;
     }
     return true;
+}
+
+/* The compiled [\p{C}\p{Z}] that cli_print_repr asks which characters Python
+ * does not call printable; compiled on first use, kept for the process. */
+static pcre2_code *nonprint_re;
+static pcre2_match_data *nonprint_md;
+
+void cli_print_repr(FILE *out, const char *s, size_t n) {
+    if (!nonprint_re) {
+        int ec;
+        PCRE2_SIZE eo;
+        nonprint_re = pcre2_compile((PCRE2_SPTR) "[\\p{C}\\p{Z}]", PCRE2_ZERO_TERMINATED,
+                                    PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
+        nonprint_md = nonprint_re ? pcre2_match_data_create_from_pattern(nonprint_re, NULL) : NULL;
+    }
+    char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
+    fputc(q, out);
+    for (size_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i];
+        size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
+        if (len > n - i) len = n - i;
+        uint32_t cp = len == 1 ? c : c & (0xFF >> (len + 1));
+        for (size_t k = 1; k < len; k++) cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3F);
+        if (c == '\\' || c == (unsigned char)q) fprintf(out, "\\%c", c);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c == '\n') fputs("\\n", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (c != ' ' && nonprint_md &&
+                 pcre2_match(nonprint_re, (PCRE2_SPTR)s + i, len, 0, PCRE2_ANCHORED, nonprint_md, NULL) > 0)
+            fprintf(out, cp < 0x100 ? "\\x%02x" : cp < 0x10000 ? "\\u%04x" : "\\U%08x", cp);
+        else
+            fwrite(s + i, 1, len, out);
+        i += len;
+    }
+    fputc(q, out);
 }

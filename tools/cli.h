@@ -77,6 +77,12 @@ lsc_tokenizer *cli_load_tokenizer(const cli_common *c);
  * result must not be empty. Prints the error and returns false on failure. */
 bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_t *n);
 
+/* Writes `s` (valid UTF-8, n bytes) the way Python's repr() writes a str:
+ * quotes chosen as Python does, backslash escapes for \\ \t \n \r and for
+ * every character Python does not call printable (categories C* and Z*
+ * except the space). */
+void cli_print_repr(FILE *out, const char *s, size_t n);
+
 /* Each command: argv[0] is the command's name. Returns the exit status. */
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

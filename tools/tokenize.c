@@ -3,9 +3,7 @@
  * lines on stdin. */
 #include "cli.h"
 
-#define PCRE2_CODE_UNIT_WIDTH 8
 #include <cjson/cJSON.h>
-#include <pcre2.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -19,33 +17,6 @@ static size_t count_chars(const char *s, size_t n) {
     return k;
 }
 
-/* Writes `s` (valid UTF-8, n bytes) the way Python's repr() writes a str:
- * quotes chosen as Python does, backslash escapes for \\ \t \n \r and for
- * every character Python does not call printable (categories C* and Z*
- * except the space), which `nonprint` (a compiled [\p{C}\p{Z}]) decides. */
-static void print_repr(FILE *out, const char *s, size_t n, const pcre2_code *nonprint,
-                       pcre2_match_data *md) {
-    char q = memchr(s, '\'', n) && !memchr(s, '"', n) ? '"' : '\'';
-    fputc(q, out);
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        size_t len = c < 0x80 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-        if (len > n - i) len = n - i;
-        uint32_t cp = len == 1 ? c : c & (0xFF >> (len + 1));
-        for (size_t k = 1; k < len; k++) cp = (cp << 6) | ((unsigned char)s[i + k] & 0x3F);
-        if (c == '\\' || c == (unsigned char)q) fprintf(out, "\\%c", c);
-        else if (c == '\t') fputs("\\t", out);
-        else if (c == '\n') fputs("\\n", out);
-        else if (c == '\r') fputs("\\r", out);
-        else if (c != ' ' && pcre2_match(nonprint, (PCRE2_SPTR)s + i, len, 0, PCRE2_ANCHORED, md, NULL) > 0)
-            fprintf(out, cp < 0x100 ? "\\x%02x" : cp < 0x10000 ? "\\u%04x" : "\\U%08x", cp);
-        else
-            fwrite(s + i, 1, len, out);
-        i += len;
-    }
-    fputc(q, out);
-}
-
 /* Decodes one id to text (U+FFFD for bytes that are not whole characters, as
  * tokenizer.decode([id]) does). Returns a new string (free with lsc_free). */
 static char *token_text(lsc_tokenizer *tok, int32_t id, size_t *len) {
@@ -56,15 +27,6 @@ static char *token_text(lsc_tokenizer *tok, int32_t id, size_t *len) {
 
 /* Prints the human-readable table of a tokenized text. */
 static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids, size_t n) {
-    int ec;
-    PCRE2_SIZE eo;
-    pcre2_code *nonprint = pcre2_compile((PCRE2_SPTR) "[\\p{C}\\p{Z}]", PCRE2_ZERO_TERMINATED,
-                                         PCRE2_UTF | PCRE2_UCP, &ec, &eo, NULL);
-    pcre2_match_data *md = nonprint ? pcre2_match_data_create_from_pattern(nonprint, NULL) : NULL;
-    if (!md) {
-        pcre2_code_free(nonprint);
-        return cli_error("out of memory");
-    }
     size_t nc = count_chars(text, strlen(text));
     printf("There %s %zu character%s and %zu token%s.\n\n", nc == 1 ? "is" : "are", nc, nc == 1 ? "" : "s", n,
            n == 1 ? "" : "s");
@@ -75,7 +37,7 @@ static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids,
         char *s = token_text(tok, ids[i], &tlen);
         if (!s) continue;
         printf("%5zu %7d  ", i, (int)ids[i]);
-        print_repr(stdout, s, tlen, nonprint, md);
+        cli_print_repr(stdout, s, tlen);
         /* a piece of a character: show its bytes too */
         if (tlen != blen || memcmp(s, bytes, blen)) {
             fputs("  (bytes", stdout);
@@ -85,8 +47,6 @@ static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids,
         fputc('\n', stdout);
         lsc_free(s);
     }
-    pcre2_match_data_free(md);
-    pcre2_code_free(nonprint);
     return 0;
 }
 
