@@ -285,8 +285,12 @@ lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int rep
     double *key = malloc(n * sizeof *key);
     if (!key) return lsc_fail(err, LSC_ERR_NOMEM, "multinomial: out of memory");
     for (size_t i = 0; i < n; i++) {
+        if (!(probs[i] > 0.0f)) {
+            key[i] = -INFINITY; /* no random number spent on it */
+            continue;
+        }
         double e = -log1p(-lsc_rng_uniform(rng)); /* Exp(1), in [0, 37] */
-        key[i] = probs[i] > 0.0f ? log((double)probs[i]) - log(e) : -INFINITY;
+        key[i] = log((double)probs[i]) - log(e);
     }
     keys ks = {NULL, key};
     select_first(ks, n, n_draws, out);

@@ -83,11 +83,88 @@ bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_
  * except the space). */
 void cli_print_repr(FILE *out, const char *s, size_t n);
 
+/* ---- The model commands (next, rank, sample, generate, score, tour):
+ * cli_lm.c ---- */
+
+/* Sampler options, shared by sample and generate (codes 1100 up). */
+enum {
+    OPT_TEMPERATURE = 1100,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_MIN_P,
+    OPT_REPETITION_PENALTY,
+    OPT_SEED,
+};
+
+#define CLI_SAMPLER_OPTIONS                                                     \
+    {"temperature", required_argument, 0, OPT_TEMPERATURE},                     \
+    {"top-k", required_argument, 0, OPT_TOP_K},                                 \
+    {"top-p", required_argument, 0, OPT_TOP_P},                                 \
+    {"min-p", required_argument, 0, OPT_MIN_P},                                 \
+    {"repetition-penalty", required_argument, 0, OPT_REPETITION_PENALTY},       \
+    {"seed", required_argument, 0, OPT_SEED}
+
+/* Handles a sampler option into `p` (checking its range, with the flag's
+ * name in the error); returns 1 when `opt` was one, 0 otherwise, -1 after
+ * printing an error. */
+int cli_sampler_option(lsc_sampler_params *p, int opt, const char *arg);
+
+/* What a model command holds: the model, its tokenizer, a context and the
+ * input ids. */
+typedef struct cli_lm {
+    lsc_model *model;
+    lsc_tokenizer *tok;
+    lsc_ctx *ctx;
+    int32_t *ids; /* [n] from --text or --ids, checked against n_vocab */
+    size_t n;
+    size_t n_vocab;
+} cli_lm;
+
+/* Loads the model, tokenizer and a context (--threads), and reads the input
+ * ids (--text or --ids, not empty, every id in the vocabulary; with
+ * `need_input` false, no input is read). Prints the error and returns false
+ * on failure (cli_lm_close then frees what was loaded). */
+bool cli_lm_open(const cli_common *c, bool need_input, cli_lm *lm);
+void cli_lm_close(cli_lm *lm);
+
+/* Parses --pos: an index into n tokens, negative counting from the end.
+ * Prints the error and returns false when it is not a number in range. */
+bool cli_parse_pos(const char *arg, size_t n, size_t *pos);
+
+/* Runs ids[0..pos] and returns the logits row predicting the token after
+ * position pos ([n_vocab], owned by lm->ctx until its next forward). Prints
+ * the error and returns NULL on failure. */
+const float *cli_lm_row(cli_lm *lm, size_t pos);
+
+/* tokenizer.decode([id]) as a new string (free with lsc_free); "" when the
+ * id cannot be decoded. *len (may be NULL) gets its length. */
+char *cli_token_text(const lsc_tokenizer *tok, int32_t id, size_t *len);
+
+/* Encodes --token `text` and checks it is exactly one token; prints the
+ * error (saying how many tokens it is, and which) and returns false
+ * otherwise. */
+bool cli_single_token(lsc_tokenizer *tok, const char *text, bool no_special, int32_t *id);
+
+/* Prints tokenizer.decode([id]) as Python's repr. */
+void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id);
+
+/* Prints a cJSON value as one line on stdout and frees it; returns 0, or 1
+ * after an error when it is NULL (an allocation failed while building it)
+ * or stdout cannot be written. */
+struct cJSON;
+int cli_print_json(struct cJSON *obj);
+
 /* Each command: argv[0] is the command's name. Returns the exit status. */
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_download(int argc, char **argv);
 int cmd_arch(int argc, char **argv);
+int cmd_next(int argc, char **argv);
+int cmd_rank(int argc, char **argv);
+int cmd_sample(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_score(int argc, char **argv);
+int cmd_tour(int argc, char **argv);
 
 #endif

@@ -15,6 +15,12 @@ static const command commands[] = {
     {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
     {"tokenize", cmd_tokenize, "text -> token ids, with a table of the tokens (--jsonl for batches)"},
     {"detokenize", cmd_detokenize, "token ids -> text (--jsonl for batches)"},
+    {"next", cmd_next, "the most likely next token and the top-k table (logit, prob, logprob)"},
+    {"rank", cmd_rank, "rank, logit and probability of one --token among all next tokens"},
+    {"sample", cmd_sample, "n draws of the next token (torch.multinomial), with or without replacement"},
+    {"generate", cmd_generate, "continue a text (greedy or sampled), streamed, with the KV cache"},
+    {"score", cmd_score, "log-probability of each actual next token, NLL and perplexity"},
+    {"tour", cmd_tour, "the notebook end to end: tokens, softmax, top-10, rank, sampling, generation"},
 };
 
 static void usage(FILE *out) {
