@@ -281,20 +281,27 @@ lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int rep
      * the draws are the indices of the n_draws largest keys, largest first.
      * The largest key is index i with probability w_i / total, and the rest
      * follow as sequential draws from what is left (Efraimidis-Spirakis). Kept
-     * in logs: log w_i - log E_i. Zero weights get -inf and are never drawn. */
-    double *key = malloc(n * sizeof *key);
-    if (!key) return lsc_fail(err, LSC_ERR_NOMEM, "multinomial: out of memory");
+     * in logs: log w_i - log E_i, over the non-zero weights only (in index
+     * order, so ties still go to the lower index). */
+    double *key = malloc(nonzero * sizeof *key);
+    int32_t *where = malloc(nonzero * sizeof *where);
+    if (!key || !where) {
+        free(key);
+        free(where);
+        return lsc_fail(err, LSC_ERR_NOMEM, "multinomial: out of memory");
+    }
+    size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!(probs[i] > 0.0f)) {
-            key[i] = -INFINITY; /* no random number spent on it */
-            continue;
-        }
+        if (!(probs[i] > 0.0f)) continue;
         double e = -log1p(-lsc_rng_uniform(rng)); /* Exp(1), in [0, 37] */
-        key[i] = log((double)probs[i]) - log(e);
+        key[m] = log((double)probs[i]) - log(e);
+        where[m++] = (int32_t)i;
     }
     keys ks = {NULL, key};
-    select_first(ks, n, n_draws, out);
+    select_first(ks, m, n_draws, out);
+    for (size_t d = 0; d < n_draws; d++) out[d] = where[out[d]];
     free(key);
+    free(where);
     return LSC_OK;
 }
 

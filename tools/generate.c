@@ -31,8 +31,9 @@ typedef struct gen_state {
     size_t len;
 } gen_state;
 
-/* Called by lsc_generate after each token: streams its bytes, or prints the
- * whole text so far as an "Iteration i:" line. */
+/* Called by lsc_generate after each token: streams its bytes (after the
+ * prompt's, the first time), or prints the whole text so far as an
+ * "Iteration i:" line. */
 static int on_token(int32_t id, size_t step, void *user) {
     gen_state *g = user;
     g->seq[g->len++] = id;
@@ -48,6 +49,11 @@ static int on_token(int32_t id, size_t step, void *user) {
         }
     } else {
         size_t len;
+        if (step == 0) /* the prompt first, once the model has run on it */
+            for (size_t i = 0; i + 1 < g->len; i++) {
+                const char *b = lsc_tokenizer_token_bytes(g->tok, g->seq[i], &len);
+                if (b) fwrite(b, 1, len, stdout);
+            }
         const char *bytes = lsc_tokenizer_token_bytes(g->tok, id, &len);
         if (bytes) fwrite(bytes, 1, len, stdout);
     }
@@ -144,20 +150,9 @@ int cmd_generate(int argc, char **argv) {
     }
     memcpy(g.seq, lm.ids, lm.n * sizeof *g.seq);
     g.len = lm.n;
-    if (!c.json && !show_steps) { /* the prompt, then the tokens as they come */
-        char *text;
-        size_t len;
-        if (lsc_tokenizer_decode(lm.tok, lm.ids, lm.n, &text, &len, &err) != LSC_OK) {
-            cli_error("%s", err.message);
-            goto out;
-        }
-        fwrite(text, 1, len, stdout);
-        fflush(stdout);
-        lsc_free(text);
-    }
     size_t n_new = 0;
     if (lsc_generate(lm.ctx, smp, lm.ids, lm.n, gp, on_token, &g, &new_ids, &n_new, &err) != LSC_OK) {
-        if (!c.json && !show_steps) fputc('\n', stdout);
+        if (!c.json && !show_steps && g.len > lm.n) fputc('\n', stdout);
         cli_error("%s", err.message);
         goto out;
     }
