@@ -416,3 +416,58 @@ def test_dangling_snapshot_link(hub, cache):
     assert p.returncode == 0, p.stderr
     assert len(hub.requests("cdn", "GET")) == 1
     check_snapshot(hub, cache, hub.commit, hub.files)
+
+
+def test_concurrent_downloads(hub, cache):
+    """Two processes fetching the same repo at once: both succeed, one copy
+    of each blob, no leftovers (the .incomplete file is locked)."""
+    env = env_for(hub, cache)
+    procs = [subprocess.Popen([str(BIN), "download", REPO], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert outs[0][0] == outs[1][0]
+    check_snapshot(hub, cache, hub.commit, hub.files)
+    blobs = sorted(x.name for x in (storage(cache) / "blobs").iterdir())
+    assert len(blobs) == len(hub.files), blobs
+
+
+def test_progress_bar_on_a_terminal(hub, cache):
+    """With stderr on a terminal, download draws one finished line per file
+    (name, bar, 100%, sizes, rate); the snapshot path still goes to stdout."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([str(BIN), "download", REPO], env=env_for(hub, cache),
+                         stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    err = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        err += chunk
+    os.close(master)
+    out = p.communicate(timeout=60)[0].decode()
+    assert p.returncode == 0 and out.strip().endswith(hub.commit)
+    finished = [line.rstrip("\r").split("\r")[-1] for line in err.decode().split("\n") if "100%" in line]
+    assert len(finished) == len(hub.files), err
+    mb = f"{len(hub.files['model.safetensors']) / 1e6:.1f} MB"
+    assert any(line.startswith("model.safetensors") and f"{mb} / {mb}" in line and "/s" in line
+               for line in finished), finished
+
+
+def test_unreachable_hub_falls_back_to_a_usable_cache(hub, cache):
+    """A cache with the required files but not every optional one known (as
+    transformers may leave it): online with the Hub unreachable, the cached
+    snapshot is used, as huggingface_hub does."""
+    assert download(hub, cache, REPO).returncode == 0
+    shutil.rmtree(storage(cache) / ".no_exist")
+    ids = [464, 2068]
+    want = np.load(run_npy(ids))
+    got = our_logits(hub, cache, ids, "--model", REPO, HF_ENDPOINT="http://127.0.0.1:9")
+    assert np.array_equal(got, want)
+    p = download(hub, cache, REPO, HF_ENDPOINT="http://127.0.0.1:9")  # download itself fails
+    one_line_error(p, "cannot reach")
