@@ -471,3 +471,18 @@ def test_unreachable_hub_falls_back_to_a_usable_cache(hub, cache):
     assert np.array_equal(got, want)
     p = download(hub, cache, REPO, HF_ENDPOINT="http://127.0.0.1:9")  # download itself fails
     one_line_error(p, "cannot reach")
+
+
+@pytest.mark.parametrize("args", [
+    ["logits", "--ids", "464,2068"], ["next", "--ids", "464,2068"],
+    ["rank", "--ids", "464,2068", "--token-id", "5"], ["sample", "--ids", "464,2068", "-n", "2", "--seed", "1"],
+    ["generate", "--ids", "464,2068", "--max-new-tokens", "3"], ["score", "--ids", "464,2068,7586"],
+    ["tokenize", "--text", "Hello world"], ["detokenize", "--ids", "15496,995"], ["arch"]],
+    ids=lambda a: a[0])
+def test_every_command_takes_a_repo_id(hub, cache, args):
+    """--model REPO works in every command and gives the folder's output."""
+    want = run_cli(*args, "--model", fixture_dir("tiny"), check=True).stdout
+    got = run_cli(*args, "--model", REPO, env=env_for(hub, cache))
+    assert got.returncode == 0, got.stderr
+    snap = str(storage(cache) / "snapshots" / hub.commit)
+    assert got.stdout.replace(snap, str(fixture_dir("tiny"))) == want
