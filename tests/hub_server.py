@@ -55,8 +55,12 @@ class FakeHub:
             def do_GET(self):
                 handler_fn(self, body=True)
 
+        class Server(ThreadingHTTPServer):
+            def handle_error(self, request, client_address):
+                pass  # a client that hangs up mid-body (the tests do) is not news
+
         Handler.fake = fake
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv = Server(("127.0.0.1", 0), Handler)
         srv.daemon_threads = True
         threading.Thread(target=srv.serve_forever, daemon=True).start()
         return srv
