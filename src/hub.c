@@ -969,6 +969,17 @@ static void hub_done(hub *h) {
     free(h->storage);
 }
 
+/* The message for a model `name` (repo or folder) that has pytorch_model.bin
+ * but no model.safetensors: the command that converts it into folder `out`. */
+static lsc_status bin_only(const char *name, const char *out, lsc_error *err) {
+    return lsc_fail(err, LSC_ERR_UNSUPPORTED,
+                    "%s has only pytorch_model.bin and logitscope reads model.safetensors: "
+                    "convert it with python -c \"from transformers import AutoModelForCausalLM "
+                    "as M; M.from_pretrained('%s').save_pretrained('%s')\"%s%s",
+                    name, name, out, strcmp(name, out) ? " and pass --model " : "",
+                    strcmp(name, out) ? out : "");
+}
+
 /* The message for a repo without model.safetensors: says why and, when the
  * Hub has pytorch_model.bin or a sharded index, how to convert. */
 static lsc_status no_safetensors(hub *h, const char *commit, lsc_error *err) {
@@ -986,13 +997,7 @@ static lsc_status no_safetensors(hub *h, const char *commit, lsc_error *err) {
                         "logitscope does not read yet: save them as one file with "
                         "transformers' save_pretrained(dir, max_shard_size=\"100GB\")",
                         h->repo);
-    if (has_bin)
-        return lsc_fail(err, LSC_ERR_UNSUPPORTED,
-                        "%s has only pytorch_model.bin and logitscope reads model.safetensors: "
-                        "convert it with python -c \"from transformers import "
-                        "AutoModelForCausalLM as M; M.from_pretrained('%s').save_pretrained('"
-                        "OUT')\" and pass --model OUT",
-                        h->repo, h->repo);
+    if (has_bin) return bin_only(h->repo, "OUT", err);
     return lsc_fail(err, LSC_ERR_NOT_FOUND, "%s (revision %s) has no model.safetensors", h->repo,
                     h->revision);
 }
@@ -1144,16 +1149,10 @@ lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
                             "a revision applies to Hub repo ids, and %s is a local folder", name);
         char *st_path = lsc_path_join(name, "model.safetensors");
         char *bin_path = lsc_path_join(name, "pytorch_model.bin");
-        bool bin_only = st_path && bin_path && !file_exists(st_path) && file_exists(bin_path);
+        bool only_bin = st_path && bin_path && !file_exists(st_path) && file_exists(bin_path);
         free(st_path);
         free(bin_path);
-        if (bin_only)
-            return lsc_fail(err, LSC_ERR_UNSUPPORTED,
-                            "%s has only pytorch_model.bin and logitscope reads "
-                            "model.safetensors: convert it with python -c \"from transformers "
-                            "import AutoModelForCausalLM as M; M.from_pretrained('%s')."
-                            "save_pretrained('%s')\"",
-                            name, name, name);
+        if (only_bin) return bin_only(name, name, err);
         *dir = strdup(name);
         return *dir ? LSC_OK : lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
     }
