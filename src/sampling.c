@@ -399,21 +399,38 @@ static lsc_status stage_top_k(lsc_sampler *s, float *x, size_t n, const int32_t 
  * included), and removes the tokens whose cumulative probability from the
  * lowest up is <= 1 - top_p, always keeping the highest. That keeps the
  * smallest set of top tokens whose probabilities sum to >= top_p. As torch,
- * each probability is a float and the running sum a double. */
+ * each probability is a float and the running sum a double.
+ *
+ * The -inf entries (after top-k, all but 50) sort first and add 0, so when
+ * the finite values are all distinct their order alone decides: only those
+ * are sorted. When some tie, where the ties land depends on the whole row in
+ * torch's sort, so the whole row is sorted as torch does. */
 static lsc_status stage_top_p(lsc_sampler *s, float *x, size_t n, const int32_t *prev,
                               size_t n_prev, lsc_error *err) {
     if (s->p.top_p >= 1.0) return LSC_OK;
     double lse = lsc_logsumexp(x, n);
     if (!isfinite(lse)) return LSC_OK;
     lsc_pair *q = s->pairs;
-    for (size_t i = 0; i < n; i++) {
-        q[i].v = x[i];
-        q[i].i = (int32_t)i;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (x[i] > -INFINITY) {
+            q[m].v = x[i];
+            q[m++].i = (int32_t)i;
+        }
+    lsc_std_sort_asc(q, m);
+    bool ties = false;
+    for (size_t r = 1; r < m && !ties; r++) ties = q[r].v == q[r - 1].v;
+    if (ties) {
+        for (size_t i = 0; i < n; i++) {
+            q[i].v = x[i];
+            q[i].i = (int32_t)i;
+        }
+        lsc_std_sort_asc(q, n);
+        m = n;
     }
-    lsc_std_sort_asc(q, n);
     float threshold = (float)(1.0 - s->p.top_p);
     double cum = 0.0;
-    for (size_t r = 0; r + 1 < n; r++) { /* the last (highest) always stays */
+    for (size_t r = 0; r + 1 < m; r++) { /* the last (highest) always stays */
         cum += (float)exp((double)q[r].v - lse);
         if (!((float)cum <= threshold)) break; /* the sum only grows */
         x[q[r].i] = -INFINITY;
