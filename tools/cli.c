@@ -87,6 +87,15 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
         }
         c->threads = (int)v;
         return 1;
+    case OPT_WEIGHTS:
+        if (!strcmp(arg, "f32")) c->weights = LSC_WEIGHTS_F32;
+        else if (!strcmp(arg, "bf16")) c->weights = LSC_WEIGHTS_BF16;
+        else if (!strcmp(arg, "q8")) c->weights = LSC_WEIGHTS_Q8;
+        else {
+            cli_error("--weights: '%s' is not one of f32, bf16, q8", arg);
+            return -1;
+        }
+        return 1;
     }
     return 0;
 }
@@ -119,7 +128,9 @@ lsc_model *cli_load_model(const cli_common *c) {
     if (!dir) return NULL;
     lsc_model *m = NULL;
     lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err) != LSC_OK) {
+    lsc_model_params mp = lsc_model_default_params();
+    mp.weight_type = c->weights;
+    if (lsc_model_load(dir, mp, &m, &err) != LSC_OK) {
         cli_error("%s", err.message);
         return NULL;
     }

@@ -20,6 +20,7 @@ enum {
     OPT_THREADS,
     OPT_REVISION,
     OPT_NO_SPECIAL,
+    OPT_WEIGHTS,
 };
 
 #define CLI_COMMON_OPTIONS                                                      \
@@ -29,7 +30,8 @@ enum {
     {"json", no_argument, 0, OPT_JSON},                                         \
     {"threads", required_argument, 0, OPT_THREADS},                             \
     {"revision", required_argument, 0, OPT_REVISION},                           \
-    {"no-special", no_argument, 0, OPT_NO_SPECIAL}
+    {"no-special", no_argument, 0, OPT_NO_SPECIAL},                             \
+    {"weights", required_argument, 0, OPT_WEIGHTS}
 
 typedef struct cli_common {
     const char *model;    /* --model: a folder or a Hub repo id (default gpt2) */
@@ -39,6 +41,7 @@ typedef struct cli_common {
     bool json;            /* --json: one JSON object on stdout */
     int threads;          /* --threads, 0 = all cores */
     bool no_special;      /* --no-special: "<|endoftext|>" is plain text */
+    lsc_weight_type weights; /* --weights f32|bf16|q8 (default f32) */
 } cli_common;
 
 /* Prints "logitscope: error: <message>" as one line on stderr; returns 1 so a

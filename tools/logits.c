@@ -13,7 +13,7 @@ enum { OPT_POS = 2000, OPT_NPY, OPT_HELP };
 static const char usage[] =
     "usage: logitscope logits [--model DIR|REPO] [--revision R]\n"
     "                         (--ids 464,2068,7586 | --text T) [--pos I]\n"
-    "                         [--npy FILE] [--json] [--threads N]\n"
+    "                         [--npy FILE] [--json] [--threads N] [--weights f32|bf16|q8]\n"
     "  --model: a folder or a Hub repo id (default gpt2; see logitscope download)\n"
     "  prints the logits' shape [T, n_vocab] and, for each position (or only\n"
     "  --pos I, negative counts from the end), the argmax token id, its logit and\n"
