@@ -198,3 +198,16 @@ def test_hf_saved_tokenizer_json(tmp_path):
     text = "Saved by tokenizers: ünïcödé, 123, <|endoftext|>!"
     got = json.loads(run_cli("tokenize", "--model", d, "--json", text, check=True).stdout)
     assert got["ids"] == tok.encode(text)
+
+
+def test_logits_text_is_the_encoded_ids():
+    """--text on a model command runs the same ids as --ids of the encoding."""
+    require_oracle()
+    from fixtures import NAMES, fixture_dir
+    from transformers import GPT2Tokenizer
+    d = fixture_dir(NAMES[0])
+    text = "Hello, my dog is cute 😀"
+    ids = GPT2Tokenizer.from_pretrained(str(d)).encode(text)
+    a = run_cli("logits", "--model", d, "--json", "--text", text, check=True).stdout
+    b = run_cli("logits", "--model", d, "--json", "--ids", ",".join(map(str, ids)), check=True).stdout
+    assert a == b and json.loads(a)
