@@ -272,13 +272,17 @@ int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens,
 
 typedef struct lsc_tokenizer lsc_tokenizer;
 
-/* Loads vocab.json + merges.txt from `dir`, or tokenizer.json when those are
- * absent. */
+/* Loads vocab.json + merges.txt from `dir`, or tokenizer.json (model.vocab +
+ * model.merges) when those are absent. The files are checked: JSON syntax,
+ * ids exactly 0..n-1 without duplicates, every token in GPT-2's byte-level
+ * alphabet, all 256 single-byte tokens present, each merge "A B" naming
+ * known tokens whose concatenation is a token (LSC_ERR_FORMAT naming the
+ * file, line or entry). "<|endoftext|>" is the one special token. */
 lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err);
 void lsc_tokenizer_free(lsc_tokenizer *tok);
 
 int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok);
-int lsc_tokenizer_eos_id(const lsc_tokenizer *tok); /* <|endoftext|>, 50256 for GPT-2 */
+int lsc_tokenizer_eos_id(const lsc_tokenizer *tok); /* <|endoftext|>, 50256 for GPT-2; -1 if absent */
 
 enum {
     /* treat "<|endoftext|>" in the text as plain text instead of id 50256 */

@@ -29,12 +29,10 @@
 #include <cjson/cJSON.h>
 #include <pcre2.h>
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #define TOK_MAX_FILE (64u << 20)   /* vocab/merges/tokenizer.json size limit */
 #define TOK_MAX_VOCAB (1 << 24)
@@ -526,6 +524,7 @@ static bool file_exists(const char *path) {
     return stat(path, &st) == 0;
 }
 
+/* Frees the tokenizer and everything it owns (NULL is fine). */
 void lsc_tokenizer_free(lsc_tokenizer *t) {
     if (!t) return;
     free(t->tok_data);
@@ -626,9 +625,12 @@ done:
     return st;
 }
 
+/* The number of tokens, and the id of "<|endoftext|>" (-1 when absent). */
 int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok) { return tok->n_vocab; }
 int lsc_tokenizer_eos_id(const lsc_tokenizer *tok) { return tok->eos_id; }
 
+/* A pointer into tok_data (owned by the tokenizer) and the length of the
+ * token's raw bytes; NULL (and *len = 0) for an id out of range. */
 const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len) {
     if (id < 0 || id >= tok->n_vocab) {
         if (len) *len = 0;
@@ -719,7 +721,7 @@ static size_t bpe_scan(const lsc_tokenizer *t, int32_t *sym, uint32_t *rank, int
     return n;
 }
 
-/* Min-heap of (rank << 32 | pos) keys. */
+/* Adds key v to the min-heap h[0..*n) of (rank << 32 | pos) keys. */
 static void heap_push(uint64_t *h, size_t *n, uint64_t v) {
     size_t i = (*n)++;
     while (i) {
@@ -731,6 +733,7 @@ static void heap_push(uint64_t *h, size_t *n, uint64_t v) {
     h[i] = v;
 }
 
+/* Removes and returns the smallest key of the heap h[0..*n). */
 static uint64_t heap_pop(uint64_t *h, size_t *n) {
     uint64_t top = h[0], v = h[--*n];
     size_t i = 0, m = *n;
@@ -879,6 +882,8 @@ static lsc_status encode_segment(lsc_tokenizer *t, const char *s, size_t n, id_v
     return LSC_OK;
 }
 
+/* Validates the UTF-8, splits out "<|endoftext|>" (unless flags say not to)
+ * and encodes each segment; *ids is new (lsc_free), see logitscope.h. */
 lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len, int flags,
                                 int32_t **ids, size_t *n_ids, lsc_error *err) {
     *ids = NULL;
@@ -944,6 +949,8 @@ static size_t utf8_bad_prefix(const unsigned char *p, size_t n) {
     return k;
 }
 
+/* Joins the ids' bytes and, when they are not valid UTF-8, rewrites them with
+ * U+FFFD as CPython does; *text is new (lsc_free), NUL-terminated. */
 lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids, size_t n_ids,
                                 char **text, size_t *len, lsc_error *err) {
     *text = NULL;
@@ -1008,8 +1015,10 @@ lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids, si
 /* Testing hooks (internal.h)                                                */
 /* ------------------------------------------------------------------------ */
 
+/* Testing: which BPE runs for which piece length (see internal.h). */
 void lsc_tokenizer_set_bpe_heap_threshold(lsc_tokenizer *tok, int n) { tok->bpe_heap_threshold = n; }
 
+/* Testing: empties the piece cache and turns it on or off. */
 void lsc_tokenizer_set_cache(lsc_tokenizer *tok, bool on) {
     cache_clear(tok);
     tok->cache_off = !on;

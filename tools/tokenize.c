@@ -241,6 +241,7 @@ static const char tokenize_usage[] =
     "  --json        one JSON object: text, n_chars, ids, tokens\n"
     "  --no-special  \"<|endoftext|>\" is plain text, not id 50256\n";
 
+/* `logitscope tokenize`: see tokenize_usage. */
 int cmd_tokenize(int argc, char **argv) {
     static const struct option opts[] = {CLI_COMMON_OPTIONS,
                                          {"jsonl", no_argument, 0, OPT_JSONL},
@@ -312,6 +313,7 @@ static const char detokenize_usage[] =
     "  --clean-up-spaces  drop the space before . , ! ? and contractions, as\n"
     "                     transformers' clean_up_tokenization_spaces=True\n";
 
+/* `logitscope detokenize`: see detokenize_usage. */
 int cmd_detokenize(int argc, char **argv) {
     static const struct option opts[] = {CLI_COMMON_OPTIONS,
                                          {"jsonl", no_argument, 0, OPT_JSONL},
