@@ -295,6 +295,14 @@ enum {
 lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len,
                                 int flags, int32_t **ids, size_t *n_ids, lsc_error *err);
 
+/* The pre-tokenization pieces that encode applies BPE to: the matches of
+ * GPT-2's pattern, and "<|endoftext|>" as a piece of its own (unless
+ * LSC_ENCODE_NO_SPECIAL). (*ends)[i] is the byte offset where piece i ends;
+ * it starts where piece i - 1 ends (or at 0). *ends is allocated (free with
+ * lsc_free). Errors as lsc_tokenizer_encode. */
+lsc_status lsc_tokenizer_split(lsc_tokenizer *tok, const char *text, size_t len, int flags,
+                               size_t **ends, size_t *n_pieces, lsc_error *err);
+
 /* Decodes ids to UTF-8 text; invalid UTF-8 in the token bytes is replaced by
  * U+FFFD as Python's bytes.decode('utf-8', errors='replace') does. *text is
  * allocated and NUL-terminated (free with lsc_free), *len excludes the NUL.

@@ -211,3 +211,10 @@ def test_logits_text_is_the_encoded_ids():
     a = run_cli("logits", "--model", d, "--json", "--text", text, check=True).stdout
     b = run_cli("logits", "--model", d, "--json", "--ids", ",".join(map(str, ids)), check=True).stdout
     assert a == b and json.loads(a)
+
+
+def test_pieces_flag():
+    p = run_cli("tokenize", "--model", DATA, "--pieces", "Hello  world's <|endoftext|>ok", check=True)
+    assert "7 pieces: 'Hello' ' ' ' world' \"'s\" ' ' '<|endoftext|>' 'ok'" in p.stdout
+    p = run_cli("tokenize", "--model", DATA, "--jsonl", "--pieces", "--no-special", input='{"text": "a <|x"}\n', check=True)
+    assert json.loads(p.stdout) == {"ids": [64, 1279, 91, 87], "pieces": ["a", " <|", "x"]}

@@ -60,6 +60,19 @@ def tiktoken_enc(token_bytes):
                              special_tokens={"<|endoftext|>": 50256})
 
 
+def hf_pieces(hf, text):
+    """The pieces GPT2Tokenizer's pipeline gives: "<|endoftext|>" split out
+    first (an added special token), then the ByteLevel pre-tokenizer."""
+    u2b = {c: b for b, c in bytes_to_unicode().items()}
+    pre = hf.backend_tokenizer.pre_tokenizer
+    out = []
+    for i, seg in enumerate(text.split("<|endoftext|>")):
+        if i:
+            out.append("<|endoftext|>")
+        out += [bytes(u2b[ch] for ch in p).decode() for p, _ in pre.pre_tokenize_str(seg)]
+    return out
+
+
 def run_jsonl(command, records, *flags):
     """Runs `logitscope COMMAND --jsonl` on the records; returns parsed lines."""
     inp = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
@@ -85,14 +98,17 @@ def test_corpus_matches_gpt2tokenizer_and_tiktoken(hf, tiktoken_enc):
     cats = [c for c, _ in items]
     texts = [s for _, s in items]
     assert len(texts) >= 10000 and len(set(cats)) >= 20
-    ours = [r["ids"] for r in run_jsonl("tokenize", [{"text": s} for s in texts])]
+    out = run_jsonl("tokenize", [{"text": s} for s in texts], "--pieces")
+    ours = [r["ids"] for r in out]
     want_hf = hf(texts)["input_ids"]
     want_tt = tiktoken_enc.encode_batch(texts, allowed_special="all", num_threads=1)
     n_hf = report("vs transformers GPT2Tokenizer", texts, ours, want_hf, cats)
     n_tt = report("vs tiktoken gpt2 (offline)", texts, ours, want_tt, cats)
+    n_pc = report("pieces vs GPT2Tokenizer's pre-tokenizer", texts, [r["pieces"] for r in out],
+                  [hf_pieces(hf, s) for s in texts], cats)
     print(f"corpus: {len(texts)} strings, {sum(len(s) for s in texts)} characters, "
           f"{sum(map(len, ours))} tokens, {len(set(cats))} categories")
-    assert n_hf == 0 and n_tt == 0
+    assert n_hf == 0 and n_tt == 0 and n_pc == 0
 
     # --no-special: "<|endoftext|>" is plain text
     special = [s for s in texts if "<|endoftext|>" in s]
@@ -140,19 +156,55 @@ def test_decode_matches_python_replace(hf, token_bytes):
     assert n_py == 0 and n_hf == 0
 
 
-def test_every_code_point(hf, tiktoken_enc):
-    """Each code point in contexts that reveal its class (letter, number,
-    whitespace, other) to the pattern. All of planes 0-3 and 14; a sample of
-    the unassigned and private-use planes."""
+def code_point_texts():
+    """Every code point of planes 0-3 and 14 and samples of the others (no
+    U+0000, which --jsonl cannot carry), each in a context that shows its
+    class to the pattern (letter, number, whitespace or other), 512 a string;
+    code points unassigned in Python's Unicode tables go in strings of their
+    own. Returns the code points, the texts and, per text, whether its code
+    points are assigned."""
+    import unicodedata
     r = random.Random(5)
     cps = [c for c in range(1, 0x40000) if not 0xD800 <= c <= 0xDFFF]
     cps += list(range(0xE0000, 0xE1000)) + r.sample(range(0x40000, 0xE0000), 2000)
     cps += r.sample(range(0xF0000, 0x110000), 2000) + [0x10FFFF]
-    texts = []
-    for i in range(0, len(cps), 256):
-        texts.append("".join(f"x{c}{c} {c}1{c}\n'{c}" for c in map(chr, cps[i:i + 256])))
-    ours = [o["ids"] for o in run_jsonl("tokenize", [{"text": s} for s in texts])]
-    n_hf = report("code points vs GPT2Tokenizer", texts, ours, hf(texts)["input_ids"])
-    n_tt = report("code points vs tiktoken", texts, ours, tiktoken_enc.encode_ordinary_batch(texts, num_threads=1))
+    texts, assigned = [], []
+    for flag in (True, False):
+        group = [c for c in cps if (unicodedata.category(chr(c)) != "Cn") == flag]
+        for i in range(0, len(group), 512):
+            texts.append("|".join(code_point_context(c) for c in group[i:i + 512]))
+            assigned.append(flag)
+    return cps, texts, assigned
+
+
+def code_point_context(c):
+    c = chr(c)
+    return f"a{c}{c}1{c}!{c} {c}\t{c}\n"
+
+
+def test_every_code_point(hf, tiktoken_enc):
+    """The pieces (regex matches) of every code point's context equal those of
+    GPT2Tokenizer's pre-tokenizer, and the ids those of GPT2Tokenizer and
+    tiktoken. Also compares Python's `regex` module (GPT-2's encoder.py):
+    it must split the same except at code points unassigned in Python's
+    Unicode 14 tables, which it knows from a newer Unicode."""
+    import unicodedata
+    import regex
+    cps, texts, assigned = code_point_texts()
+    out = run_jsonl("tokenize", [{"text": s} for s in texts], "--pieces")
+    ours = [o["pieces"] for o in out]
+    n_pieces = report("code point pieces vs GPT2Tokenizer's pre-tokenizer", texts, ours,
+                      [hf_pieces(hf, s) for s in texts])
+    ours_ids = [o["ids"] for o in out]
+    n_hf = report("code point ids vs GPT2Tokenizer", texts, ours_ids, hf(texts)["input_ids"])
+    n_tt = report("code point ids vs tiktoken", texts, ours_ids,
+                  tiktoken_enc.encode_ordinary_batch(texts, num_threads=1))
     print(f"code points: {len(cps)} in {len(texts)} strings")
-    assert n_hf == 0 and n_tt == 0
+    assert n_pieces == 0 and n_hf == 0 and n_tt == 0
+
+    pat = regex.compile(GPT2_PAT)
+    differ = [a for s, a, mine in zip(texts, assigned, ours) if pat.findall(s) != mine]
+    print(f"Python regex {regex.__version__}: {differ.count(True)} of {assigned.count(True)} strings of "
+          f"assigned code points split differently; {differ.count(False)} of {assigned.count(False)} strings "
+          f"of code points unassigned in Unicode {unicodedata.unidata_version} (it has newer tables)")
+    assert differ.count(True) == 0

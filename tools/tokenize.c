@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSONL = 2000, OPT_CLEAN_UP, OPT_HELP };
+enum { OPT_JSONL = 2000, OPT_CLEAN_UP, OPT_PIECES, OPT_HELP };
 
 /* Number of code points in valid UTF-8 s[0..n). */
 static size_t count_chars(const char *s, size_t n) {
@@ -25,11 +25,25 @@ static char *token_text(lsc_tokenizer *tok, int32_t id, size_t *len) {
     return s;
 }
 
-/* Prints the human-readable table of a tokenized text. */
-static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids, size_t n) {
+/* Prints the human-readable table of a tokenized text, after a line with
+ * its pieces when pieces_flags >= 0 (the encode flags to split with). */
+static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids, size_t n, int pieces_flags) {
     size_t nc = count_chars(text, strlen(text));
     printf("There %s %zu character%s and %zu token%s.\n\n", nc == 1 ? "is" : "are", nc, nc == 1 ? "" : "s", n,
            n == 1 ? "" : "s");
+    if (pieces_flags >= 0) {
+        size_t *ends, np;
+        lsc_error err;
+        if (lsc_tokenizer_split(tok, text, strlen(text), pieces_flags, &ends, &np, &err))
+            return cli_error("%s", err.message);
+        printf("%zu piece%s:", np, np == 1 ? "" : "s");
+        for (size_t i = 0, a = 0; i < np; a = ends[i++]) {
+            fputc(' ', stdout);
+            cli_print_repr(stdout, text + a, ends[i] - a);
+        }
+        fputs("\n\n", stdout);
+        lsc_free(ends);
+    }
     printf("%5s %7s  %s\n", "pos", "id", "token");
     for (size_t i = 0; i < n; i++) {
         size_t blen, tlen;
@@ -129,20 +143,43 @@ static int each_json_line(int (*fn)(lsc_tokenizer *, const cJSON *, size_t, void
     return rc;
 }
 
-/* --jsonl line of `tokenize`: {"text": "..."} -> {"ids": [...]}. */
+/* What tokenize does with each text. */
+typedef struct tokenize_opts {
+    int flags;   /* LSC_ENCODE_* */
+    bool pieces; /* --pieces: also give the pre-tokenization pieces */
+} tokenize_opts;
+
+/* Prints `, "pieces": [...]`: the pieces of text[0..len) as JSON strings. */
+static int print_json_pieces(lsc_tokenizer *tok, const char *text, size_t len, int flags) {
+    size_t *ends, n;
+    lsc_error err;
+    if (lsc_tokenizer_split(tok, text, len, flags, &ends, &n, &err)) return cli_error("%s", err.message);
+    fputs(", \"pieces\": [", stdout);
+    for (size_t i = 0, a = 0; i < n; a = ends[i++]) {
+        if (i) fputs(", ", stdout);
+        print_json_string(stdout, text + a, ends[i] - a);
+    }
+    fputc(']', stdout);
+    lsc_free(ends);
+    return 0;
+}
+
+/* --jsonl line of `tokenize`: {"text": "..."} -> {"ids": [...]} (and
+ * "pieces" with --pieces). */
 static int tokenize_line(lsc_tokenizer *tok, const cJSON *obj, size_t lineno, void *user) {
-    int flags = *(int *)user;
+    const tokenize_opts *o = user;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(obj, "text");
     if (!cJSON_IsString(t)) return cli_error("stdin line %zu: no \"text\" string", lineno);
     int32_t *ids;
-    size_t n;
+    size_t n, len = strlen(t->valuestring);
     lsc_error err;
-    if (lsc_tokenizer_encode(tok, t->valuestring, strlen(t->valuestring), flags, &ids, &n, &err))
+    if (lsc_tokenizer_encode(tok, t->valuestring, len, o->flags, &ids, &n, &err))
         return cli_error("stdin line %zu: %s", lineno, err.message);
     fputs("{\"ids\": ", stdout);
     print_json_ids(stdout, ids, n);
-    fputs("}\n", stdout);
     lsc_free(ids);
+    if (o->pieces && print_json_pieces(tok, t->valuestring, len, o->flags)) return 1;
+    fputs("}\n", stdout);
     return 0;
 }
 
@@ -238,17 +275,21 @@ static const char tokenize_usage[] =
     "Prints the number of characters and tokens and a table of position, id and\n"
     "token text (Python repr: the leading space shows inside the quotes).\n"
     "  --jsonl       read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines\n"
-    "  --json        one JSON object: text, n_chars, ids, tokens\n"
+    "  --json        one JSON object: text, n_chars, n_tokens, ids, tokens\n"
+    "  --pieces      also the pre-tokenization pieces (the regex matches that BPE\n"
+    "                runs on), as a line before the table or a \"pieces\" array\n"
     "  --no-special  \"<|endoftext|>\" is plain text, not id 50256\n";
 
 /* `logitscope tokenize`: see tokenize_usage. */
 int cmd_tokenize(int argc, char **argv) {
     static const struct option opts[] = {CLI_COMMON_OPTIONS,
                                          {"jsonl", no_argument, 0, OPT_JSONL},
+                                         {"pieces", no_argument, 0, OPT_PIECES},
                                          {"help", no_argument, 0, OPT_HELP},
                                          {0, 0, 0, 0}};
     cli_common c = {0};
     bool jsonl = false;
+    tokenize_opts o = {0};
     int opt;
     optind = 1;
     opterr = 0;
@@ -257,6 +298,7 @@ int cmd_tokenize(int argc, char **argv) {
         if (r < 0) return 1;
         if (r) continue;
         if (opt == OPT_JSONL) jsonl = true;
+        else if (opt == OPT_PIECES) o.pieces = true;
         else if (opt == OPT_HELP || opt == 'h') {
             fputs(tokenize_usage, stdout);
             return 0;
@@ -270,10 +312,10 @@ int cmd_tokenize(int argc, char **argv) {
     const char *text = c.text ? c.text : argv[optind];
     lsc_tokenizer *tok = cli_load_tokenizer(&c);
     if (!tok) return 1;
-    int flags = c.no_special ? LSC_ENCODE_NO_SPECIAL : 0;
+    int flags = o.flags = c.no_special ? LSC_ENCODE_NO_SPECIAL : 0;
     int rc;
     if (jsonl) {
-        rc = each_json_line(tokenize_line, tok, &flags);
+        rc = each_json_line(tokenize_line, tok, &o);
     } else {
         int32_t *ids;
         size_t n;
@@ -293,10 +335,11 @@ int cmd_tokenize(int argc, char **argv) {
                 if (s) print_json_string(stdout, s, tl);
                 lsc_free(s);
             }
-            fputs("]}\n", stdout);
-            rc = 0;
+            fputc(']', stdout);
+            rc = o.pieces ? print_json_pieces(tok, text, strlen(text), flags) : 0;
+            fputs("}\n", stdout);
         } else
-            rc = print_table(tok, text, ids, n);
+            rc = print_table(tok, text, ids, n, o.pieces ? flags : -1);
         if (ids) lsc_free(ids);
     }
     lsc_tokenizer_free(tok);

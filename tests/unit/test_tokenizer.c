@@ -101,6 +101,24 @@ static void test_special(void) {
     CHECK(dec_is((int32_t[]){50256}, 1, "<|endoftext|>"));
 }
 
+/* The pieces of a text as byte end offsets, worked out by hand. */
+static void test_split(void) {
+    static const char text[] = "Hello  world's <|endoftext|>ok";
+    size_t *ends = NULL, n = 0;
+    CHECK(lsc_tokenizer_split(tok, text, sizeof text - 1, 0, &ends, &n, NULL) == LSC_OK);
+    static const size_t want[] = {5, 6, 12, 14, 15, 28, 30}; /* Hello|_|_world|'s|_|<|endoftext|>|ok */
+    CHECK(n == 7 && !memcmp(ends, want, sizeof want));
+    lsc_free(ends);
+    CHECK(lsc_tokenizer_split(tok, text, sizeof text - 1, LSC_ENCODE_NO_SPECIAL, &ends, &n, NULL) == LSC_OK);
+    /* ...|'s|_<||endoftext||>|ok: the space joins the punctuation run */
+    static const size_t want_plain[] = {5, 6, 12, 14, 17, 26, 28, 30};
+    CHECK(n == 8 && !memcmp(ends, want_plain, sizeof want_plain));
+    lsc_free(ends);
+    CHECK(lsc_tokenizer_split(tok, "", 0, 0, &ends, &n, NULL) == LSC_OK && n == 0);
+    lsc_free(ends);
+    CHECK(lsc_tokenizer_split(tok, "\xff", 1, 0, &ends, &n, NULL) == LSC_ERR_INVALID_ARG && ends == NULL);
+}
+
 static void test_invalid_utf8(void) {
     static const char *bad[] = {"\xff", "ab\xc3", "\xed\xa0\x80", "\xc0\xaf", "\xf4\x90\x80\x80",
                                 "\xe2\x82", "x\x80y", "\xf8\x88\x80\x80\x80"};
@@ -269,6 +287,7 @@ int main(void) {
     RUN(test_load);
     RUN(test_known_ids);
     RUN(test_special);
+    RUN(test_split);
     RUN(test_invalid_utf8);
     RUN(test_decode_replace);
     RUN(test_decode_out_of_range);
