@@ -362,10 +362,16 @@ def test_download_usage_errors(hub, cache, tmp_path):
     one_line_error(download(hub, cache, str(tmp_path)), "local folder")
 
 
-def as_other_user():
-    """Command prefix that makes the cache read-only for the command: as root,
-    run it as nobody (root writes anywhere); otherwise nothing."""
-    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
+def as_other_user(where):
+    """Command that makes the cache read-only for the CLI: as root, run it as
+    nobody (root writes anywhere), from a copy in `where` that nobody can
+    reach whatever the checkout's permissions; otherwise the CLI itself."""
+    if os.geteuid() != 0:
+        return [str(BIN)]
+    exe = where / "logitscope"
+    shutil.copy(BIN, exe)
+    exe.chmod(0o755)
+    return ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(exe)]
 
 
 def make_read_only(cache):
@@ -375,9 +381,12 @@ def make_read_only(cache):
 
 
 def test_read_only_cache(hub, cache):
+    bindir = pathlib.Path(tempfile.mkdtemp(prefix="lsc-bin-"))
+    bindir.chmod(0o755)
+    cli = as_other_user(bindir)
     make_read_only(cache)
     env = env_for(hub, cache)
-    p = subprocess.run([*as_other_user(), str(BIN), "download", REPO], env=env,
+    p = subprocess.run([*cli, "download", REPO], env=env,
                        capture_output=True, text=True, timeout=120)
     one_line_error(p, "cannot create the cache folder", "ermission denied")
     assert listing(cache) == []
@@ -387,10 +396,11 @@ def test_read_only_cache(hub, cache):
     make_read_only(cache)
     before = listing(cache)
     for extra in ({}, {"HF_HUB_OFFLINE": "1"}):
-        p = subprocess.run([*as_other_user(), str(BIN), "download", REPO], env=dict(env, **extra),
+        p = subprocess.run([*cli, "download", REPO], env=dict(env, **extra),
                            capture_output=True, text=True, timeout=120)
         assert p.returncode == 0, p.stderr
     assert listing(cache) == before
+    shutil.rmtree(bindir)
 
 
 def test_full_disk(hub, cache):
