@@ -238,6 +238,9 @@ typedef struct lsc_activation {
     int64_t shape[4];
     int pos0;  /* absolute position of the first query row (= n_past at call) */
     int n_pos; /* number of query positions covered (T) */
+    const char *message; /* NULL; a hook that aborts may point it at a one-line
+                            reason (valid until the forward returns), which the
+                            LSC_ERR_HOOK message then gives */
 } lsc_activation;
 
 /* A hook returns 0 to continue, non-zero to abort the forward pass with
@@ -265,6 +268,36 @@ int lsc_model_n_hook_points(const lsc_model *model);
 const char *lsc_model_hook_point_name(const lsc_model *model, int index);
 int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens,
                                int64_t shape[4]);
+
+/* 1 when point `index` matches `pattern` as lsc_ctx_add_hook matches it (a
+ * glob; "lm_head" names hook_logits), else 0. */
+int lsc_model_hook_point_matches(const lsc_model *model, int index, const char *pattern);
+
+/* The index of the point named `name` (canonical, or the alias "lm_head"), or
+ * -1 when there is none. */
+int lsc_model_hook_point_index(const lsc_model *model, const char *name);
+
+/* ------------------------------------------------------------------------ */
+/* Unembedding and logit lens                                                */
+/* ------------------------------------------------------------------------ */
+
+/* Passes rows of a residual stream resid[rows, n_embd] through ln_final (each
+ * row normalized with its own mean and variance, then the affine weight and
+ * bias) and the unembedding: out[rows, n_vocab]. For the final residual
+ * stream (blocks.{L-1}.hook_resid_post) this gives the model's logits. */
+lsc_status lsc_ctx_unembed(lsc_ctx *ctx, const float *resid, size_t rows, float *out,
+                           lsc_error *err);
+
+/* The logit lens: resets `ctx`, runs ids[n] and writes into
+ * out[n_layer + 1, n_pos, n_vocab] the unembedded (lsc_ctx_unembed) rows of
+ * positions [pos0, pos0 + n_pos) of each residual stream, in layer order:
+ * layer 0 is blocks.0.hook_resid_pre (the embeddings, transformers'
+ * hidden_states[0]) and layer i + 1 is blocks.{i}.hook_resid_post, so the last
+ * layer is the model's logits. Hooks registered on `ctx` fire as in any
+ * forward (interventions show in the lens); the residual streams are read
+ * after them. */
+lsc_status lsc_ctx_logit_lens(lsc_ctx *ctx, const int32_t *ids, size_t n, int pos0, int n_pos,
+                              float *out, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Tokenizer: GPT-2 byte-level BPE                                           */

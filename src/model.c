@@ -540,6 +540,20 @@ static bool glob_match(const char *pat, const char *s) {
     return *pat == '\0';
 }
 
+int lsc_model_hook_point_matches(const lsc_model *m, int index, const char *pattern) {
+    if (!m || !pattern || index < 0 || index >= m->n_points) return 0;
+    return glob_match(pattern, m->point_names[index]) ||
+           (index == HP_LOGITS(m->cfg.n_layer) && glob_match(pattern, "lm_head"));
+}
+
+int lsc_model_hook_point_index(const lsc_model *m, const char *name) {
+    if (!m || !name) return -1;
+    if (!strcmp(name, "lm_head")) return HP_LOGITS(m->cfg.n_layer);
+    for (int i = 0; i < m->n_points; i++)
+        if (!strcmp(m->point_names[i], name)) return i;
+    return -1;
+}
+
 lsc_status lsc_ctx_add_hook(lsc_ctx *c, const char *pattern, lsc_hook_fn fn, void *user_data,
                             int *handle, lsc_error *err) {
     if (!c || !pattern || !fn)
@@ -549,8 +563,7 @@ lsc_status lsc_ctx_add_hook(lsc_ctx *c, const char *pattern, lsc_hook_fn fn, voi
     if (!match) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
     int n = 0;
     for (int i = 0; i < m->n_points; i++) {
-        match[i] = glob_match(pattern, m->point_names[i]) ||
-                   (i == HP_LOGITS(m->cfg.n_layer) && glob_match(pattern, "lm_head"));
+        match[i] = (unsigned char)lsc_model_hook_point_matches(m, i, pattern);
         n += match[i];
     }
     if (!n) {
@@ -607,9 +620,12 @@ static lsc_status fire_hooks(lsc_ctx *c, int point, int layer, float *data, int 
     a.n_dims = point_shape(c->m, point, T, pos0, a.shape); /* P = pos0 + T */
     for (int j = 0; j < c->n_hooks; j++) {
         if (!c->hooks[j].match[point]) continue;
-        if (c->hooks[j].fn(&a, c->hooks[j].user_data))
+        if (c->hooks[j].fn(&a, c->hooks[j].user_data)) {
+            if (a.message)
+                return lsc_fail(err, LSC_ERR_HOOK, "%s: %s", a.name, a.message);
             return lsc_fail(err, LSC_ERR_HOOK, "hook %d on %s aborted the forward pass",
                             c->hooks[j].handle, a.name);
+        }
     }
     return LSC_OK;
 }
@@ -787,4 +803,74 @@ lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_
     lsc_status st = ensure_scratch(c, T, P, mode == LSC_LOGITS_ALL ? T : 1, err);
     if (st) return st;
     return forward(c, ids, (int)T, mode, err);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Unembedding and logit lens                                                */
+/* ------------------------------------------------------------------------ */
+
+lsc_status lsc_ctx_unembed(lsc_ctx *c, const float *resid, size_t rows, float *out,
+                           lsc_error *err) {
+    if (!c || (rows && (!resid || !out)))
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_unembed: NULL argument");
+    const lsc_model *m = c->m;
+    size_t E = (size_t)m->cfg.n_embd, bytes;
+    if (!lsc_mul_size(rows, E * sizeof(float), &bytes))
+        return lsc_fail(err, LSC_ERR_NOMEM, "lsc_ctx_unembed: %zu rows is too many", rows);
+    float *h = malloc(bytes ? bytes : 1);
+    if (!h) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for %zu rows", rows);
+    lsc_layernorm_ref(resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
+    lsc_matmul_nk(c->pool, h, m->lm_head, out, rows, E, (size_t)m->cfg.n_vocab);
+    free(h);
+    return LSC_OK;
+}
+
+/* What the logit lens's capture hooks share: the rows of positions
+ * [pos0, pos0 + n_pos) of each residual stream, [n_layer + 1, n_pos, E]. */
+typedef struct lens_capture {
+    float *rows;
+    int pos0, n_pos, E;
+} lens_capture;
+
+/* Copies the captured positions of a residual stream into its layer's slot:
+ * blocks.0.hook_resid_pre is slot 0, blocks.{i}.hook_resid_post slot i + 1. */
+static int lens_hook(lsc_activation *a, void *user_data) {
+    lens_capture *cap = user_data;
+    int slot = strstr(a->name, "hook_resid_pre") ? 0 : a->layer + 1;
+    for (int t = 0; t < a->n_pos; t++) {
+        int p = a->pos0 + t - cap->pos0;
+        if (p < 0 || p >= cap->n_pos) continue;
+        memcpy(cap->rows + ((size_t)slot * cap->n_pos + p) * cap->E,
+               a->data + (size_t)t * cap->E, (size_t)cap->E * sizeof(float));
+    }
+    return 0;
+}
+
+lsc_status lsc_ctx_logit_lens(lsc_ctx *c, const int32_t *ids, size_t n, int pos0, int n_pos,
+                              float *out, lsc_error *err) {
+    if (!c || !ids || !out)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_logit_lens: NULL argument");
+    if (n == 0) return lsc_fail(err, LSC_ERR_INVALID_ARG, "no tokens to run the model on");
+    if (pos0 < 0 || n_pos < 1 || (size_t)pos0 >= n || (size_t)n_pos > n - (size_t)pos0)
+        return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                        "logit lens positions [%d, %d) are outside the %zu tokens", pos0,
+                        pos0 + n_pos, n);
+    const lsc_model *m = c->m;
+    int L = m->cfg.n_layer;
+    size_t E = (size_t)m->cfg.n_embd, rows = (size_t)(L + 1) * (size_t)n_pos;
+    lens_capture cap = {.pos0 = pos0, .n_pos = n_pos, .E = (int)E};
+    if (!(cap.rows = calloc(rows * E, sizeof(float))))
+        return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for the logit lens");
+    int h1 = 0, h2 = 0;
+    lsc_status st = lsc_ctx_add_hook(c, "blocks.0.hook_resid_pre", lens_hook, &cap, &h1, err);
+    if (!st) st = lsc_ctx_add_hook(c, "blocks.*.hook_resid_post", lens_hook, &cap, &h2, err);
+    if (!st) {
+        lsc_ctx_reset(c);
+        st = lsc_ctx_forward(c, ids, n, LSC_LOGITS_LAST, err);
+    }
+    lsc_ctx_remove_hook(c, h1);
+    lsc_ctx_remove_hook(c, h2);
+    if (!st) st = lsc_ctx_unembed(c, cap.rows, rows, out, err);
+    free(cap.rows);
+    return st;
 }

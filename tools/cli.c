@@ -80,6 +80,19 @@ int cli_common_option(cli_common *c, int opt, const char *arg) {
     case OPT_IDS: c->ids = arg; return 1;
     case OPT_JSON: c->json = true; return 1;
     case OPT_NO_SPECIAL: c->no_special = true; return 1;
+    case OPT_HOOK:
+    case OPT_CACHE: {
+        const char **list = opt == OPT_HOOK ? c->hooks : c->cache;
+        int *n = opt == OPT_HOOK ? &c->n_hooks : &c->n_cache;
+        if (*n == CLI_MAX_HOOKS) {
+            cli_error("--%s given more than %d times", opt == OPT_HOOK ? "hook" : "cache",
+                      CLI_MAX_HOOKS);
+            return -1;
+        }
+        list[(*n)++] = arg;
+        return 1;
+    }
+    case OPT_CACHE_OUT: c->cache_out = arg; return 1;
     case OPT_THREADS:
         if (!cli_parse_int(arg, 0, 1024, &v)) {
             cli_error("--threads: '%s' is not a number from 0 to 1024", arg);

@@ -21,6 +21,9 @@ enum {
     OPT_REVISION,
     OPT_NO_SPECIAL,
     OPT_WEIGHTS,
+    OPT_HOOK,
+    OPT_CACHE,
+    OPT_CACHE_OUT,
 };
 
 #define CLI_COMMON_OPTIONS                                                      \
@@ -33,6 +36,23 @@ enum {
     {"no-special", no_argument, 0, OPT_NO_SPECIAL},                             \
     {"weights", required_argument, 0, OPT_WEIGHTS}
 
+/* Interventions and the activation cache (tools/hooks.c): every command that
+ * runs the model adds these to its option table and calls cli_hooks_attach
+ * once its context exists. */
+#define CLI_HOOK_OPTIONS                                                        \
+    {"hook", required_argument, 0, OPT_HOOK},                                   \
+    {"cache", required_argument, 0, OPT_CACHE},                                 \
+    {"cache-out", required_argument, 0, OPT_CACHE_OUT}
+
+/* Their lines for a command's --help. */
+#define CLI_HOOK_USAGE                                                          \
+    "  --hook POINT[@POS]:OP  rewrite an activation (repeatable): OP is zero,\n"  \
+    "      scale:F, add:FILE.npy[*F], patch:FILE.npz or (on lm_head)\n"          \
+    "      set:TOKEN=VALUE (VALUE: a number, max+F, min-F...); POS: -1, 3, 0:5\n" \
+    "  --cache PATTERN --cache-out FILE.npz  save activations (repeatable)\n"
+
+#define CLI_MAX_HOOKS 64 /* --hook and --cache given at most this often each */
+
 typedef struct cli_common {
     const char *model;    /* --model: a folder or a Hub repo id (default gpt2) */
     const char *revision; /* --revision */
@@ -42,6 +62,11 @@ typedef struct cli_common {
     int threads;          /* --threads, 0 = all cores */
     bool no_special;      /* --no-special: "<|endoftext|>" is plain text */
     lsc_weight_type weights; /* --weights f32|bf16|q8 (default f32) */
+    const char *hooks[CLI_MAX_HOOKS]; /* --hook specs, in order */
+    int n_hooks;
+    const char *cache[CLI_MAX_HOOKS]; /* --cache patterns */
+    int n_cache;
+    const char *cache_out; /* --cache-out FILE.npz */
 } cli_common;
 
 /* Prints "logitscope: error: <message>" as one line on stderr; returns 1 so a
@@ -157,6 +182,26 @@ void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id);
 struct cJSON;
 int cli_print_json(struct cJSON *obj);
 
+/* ---- Interventions and the activation cache: hooks.c ---- */
+
+typedef struct cli_hooks cli_hooks;
+
+/* Parses every --hook, checks it against the model (the point pattern
+ * matches, set names one token of `tok` or an id, add/patch files exist and
+ * fit the points) and registers it on `ctx`, then registers the --cache
+ * hooks. `tok` may be NULL (one is loaded when a set names a token by its
+ * text). Prints the error and returns false on failure; *out (free with
+ * cli_hooks_free, also after a failure) is NULL when no option was given. */
+bool cli_hooks_attach(const cli_common *c, lsc_ctx *ctx, lsc_tokenizer *tok, cli_hooks **out);
+
+/* After the run: fails (printing which) when a --hook selected no position,
+ * and writes --cache-out. NULL is fine (nothing to do). */
+bool cli_hooks_finish(cli_hooks *h);
+
+/* Removes the hooks from the context (which must still exist) and frees
+ * everything. NULL is fine. */
+void cli_hooks_free(cli_hooks *h);
+
 /* Each command: argv[0] is the command's name. Returns the exit status. */
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
@@ -169,5 +214,6 @@ int cmd_sample(int argc, char **argv);
 int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_tour(int argc, char **argv);
+int cmd_lens(int argc, char **argv);
 
 #endif

@@ -17,7 +17,8 @@ static const char usage[] =
     "  --model: a folder or a Hub repo id (default gpt2; see logitscope download)\n"
     "  prints the logits' shape [T, n_vocab] and, for each position (or only\n"
     "  --pos I, negative counts from the end), the argmax token id, its logit and\n"
-    "  the sum of the row of raw logits; --npy writes all logits as float32 .npy\n";
+    "  the sum of the row of raw logits; --npy writes all logits as float32 .npy\n"
+    CLI_HOOK_USAGE;
 
 /* Sum of a row in double, printed as the row's total. */
 static double row_sum(const float *row, size_t n) {
@@ -29,6 +30,7 @@ static double row_sum(const float *row, size_t n) {
 int cmd_logits(int argc, char **argv) {
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
+        CLI_HOOK_OPTIONS,
         {"pos", required_argument, 0, OPT_POS},
         {"npy", required_argument, 0, OPT_NPY},
         {"help", no_argument, 0, OPT_HELP},
@@ -58,6 +60,7 @@ int cmd_logits(int argc, char **argv) {
     lsc_model *model = NULL;
     lsc_tokenizer *tok = NULL;
     lsc_ctx *ctx = NULL;
+    cli_hooks *hooks = NULL;
     int32_t *ids = NULL;
     size_t n = 0;
     lsc_error err;
@@ -77,10 +80,16 @@ int cmd_logits(int argc, char **argv) {
     }
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = c.threads;
-    if (lsc_ctx_new(model, cp, &ctx, &err) || lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_ALL, &err)) {
+    if (lsc_ctx_new(model, cp, &ctx, &err)) {
         cli_error("%s", err.message);
         goto done;
     }
+    if (!cli_hooks_attach(&c, ctx, tok, &hooks)) goto done;
+    if (lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_ALL, &err)) {
+        cli_error("%s", err.message);
+        goto done;
+    }
+    if (!cli_hooks_finish(hooks)) goto done;
     size_t V = (size_t)lsc_model_n_vocab(model);
     const float *logits = lsc_ctx_logits(ctx, NULL);
     if (npy) {
@@ -122,6 +131,7 @@ int cmd_logits(int argc, char **argv) {
     rc = fflush(stdout) == 0 ? 0 : 1;
 done:
     free(ids);
+    cli_hooks_free(hooks);
     lsc_ctx_free(ctx);
     lsc_tokenizer_free(tok);
     lsc_model_free(model);

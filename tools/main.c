@@ -12,6 +12,7 @@ typedef struct command {
 static const command commands[] = {
     {"arch", cmd_arch, "the module tree as PyTorch prints it, parameter counts, file, hook points"},
     {"download", cmd_download, "fetch a Hub repo (NAME [--revision R]) into the Hugging Face cache"},
+    {"lens", cmd_lens, "logit lens: each layer's top tokens at a position (--pos, --top-k)"},
     {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
     {"tokenize", cmd_tokenize, "text -> token ids, with a table of the tokens (--jsonl for batches)"},
     {"detokenize", cmd_detokenize, "token ids -> text (--jsonl for batches)"},
