@@ -62,7 +62,7 @@ static bool is_attn_map(const char *name) {
 
 /* How one position's values lie in an activation. */
 typedef struct rowview {
-    int n_seg;      /* segments per position: H for attention maps, else 1 */
+    int n_seg;      /* segments per position: H for points with heads, else 1 */
     size_t seg_len; /* floats per segment */
     bool attn_map;
 } rowview;
@@ -71,6 +71,9 @@ static rowview view_of(const lsc_activation *a) {
     rowview v = {.n_seg = 1, .seg_len = 1, .attn_map = is_attn_map(a->name)};
     if (v.attn_map) {
         v.n_seg = (int)a->shape[0];
+        v.seg_len = (size_t)a->shape[2];
+    } else if (a->n_dims == 3) { /* [T, H, D]: a segment per head */
+        v.n_seg = (int)a->shape[1];
         v.seg_len = (size_t)a->shape[2];
     } else {
         for (int d = 1; d < a->n_dims; d++) v.seg_len *= (size_t)a->shape[d];
@@ -81,7 +84,7 @@ static rowview view_of(const lsc_activation *a) {
 /* Segment s of query row t. */
 static float *seg_ptr(const lsc_activation *a, const rowview *v, int t, int s) {
     if (v->attn_map) return a->data + ((size_t)s * a->n_pos + t) * v->seg_len;
-    return a->data + (size_t)t * v->seg_len;
+    return a->data + ((size_t)t * (size_t)v->n_seg + (size_t)s) * v->seg_len;
 }
 
 /* Sets the abort reason and returns 1 (abort the forward pass). */
@@ -134,6 +137,7 @@ static int intervene(lsc_activation *a, void *user_data) {
                                   a->name, (long long)src->shape[2], v.seg_len);
         }
         for (int s = 0; s < v.n_seg; s++) {
+            if (!hookspec_selects_head(sp, s)) continue;
             float *x = seg_ptr(a, &v, t, s);
             switch (sp->op) {
             case HOOK_OP_ZERO: memset(x, 0, v.seg_len * sizeof *x); break;
@@ -149,7 +153,7 @@ static int intervene(lsc_activation *a, void *user_data) {
                 const float *d =
                     v.attn_map ? src->data + ((size_t)s * (size_t)src->shape[1] + (size_t)p) *
                                                  (size_t)src->shape[2]
-                               : src->data + (size_t)p * row;
+                               : src->data + (size_t)p * row + (size_t)s * v.seg_len;
                 for (size_t j = 0; j < v.seg_len; j++)
                     if (isnan(d[j]))
                         return hook_abort(hs, a, "position %ld of %s was not computed in the "
@@ -247,6 +251,17 @@ static bool prepare(cli_hooks *h, hook_state *hs, const cli_common *c, lsc_token
         int64_t shape[4];
         int nd;
         size_t row = point_row(m, i, shape, &nd);
+        if (sp->n_heads) {
+            int n_h = is_attn_map(name) ? (int)shape[0] : nd == 3 ? (int)shape[1] : 0;
+            if (!n_h)
+                return !cli_error("--hook '%s': %s has no head axis (heads apply to hook_q/k/v/z, "
+                                  "hook_attn_scores and hook_pattern)",
+                                  hs->text, name);
+            for (int k = 0; k < sp->n_heads; k++)
+                if (sp->heads[k] >= n_h)
+                    return !cli_error("--hook '%s': head %d is out of range (%s has %d heads)",
+                                      hs->text, sp->heads[k], name, n_h);
+        }
         if (sp->op == HOOK_OP_SET && i != logits)
             return !cli_error("--hook '%s': set works only on hook_logits (lm_head), not on %s",
                               hs->text, name);

@@ -116,7 +116,7 @@ bool hookspec_parse(const char *spec, hookspec *hs, char *err, size_t err_len) {
     if (len > HOOKSPEC_MAX_LEN)
         return fail(err, err_len, "hook spec is longer than %d bytes", HOOKSPEC_MAX_LEN);
     /* the point: up to '@' or ':' */
-    size_t n = strcspn(spec, "@:");
+    size_t n = strcspn(spec, "@:[");
     if (n == 0) return fail(err, err_len, "expected POINT[@POSITIONS]:OP, but the point is empty");
     for (size_t i = 0; i < n; i++) {
         char ch = spec[i];
@@ -130,6 +130,23 @@ bool hookspec_parse(const char *spec, hookspec *hs, char *err, size_t err_len) {
     memcpy(hs->point, spec, n);
     hs->point[n] = '\0';
     const char *p = spec + n;
+    if (*p == '[') {
+        p++;
+        for (;;) {
+            long h;
+            if (hs->n_heads == HOOKSPEC_MAX_RANGES)
+                return fail(err, err_len, "more than %d heads in [...]", HOOKSPEC_MAX_RANGES);
+            if (parse_long(&p, &h) != 1 || h < 0 || h > 65535)
+                return fail(err, err_len, "bad head list in [...] (expected e.g. [0] or [1,3])");
+            hs->heads[hs->n_heads++] = (int)h;
+            if (*p == ',') {
+                p++;
+                continue;
+            }
+            if (*p++ != ']') return fail(err, err_len, "expected ']' after the heads");
+            break;
+        }
+    }
     if (*p == '@') {
         p++;
         for (;;) {
@@ -180,5 +197,12 @@ bool hookspec_selects(const hookspec *hs, long p, long end) {
         long b = r->has_stop ? resolve(r->stop, end) : end;
         if (p >= a && p < b) return true;
     }
+    return false;
+}
+
+bool hookspec_selects_head(const hookspec *hs, int h) {
+    if (hs->n_heads == 0) return true;
+    for (int i = 0; i < hs->n_heads; i++)
+        if (hs->heads[i] == h) return true;
     return false;
 }

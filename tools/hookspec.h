@@ -1,8 +1,10 @@
 /* hookspec.h - the text of a --hook intervention, parsed without touching a
  * model or a file (so a fuzz target can call hookspec_parse on any bytes).
  *
- *   SPEC      := POINT [ '@' POSITIONS ] ':' OP
+ *   SPEC      := POINT [ '[' HEADS ']' ] [ '@' POSITIONS ] ':' OP
  *   POINT     := a hook point name or glob: letters, digits, '_', '.', '*'
+ *   HEADS     := INT (',' INT)*   heads to touch (points with a head axis:
+ *                                 hook_q/k/v/z, hook_attn_scores, hook_pattern)
  *   POSITIONS := POS (',' POS)*     POS := INT | [INT] ':' [INT]
  *                (a Python-style index or slice; negative counts from the end
  *                of the positions run so far, slices exclude their stop)
@@ -41,6 +43,8 @@ typedef struct hook_range {
 
 typedef struct hookspec {
     char point[HOOKSPEC_MAX_LEN + 1]; /* the point name or glob */
+    int n_heads;                      /* 0: every head */
+    int heads[HOOKSPEC_MAX_RANGES];
     int n_ranges;                     /* 0: every position */
     hook_range ranges[HOOKSPEC_MAX_RANGES];
     hook_op op;
@@ -59,5 +63,8 @@ bool hookspec_parse(const char *spec, hookspec *out, char *err, size_t err_len);
  * `end` is the number of positions run so far (negative indices count back
  * from it). */
 bool hookspec_selects(const hookspec *hs, long p, long end);
+
+/* True when head `h` is selected (always, when no heads were given). */
+bool hookspec_selects_head(const hookspec *hs, int h);
 
 #endif
