@@ -819,8 +819,9 @@ lsc_status lsc_ctx_unembed(lsc_ctx *c, const float *resid, size_t rows, float *o
         return lsc_fail(err, LSC_ERR_NOMEM, "lsc_ctx_unembed: %zu rows is too many", rows);
     float *h = malloc(bytes ? bytes : 1);
     if (!h) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for %zu rows", rows);
-    lsc_layernorm_ref(resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
-    lsc_matmul_nk(c->pool, h, m->lm_head, out, rows, E, (size_t)m->cfg.n_vocab);
+    /* the same kernels as the end of forward() */
+    lsc_layernorm(c->pool, resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
+    lsc_matmul(c->pool, h, &m->lm, NULL, out, rows, E, (size_t)m->cfg.n_vocab);
     free(h);
     return LSC_OK;
 }
