@@ -630,13 +630,18 @@ static lsc_status fire_hooks(lsc_ctx *c, int point, int layer, float *data, int 
     return LSC_OK;
 }
 
-/* Fires the hooks of `point` if it has any: a single load and branch when not. */
+/* Fires the hooks of `point` if it has any: a single load and branch when not.
+ * -DLSC_BENCH_NO_HOOKS compiles the checks out (bench/hooks_cost compares). */
+#ifndef LSC_BENCH_NO_HOOKS
 #define FIRE(point, layer, data, T, pos0)                                           \
     do {                                                                            \
         if (c->point_hooks[(point)] &&                                              \
             (st = fire_hooks(c, (point), (layer), (data), (T), (pos0), err)))      \
             return st;                                                              \
     } while (0)
+#else
+#define FIRE(point, layer, data, T, pos0) ((void)st, (void)fire_hooks)
+#endif
 
 /* ------------------------------------------------------------------------ */
 /* Forward pass                                                              */
