@@ -137,18 +137,23 @@ enum {
  * printing an error. */
 int cli_sampler_option(lsc_sampler_params *p, int opt, const char *arg);
 
-/* What a model command holds: the model, its tokenizer, a context and the
- * input ids. */
+typedef struct cli_hooks cli_hooks;
+
+/* What a model command holds: the model, its tokenizer, a context (with the
+ * --hook and --cache hooks registered) and the input ids. */
 typedef struct cli_lm {
     lsc_model *model;
     lsc_tokenizer *tok;
     lsc_ctx *ctx;
+    cli_hooks *hooks; /* --hook/--cache (cli_hooks_attach); NULL when none */
     int32_t *ids; /* [n] from --text or --ids, checked against n_vocab */
     size_t n;
     size_t n_vocab;
 } cli_lm;
 
-/* Loads the model, tokenizer and a context (--threads), and reads the input
+/* Loads the model, tokenizer and a context (--threads), registers the --hook
+ * and --cache hooks on it (commands call cli_hooks_finish(lm->hooks) after
+ * their run to write --cache-out), and reads the input
  * ids (--text or --ids, not empty, every id in the vocabulary; with
  * `need_input` false, no input is read). Prints the error and returns false
  * on failure (cli_lm_close then frees what was loaded). */
@@ -183,8 +188,6 @@ struct cJSON;
 int cli_print_json(struct cJSON *obj);
 
 /* ---- Interventions and the activation cache: hooks.c ---- */
-
-typedef struct cli_hooks cli_hooks;
 
 /* Parses every --hook, checks it against the model (the point pattern
  * matches, set names one token of `tok` or an id, add/patch files exist and

@@ -78,6 +78,7 @@ bool cli_lm_open(const cli_common *c, bool need_input, cli_lm *lm) {
         cli_error("%s", err.message);
         return false;
     }
+    if (!cli_hooks_attach(c, lm->ctx, lm->tok, &lm->hooks)) return false;
     if (!need_input) return true;
     if (!cli_input_ids(c, lm->tok, &lm->ids, &lm->n)) return false;
     for (size_t i = 0; i < lm->n; i++)
@@ -91,6 +92,7 @@ bool cli_lm_open(const cli_common *c, bool need_input, cli_lm *lm) {
 
 void cli_lm_close(cli_lm *lm) {
     free(lm->ids); /* from cli_input_ids: malloc'd (--ids) or lsc_free-compatible */
+    cli_hooks_free(lm->hooks);
     lsc_ctx_free(lm->ctx);
     lsc_tokenizer_free(lm->tok);
     lsc_model_free(lm->model);

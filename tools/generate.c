@@ -21,7 +21,8 @@ static const char usage[] =
     "top-p 1. --repetition-penalty applies in both modes. Stops after <|endoftext|>\n"
     "unless --no-stop. The same --seed (default 0) gives the same tokens.\n"
     "  --show-steps  print 'Iteration i:  <text so far>' after each token\n"
-    "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}\n";
+    "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}\n"
+    CLI_HOOK_USAGE;
 
 /* What the per-token callback needs. */
 typedef struct gen_state {
@@ -79,7 +80,7 @@ static cJSON *json_ids(const int32_t *ids, size_t n) {
 }
 
 int cmd_generate(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          CLI_SAMPLER_OPTIONS,
                                          {"max-new-tokens", required_argument, 0, OPT_MAX_NEW},
                                          {"greedy", no_argument, 0, OPT_GREEDY},
@@ -172,6 +173,7 @@ int cmd_generate(int argc, char **argv) {
     if (!show_steps) fputc('\n', stdout);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(g.seq);
     lsc_free(new_ids);
     lsc_sampler_free(smp);

@@ -17,7 +17,8 @@ static const char usage[] =
     "probability (softmax), log-probability (log-softmax) and token.\n"
     "  --json  {\"position\", \"n_tokens\", \"token\", \"argmax\", \"logit_sum\",\n"
     "           \"top\": [{\"id\", \"token\", \"logit\", \"prob\", \"logprob\"}]}\n"
-    "  --threads N  worker threads (0 = all cores)\n";
+    "  --threads N  worker threads (0 = all cores)\n"
+    CLI_HOOK_USAGE;
 
 /* Adds {"id", "token"} fields for `id` to obj. */
 static void add_token(cJSON *obj, const lsc_tokenizer *tok, int32_t id) {
@@ -28,7 +29,7 @@ static void add_token(cJSON *obj, const lsc_tokenizer *tok, int32_t id) {
 }
 
 int cmd_next(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          {"pos", required_argument, 0, OPT_POS},
                                          {"top-k", required_argument, 0, OPT_K},
                                          {"help", no_argument, 0, OPT_HELP},
@@ -126,6 +127,7 @@ int cmd_next(int argc, char **argv) {
     }
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lp);
     free(pr);
     free(top);

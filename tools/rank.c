@@ -18,10 +18,11 @@ static const char usage[] =
     "after position I (default the last; negative counts from the end), with its\n"
     "id, logit, probability and log-probability. --token must be exactly one token\n"
     "(mind the leading space: \" coffee\").\n"
-    "  --json  {\"id\", \"token\", \"rank\", \"logit\", \"prob\", \"logprob\", \"position\", \"n_vocab\"}\n";
+    "  --json  {\"id\", \"token\", \"rank\", \"logit\", \"prob\", \"logprob\", \"position\", \"n_vocab\"}\n"
+    CLI_HOOK_USAGE;
 
 int cmd_rank(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          {"pos", required_argument, 0, OPT_POS},
                                          {"token", required_argument, 0, OPT_TOKEN},
                                          {"token-id", required_argument, 0, OPT_TOKEN_ID},
@@ -105,6 +106,7 @@ int cmd_rank(int argc, char **argv) {
            (int)id, pos, rank, V, (double)row[id], (double)pr[id], (double)lp[id]);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lp);
     free(pr);
     cli_lm_close(&lm);

@@ -23,10 +23,11 @@ static const char usage[] =
     "--seed (default 0) gives the same draws.\n"
     "  --trials T  repeat the N draws T times (default 1) with one rng stream\n"
     "  --json      {\"ids\", \"tokens\", \"probs\", \"position\", \"replacement\", \"seed\"}\n"
-    "              (+ \"trials\": [[ids], ...] with --trials)\n";
+    "              (+ \"trials\": [[ids], ...] with --trials)\n"
+    CLI_HOOK_USAGE;
 
 int cmd_sample(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          CLI_SAMPLER_OPTIONS,
                                          {"pos", required_argument, 0, OPT_POS},
                                          {"replacement", no_argument, 0, OPT_REPLACEMENT},
@@ -153,6 +154,7 @@ int cmd_sample(int argc, char **argv) {
     }
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     lsc_sampler_free(smp);
     free(probs);
     free(draws);

@@ -25,7 +25,8 @@ static const char usage[] =
     "  --file F     read the text (UTF-8) from a file\n"
     "  --summary    only the totals, not the per-token table\n"
     "  --json       {\"n_tokens\", \"n_scored\", \"token_logprobs\", \"nll\", \"total_nll\",\n"
-    "                \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n";
+    "                \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n"
+    CLI_HOOK_USAGE;
 
 /* Reads a whole text file (at most 256 MiB) into a new NUL-terminated string
  * (free with free()); prints the error and returns NULL on failure. */
@@ -60,7 +61,7 @@ static char *read_text_file(const char *path) {
 }
 
 int cmd_score(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          {"file", required_argument, 0, OPT_FILE},
                                          {"stride", required_argument, 0, OPT_STRIDE},
                                          {"max-length", required_argument, 0, OPT_MAX_LENGTH},
@@ -163,6 +164,7 @@ int cmd_score(int argc, char **argv) {
     printf("perplexity: %.4f\n", res.perplexity);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lps);
     free(text);
     cli_lm_close(&lm);

@@ -21,7 +21,8 @@ static const char usage[] =
     "the 5th and 6th tokens, the argmax at position 5, the logit sum, softmax and\n"
     "log-softmax, the final top-10, the rank of --token (default \" coffee\"), 5\n"
     "multinomial draws (--seed, default 0), an N-step (default 10) greedy loop and a\n"
-    "generate call (--max-new-tokens, default 20, greedy, as transformers' default).\n";
+    "generate call (--max-new-tokens, default 20, greedy, as transformers' default).\n"
+    CLI_HOOK_USAGE;
 
 /* Appends the decoded token as a JSON string to arr. */
 static void json_token(cJSON *arr, const lsc_tokenizer *tok, int32_t id) {
@@ -76,7 +77,7 @@ static bool greedy(cli_lm *lm, long max_new, cJSON *steps, int32_t **out, size_t
 }
 
 int cmd_tour(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          {"token", required_argument, 0, OPT_TOKEN},
                                          {"seed", required_argument, 0, OPT_SEED},
                                          {"steps", required_argument, 0, OPT_STEPS},
@@ -302,6 +303,7 @@ int cmd_tour(int argc, char **argv) {
     lsc_free(text);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     cJSON_Delete(o);
     free(pr);
     free(lp);
