@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 /* ------------------------------------------------------------------------ */
@@ -200,6 +201,13 @@ static lsc_status matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u
     m->owned[m->n_owned++] = data;
     if (scale) m->owned[m->n_owned++] = scale;
     lsc_weights_convert(w, nk, K, N, type, data, scale, out);
+    /* the F32 source pages (when in the file mapping) are no longer needed by
+     * the products: let them go, so that peak RSS stays near the converted
+     * size (the embedding lookup faults the few rows it reads back in) */
+    uintptr_t lo = (uintptr_t)m->st->map, hi = lo + m->st->map_size, page = 4096;
+    uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)w + K * N * sizeof(float)) & ~(page - 1);
+    if ((uintptr_t)w >= lo && b <= hi && a < b) madvise((void *)a, b - a, MADV_DONTNEED);
     return LSC_OK;
 }
 

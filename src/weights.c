@@ -53,24 +53,35 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
             for (size_t k = 0; k < K; k++) d[n * K + k] = src_nk ? w[n * K + k] : w[k * N + n];
         return;
     }
-    /* one output row at a time: gather its K weights, then encode them */
-    for (size_t n = 0; n < N; n++) {
+    /* 16 outputs x one block of k at a time: for the [K, N] layout each of
+     * the block's rows gives one 64-byte line of 16 outputs, so the
+     * transposition reads every cache line once */
+    for (size_t n0 = 0; n0 < N; n0 += 16) {
+        size_t nc = N - n0 < 16 ? N - n0 : 16;
         for (size_t k0 = 0; k0 < K; k0 += LSC_Q8_BLOCK) {
             size_t len = K - k0 < LSC_Q8_BLOCK ? K - k0 : LSC_Q8_BLOCK;
-            float v[LSC_Q8_BLOCK];
+            float tile[16][LSC_Q8_BLOCK];
             for (size_t i = 0; i < len; i++)
-                v[i] = src_nk ? w[n * K + k0 + i] : w[(k0 + i) * N + n];
-            if (type == LSC_WEIGHTS_BF16) {
-                uint16_t *d = (uint16_t *)data + n * K + k0;
-                for (size_t i = 0; i < len; i++) d[i] = f32_to_bf16(v[i]);
-                continue;
+                for (size_t c = 0; c < nc; c++)
+                    tile[c][i] = src_nk ? w[(n0 + c) * K + k0 + i] : w[(k0 + i) * N + n0 + c];
+            for (size_t c = 0; c < nc; c++) {
+                size_t n = n0 + c;
+                const float *v = tile[c];
+                if (type == LSC_WEIGHTS_BF16) {
+                    uint16_t *d = (uint16_t *)data + n * K + k0;
+                    for (size_t i = 0; i < len; i++) d[i] = f32_to_bf16(v[i]);
+                    continue;
+                }
+                float amax = 0.0f;
+                for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));
+                float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
+                int8_t *q = (int8_t *)data + n * K + k0;
+                /* round to nearest even by the 1.5 * 2^23 trick (|v inv| <= 127):
+                 * inline, unlike lrintf on baseline x86-64 */
+                for (size_t i = 0; i < len; i++)
+                    q[i] = (int8_t)(int)((v[i] * inv + 12582912.0f) - 12582912.0f);
+                scale[n * q8_blocks(K) + k0 / LSC_Q8_BLOCK] = s;
             }
-            float amax = 0.0f;
-            for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));
-            float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
-            int8_t *q = (int8_t *)data + n * K + k0;
-            for (size_t i = 0; i < len; i++) q[i] = (int8_t)lrintf(v[i] * inv);
-            scale[n * q8_blocks(K) + k0 / LSC_Q8_BLOCK] = s;
         }
     }
     if (type == LSC_WEIGHTS_Q8) out->scale = scale;
