@@ -458,6 +458,10 @@ def test_bad_vectors_and_caches(tmp_path):
     for cut in (10, 100, len(raw) - 30):
         (tmp_path / "cut.npz").write_bytes(bytes(good.read_bytes()[:cut]))
         assert "cut.npz" in err("--hook", f"blocks.0.hook_mlp_out:patch:{tmp_path / 'cut.npz'}")
+    # a member whose name is not printable: escaped in the message
+    with zipfile.ZipFile(tmp_path / "odd.npz", "w") as zf:
+        zf.writestr("odd\x01name.bin", b"x")
+    assert "odd\\x01name.bin" in err("--hook", f"blocks.0.hook_mlp_out:patch:{tmp_path / 'odd.npz'}")
     (tmp_path / "e.npz").write_bytes(b"PK\x05\x06" + b"\0" * 18)
     assert "e.npz" in err("--hook", f"blocks.0.hook_mlp_out:patch:{tmp_path / 'e.npz'}")
     # a cache of fewer positions than the patched run

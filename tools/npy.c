@@ -457,6 +457,19 @@ const npy_array *npz_find(const npz_file *z, const char *key) {
     return NULL;
 }
 
+/* Writes name[n] into dst[cap] for a message: printable ASCII as is, other
+ * bytes as \xNN, cut after 60 bytes with "...". */
+static void shown_name(char *dst, size_t cap, const char *name, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < 60 && k + 8 < cap; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch >= 0x20 && ch < 0x7f && ch != '\\') dst[k++] = (char)ch;
+        else k += (size_t)snprintf(dst + k, cap - k, "\\x%02x", ch);
+    }
+    if (n > 60 && k + 4 < cap) k += (size_t)snprintf(dst + k, cap - k, "...");
+    dst[k] = '\0';
+}
+
 int npz_read_f32(const char *path, size_t max_bytes, npz_file *out, char *err, size_t err_len) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
@@ -513,29 +526,31 @@ int npz_read_f32(const char *path, size_t max_bytes, npz_file *out, char *err, s
         uint32_t loff = get32(e + 42);
         if (at + 46 + nlen + elen + clen > cd_size) goto corrupt;
         const char *name = (const char *)e + 46;
-        char key[512];
+        char key[512], shown[300];
+        shown_name(shown, sizeof shown, name, nlen >= 4 ? nlen - 4 : nlen);
         if (nlen < 5 || nlen - 4 >= sizeof key || memcmp(name + nlen - 4, ".npy", 4) != 0 ||
             memchr(name, '\0', nlen)) {
-            npy_fail(err, err_len, "%s: member %zu is not a .npy array (name '%.*s')", path, i,
-                     (int)(nlen > 80 ? 80 : nlen), name);
+            shown_name(shown, sizeof shown, name, nlen);
+            npy_fail(err, err_len, "%s: member %zu is not a .npy array (name '%s')", path, i,
+                     shown);
             goto done;
         }
         memcpy(key, name, nlen - 4);
         key[nlen - 4] = '\0';
         if (flags & 1) {
-            npy_fail(err, err_len, "%s: '%s' is encrypted", path, key);
+            npy_fail(err, err_len, "%s: '%s' is encrypted", path, shown);
             goto done;
         }
         if (method == 8) {
             npy_fail(err, err_len,
                      "%s: '%s' is compressed (numpy.savez_compressed); only uncompressed "
                      ".npz files (numpy.savez) are supported",
-                     path, key);
+                     path, shown);
             goto done;
         }
         if (method != 0) {
             npy_fail(err, err_len, "%s: '%s' uses zip compression method %u (only stored)", path,
-                     key, method);
+                     shown, method);
             goto done;
         }
         if (csize == 0xffffffffu || usize == 0xffffffffu || loff == 0xffffffffu) {
@@ -545,7 +560,7 @@ int npz_read_f32(const char *path, size_t max_bytes, npz_file *out, char *err, s
         if (csize != usize) goto corrupt;
         for (size_t j = 0; j < i; j++)
             if (z.keys[j] && !strcmp(z.keys[j], key)) {
-                npy_fail(err, err_len, "%s: the array '%s' appears twice", path, key);
+                npy_fail(err, err_len, "%s: the array '%s' appears twice", path, shown);
                 goto done;
             }
         /* the local header: its own name and extra lengths say where data starts */
@@ -571,12 +586,12 @@ int npz_read_f32(const char *path, size_t max_bytes, npz_file *out, char *err, s
             left -= (uint32_t)k;
         }
         if (c != crc) {
-            npy_fail(err, err_len, "%s: '%s' fails its CRC check (corrupt file)", path, key);
+            npy_fail(err, err_len, "%s: '%s' fails its CRC check (corrupt file)", path, shown);
             goto done;
         }
         if (fseeko(f, (off_t)data_at, SEEK_SET) != 0) goto corrupt;
         char label[1024];
-        snprintf(label, sizeof label, "%s['%s']", path, key);
+        snprintf(label, sizeof label, "%s['%s']", path, shown);
         if (npy_fread(f, label, usize, max_bytes, &z.arrays[i], err, err_len) != 0) goto done;
         z.n = i + 1;
         if (!(z.keys[i] = strdup(key))) goto nomem;
