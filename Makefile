@@ -40,7 +40,7 @@ $(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
 
-$(BUILD)/obj/tools/plot.o: CFLAGS += $(PLPLOT_CFLAGS)
+$(BUILD)/obj/tools/plot.o $(BUILD)/obj/tools/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
 # the reference kernels are written to be auto-vectorized
 $(BUILD)/obj/src/kernels.o: CFLAGS += -O3

@@ -218,5 +218,6 @@ int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_tour(int argc, char **argv);
 int cmd_lens(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

@@ -1,0 +1,446 @@
+/* plot.c - `logitscope plot logits|softmax|logsoftmax`: the notebook's figures
+ * of a row of logits (every vocabulary entry as a dot, one token marked as a
+ * red square), drawn by plot_draw.c into PNG, SVG or PDF. The row comes from
+ * the model (--model with --text/--ids) or from a saved .npy (--npy). */
+#include "cli.h"
+#include "npy.h"
+#include "plot_draw.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    OPT_OUT = 'o',
+    OPT_POS = 2000,
+    OPT_MARK,
+    OPT_MARK_ID,
+    OPT_MARK_NEXT,
+    OPT_MARK_MAX,
+    OPT_NO_MARK,
+    OPT_THEME,
+    OPT_SIZE,
+    OPT_DPI,
+    OPT_NPY,
+};
+
+typedef enum plot_kind { KIND_LOGITS, KIND_SOFTMAX, KIND_LOGSOFTMAX } plot_kind;
+typedef enum mark_mode { MARK_DEFAULT, MARK_NONE, MARK_NEXT, MARK_MAX, MARK_TOKEN, MARK_ID } mark_mode;
+
+static const char *kind_names[] = {"logits", "softmax", "logsoftmax"};
+
+static void plot_usage(FILE *out) {
+    fputs("usage: logitscope plot logits|softmax|logsoftmax -o FILE.(png|svg|pdf)\n"
+          "         (--model DIR (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
+          "         [--pos I] [--mark TOKEN | --mark-id ID | --mark-next | --mark-max | --no-mark]\n"
+          "         [--theme light|dark] [--size WxH (inches)] [--dpi N] [--json]\n"
+          "  logits      the logits at a position over the vocabulary (10x3 in)\n"
+          "  softmax     raw logits; softmax probabilities; logits against softmax (12x3.3 in)\n"
+          "  logsoftmax  softmax; log-softmax; softmax against log-softmax (12x3.3 in)\n"
+          "--pos: the position (default the last; negative counts from the end).\n"
+          "The default mark is the next input token when there is one, else the max.\n",
+          out);
+}
+
+/* Parses "WxH" in inches. */
+static bool parse_size(const char *s, double *w, double *h) {
+    char buf[64];
+    const char *x = strchr(s, 'x');
+    if (!x || (size_t)(x - s) >= sizeof buf) return false;
+    memcpy(buf, s, (size_t)(x - s));
+    buf[x - s] = '\0';
+    return cli_parse_float(buf, w) && cli_parse_float(x + 1, h) && *w >= 1 && *w <= 100 &&
+           *h >= 1 && *h <= 100;
+}
+
+/* Writes token `id` for display as "text" in quotes: printable UTF-8 kept,
+ * control bytes and invalid UTF-8 escaped as \n, \t, \xNN. With no tokenizer,
+ * "id N". */
+static void token_label(lsc_tokenizer *tok, int32_t id, char *out, size_t size) {
+    size_t len = 0;
+    const char *b = tok ? lsc_tokenizer_token_bytes(tok, id, &len) : NULL;
+    if (!b) {
+        snprintf(out, size, "id %d", (int)id);
+        return;
+    }
+    size_t k = 0;
+    out[k++] = '"';
+    for (size_t i = 0; i < len && k + 8 < size;) {
+        unsigned char c = (unsigned char)b[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool valid = n > 0 && i + n <= len;
+        for (size_t j = 1; valid && j < n; j++) valid = ((unsigned char)b[i + j] >> 6) == 2;
+        if (valid && n == 1 && c >= 0x20 && c != 0x7f) {
+            if (c == '"' || c == '\\') out[k++] = '\\';
+            out[k++] = (char)c;
+        } else if (valid && n > 1) {
+            memcpy(out + k, b + i, n);
+            k += n;
+        } else {
+            k += (size_t)snprintf(out + k, size - k, c == '\n' ? "\\n" : c == '\t' ? "\\t" : "\\x%02x", c);
+            n = 1;
+        }
+        i += n;
+    }
+    out[k++] = '"';
+    out[k] = '\0';
+}
+
+/* Seconds on a monotonic clock. */
+static double now_s(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* The plotted data: the logits at one position, with what the labels need. */
+typedef struct plot_data {
+    float *logits;     /* [n_vocab], owned */
+    size_t n_vocab;
+    long pos, n_pos;   /* the position and the sequence length */
+    int32_t next_id;   /* the input token after pos, or -1 */
+    int32_t at_id;     /* the input token at pos, or -1 (--npy) */
+} plot_data;
+
+/* Resolves --pos (NULL = last; negative from the end) against n positions. */
+static bool resolve_pos(const char *arg, long n, long *pos) {
+    long p = n - 1;
+    if (arg) {
+        if (!cli_parse_int(arg, -2147483647L, 2147483647L, &p)) {
+            cli_error("--pos: '%s' is not an integer", arg);
+            return false;
+        }
+        if (p < 0) p += n;
+        if (p < 0 || p >= n) {
+            cli_error("--pos %s is outside the sequence of %ld positions (valid: %ld..%ld)", arg, n,
+                      -n, n - 1);
+            return false;
+        }
+    }
+    *pos = p;
+    return true;
+}
+
+/* Loads the row from a .npy file of shape [V] or [T, V]. */
+static bool load_npy(const char *path, const char *pos_arg, plot_data *d) {
+    char err[512];
+    npy_array a;
+    if (npy_read_f32(path, (size_t)1 << 32, &a, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        return false;
+    }
+    if ((a.n_dims != 1 && a.n_dims != 2) || a.shape[a.n_dims - 1] < 1 ||
+        (a.n_dims == 2 && a.shape[0] < 1)) {
+        free(a.data);
+        cli_error("%s: expected logits of shape [n_vocab] or [positions, n_vocab]", path);
+        return false;
+    }
+    long n = a.n_dims == 2 ? (long)a.shape[0] : 1;
+    size_t v = (size_t)a.shape[a.n_dims - 1];
+    if (!resolve_pos(pos_arg, n, &d->pos)) {
+        free(a.data);
+        return false;
+    }
+    d->n_pos = n;
+    d->n_vocab = v;
+    d->logits = malloc(v * sizeof(float));
+    if (!d->logits) {
+        free(a.data);
+        cli_error("out of memory");
+        return false;
+    }
+    memcpy(d->logits, a.data + (size_t)d->pos * v, v * sizeof(float));
+    free(a.data);
+    d->next_id = d->at_id = -1;
+    return true;
+}
+
+/* Runs the model on the input ids and keeps the logits at --pos. */
+static bool load_model_row(const cli_common *c, lsc_model *model, lsc_tokenizer *tok,
+                           const char *pos_arg, plot_data *d) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    lsc_ctx *ctx = NULL;
+    lsc_error err;
+    bool ok = false;
+    if (!cli_input_ids(c, tok, &ids, &n)) return false;
+    if (!resolve_pos(pos_arg, (long)n, &d->pos)) goto done;
+    lsc_ctx_params cp = lsc_ctx_default_params();
+    cp.n_threads = c->threads;
+    if (lsc_ctx_new(model, cp, &ctx, &err) != LSC_OK ||
+        lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_ALL, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        goto done;
+    }
+    size_t rows = 0;
+    const float *all = lsc_ctx_logits(ctx, &rows);
+    d->n_vocab = (size_t)lsc_model_n_vocab(model);
+    if (!all || rows != n) {
+        cli_error("the model returned no logits");
+        goto done;
+    }
+    d->logits = malloc(d->n_vocab * sizeof(float));
+    if (!d->logits) {
+        cli_error("out of memory");
+        goto done;
+    }
+    memcpy(d->logits, all + (size_t)d->pos * d->n_vocab, d->n_vocab * sizeof(float));
+    d->n_pos = (long)n;
+    d->at_id = ids[d->pos];
+    d->next_id = d->pos + 1 < (long)n ? ids[d->pos + 1] : -1;
+    ok = true;
+done:
+    lsc_ctx_free(ctx);
+    free(ids);
+    return ok;
+}
+
+/* Prints what was drawn as one JSON object. */
+static void print_json(const char *path, plot_kind kind, const plot_info *info, int n_panels,
+                       double seconds, long mark, const plot_data *d) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "kind", kind_names[kind]);
+    cJSON_AddNumberToObject(o, "width", info->width);
+    cJSON_AddNumberToObject(o, "height", info->height);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    cJSON_AddNumberToObject(o, "pos", (double)d->pos);
+    cJSON_AddNumberToObject(o, "n_vocab", (double)d->n_vocab);
+    if (mark >= 0) cJSON_AddNumberToObject(o, "mark", (double)mark);
+    else cJSON_AddNullToObject(o, "mark");
+    cJSON *arr = cJSON_AddArrayToObject(o, "panels");
+    for (int k = 0; k < n_panels; k++) {
+        cJSON *p = cJSON_CreateObject();
+        double box[4] = {info->panels[k].left, info->panels[k].top, info->panels[k].right,
+                         info->panels[k].bottom};
+        double xl[2] = {info->panels[k].xmin, info->panels[k].xmax};
+        double yl[2] = {info->panels[k].ymin, info->panels[k].ymax};
+        cJSON_AddItemToObject(p, "box", cJSON_CreateDoubleArray(box, 4));
+        cJSON_AddItemToObject(p, "xlim", cJSON_CreateDoubleArray(xl, 2));
+        cJSON_AddItemToObject(p, "ylim", cJSON_CreateDoubleArray(yl, 2));
+        cJSON_AddNumberToObject(p, "points", (double)info->panels[k].n_drawn);
+        cJSON_AddItemToArray(arr, p);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+int cmd_plot(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        plot_usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    plot_kind kind;
+    if (!strcmp(argv[1], "logits")) kind = KIND_LOGITS;
+    else if (!strcmp(argv[1], "softmax")) kind = KIND_SOFTMAX;
+    else if (!strcmp(argv[1], "logsoftmax")) kind = KIND_LOGSOFTMAX;
+    else return cli_error("plot: unknown figure '%s' (logits, softmax or logsoftmax)", argv[1]);
+
+    static const struct option opts[] = {
+        CLI_COMMON_OPTIONS,
+        {"output", required_argument, 0, OPT_OUT},
+        {"pos", required_argument, 0, OPT_POS},
+        {"mark", required_argument, 0, OPT_MARK},
+        {"mark-id", required_argument, 0, OPT_MARK_ID},
+        {"mark-next", no_argument, 0, OPT_MARK_NEXT},
+        {"mark-max", no_argument, 0, OPT_MARK_MAX},
+        {"no-mark", no_argument, 0, OPT_NO_MARK},
+        {"theme", required_argument, 0, OPT_THEME},
+        {"size", required_argument, 0, OPT_SIZE},
+        {"dpi", required_argument, 0, OPT_DPI},
+        {"npy", required_argument, 0, OPT_NPY},
+        {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    cli_common c = {0};
+    const char *out = NULL, *pos_arg = NULL, *mark_arg = NULL, *npy = NULL;
+    mark_mode mmode = MARK_DEFAULT;
+    int n_mark_opts = 0;
+    plot_figure fig = {0};
+    fig.width_in = kind == KIND_LOGITS ? 10.0 : 12.0;
+    fig.height_in = kind == KIND_LOGITS ? 3.0 : 3.3;
+    fig.dpi = 100;
+    fig.theme = PLOT_LIGHT;
+    long v;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    int sub_argc = argc - 1;
+    char **sub_argv = argv + 1;
+    while ((opt = getopt_long(sub_argc, sub_argv, ":o:h", opts, NULL)) != -1) {
+        int r = cli_common_option(&c, opt, optarg);
+        if (r < 0) return 1;
+        if (r > 0) continue;
+        switch (opt) {
+        case OPT_OUT: out = optarg; break;
+        case OPT_POS: pos_arg = optarg; break;
+        case OPT_MARK: mmode = MARK_TOKEN, mark_arg = optarg, n_mark_opts++; break;
+        case OPT_MARK_ID: mmode = MARK_ID, mark_arg = optarg, n_mark_opts++; break;
+        case OPT_MARK_NEXT: mmode = MARK_NEXT, n_mark_opts++; break;
+        case OPT_MARK_MAX: mmode = MARK_MAX, n_mark_opts++; break;
+        case OPT_NO_MARK: mmode = MARK_NONE, n_mark_opts++; break;
+        case OPT_NPY: npy = optarg; break;
+        case OPT_THEME:
+            if (!strcmp(optarg, "light")) fig.theme = PLOT_LIGHT;
+            else if (!strcmp(optarg, "dark")) fig.theme = PLOT_DARK;
+            else return cli_error("--theme: '%s' is not light or dark", optarg);
+            break;
+        case OPT_SIZE:
+            if (!parse_size(optarg, &fig.width_in, &fig.height_in))
+                return cli_error("--size: '%s' is not WxH in inches, each from 1 to 100", optarg);
+            break;
+        case OPT_DPI:
+            if (!cli_parse_int(optarg, 10, 1200, &v))
+                return cli_error("--dpi: '%s' is not a number from 10 to 1200", optarg);
+            fig.dpi = (int)v;
+            break;
+        case 'h': plot_usage(stdout); return 0;
+        case ':': return cli_error("plot: option '%s' needs a value", sub_argv[optind - 1]);
+        default: return cli_error("plot: unknown option '%s'", sub_argv[optind - 1]);
+        }
+    }
+    if (optind < sub_argc) return cli_error("plot: unexpected argument '%s'", sub_argv[optind]);
+    if (!out) return cli_error("plot: give the output file with -o FILE.png|.svg|.pdf");
+    if (n_mark_opts > 1)
+        return cli_error("give at most one of --mark, --mark-id, --mark-next, --mark-max, --no-mark");
+    char err[512];
+    if (!plot_check_output(out, err, sizeof err)) return cli_error("%s", err);
+    if (npy && (c.text || c.ids))
+        return cli_error("give the logits either with --npy or by running the model, not both");
+    if (npy && mmode == MARK_TOKEN && !c.model)
+        return cli_error("--mark TOKEN needs --model for the tokenizer (or use --mark-id)");
+
+    /* The data. */
+    int status = 1;
+    lsc_model *model = NULL;
+    lsc_tokenizer *tok = NULL;
+    plot_data d = {0};
+    float *probs = NULL, *logprobs = NULL;
+    if (!npy || c.model) {
+        if (!npy && !(model = cli_load_model(&c))) goto done;
+        if ((c.text || mmode == MARK_TOKEN || npy) && !(tok = cli_load_tokenizer(&c))) goto done;
+    }
+    if (npy ? !load_npy(npy, pos_arg, &d) : !load_model_row(&c, model, tok, pos_arg, &d)) goto done;
+
+    /* The marked token and its legend. */
+    long mark = -1;
+    char tokbuf[256], legend[320];
+    legend[0] = '\0';
+    if (mmode == MARK_DEFAULT) mmode = d.next_id >= 0 ? MARK_NEXT : MARK_MAX;
+    switch (mmode) {
+    case MARK_NEXT:
+        if (d.next_id < 0) {
+            cli_error(npy ? "--mark-next needs the input ids (use --mark-max or --mark-id with --npy)"
+                          : "--mark-next: position %ld is the last; there is no next input token "
+                            "(use --mark-max)", d.pos);
+            goto done;
+        }
+        mark = d.next_id;
+        snprintf(legend, sizeof legend, "Logit for next token");
+        break;
+    case MARK_MAX:
+        mark = (long)lsc_argmax(d.logits, d.n_vocab);
+        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        snprintf(legend, sizeof legend, "Max logit (%s)", tokbuf);
+        break;
+    case MARK_ID:
+        if (!cli_parse_int(mark_arg, 0, (long)d.n_vocab - 1, &v)) {
+            cli_error("--mark-id: '%s' is not a token id from 0 to %zu", mark_arg, d.n_vocab - 1);
+            goto done;
+        }
+        mark = v;
+        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        snprintf(legend, sizeof legend, "Logit for %s", tokbuf);
+        break;
+    case MARK_TOKEN: {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        lsc_error e;
+        if (lsc_tokenizer_encode(tok, mark_arg, strlen(mark_arg), 0, &ids, &n, &e) != LSC_OK) {
+            cli_error("--mark: %s", e.message);
+            goto done;
+        }
+        if (n != 1) {
+            lsc_free(ids);
+            cli_error("--mark: '%s' is %zu tokens, not one", mark_arg, n);
+            goto done;
+        }
+        mark = ids[0];
+        lsc_free(ids);
+        if ((size_t)mark >= d.n_vocab) {
+            cli_error("--mark: token id %ld is outside the logits' %zu entries", mark, d.n_vocab);
+            goto done;
+        }
+        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        snprintf(legend, sizeof legend, "Logit for %s", tokbuf);
+        break;
+    }
+    default: break;
+    }
+
+    /* The figure. */
+    char title[320];
+    if (d.at_id >= 0 && tok) {
+        token_label(tok, d.at_id, tokbuf, sizeof tokbuf);
+        snprintf(title, sizeof title, "Next-token logits after %s (position %ld)", tokbuf, d.pos);
+    } else {
+        snprintf(title, sizeof title, "Next-token logits at position %ld", d.pos);
+    }
+    const char *leg = mark >= 0 ? legend : NULL;
+    if (kind != KIND_LOGITS) {
+        probs = malloc(d.n_vocab * sizeof(float));
+        logprobs = malloc(d.n_vocab * sizeof(float));
+        if (!probs || !logprobs) {
+            cli_error("out of memory");
+            goto done;
+        }
+        lsc_softmax(d.logits, d.n_vocab, probs);
+        lsc_log_softmax(d.logits, d.n_vocab, logprobs);
+    }
+    plot_panel *p = fig.panels;
+    const char *vocab = "Vocab index", *raw = "Logits (raw)", *sm = "Softmax probability",
+               *lsm = "Log-softmax";
+    if (kind == KIND_LOGITS) {
+        fig.n_panels = 1;
+        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, title, vocab, raw, mark, leg};
+    } else if (kind == KIND_SOFTMAX) {
+        fig.n_panels = 3;
+        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, "Raw logits", vocab, raw, mark, leg};
+        p[1] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, NULL};
+        p[2] = (plot_panel){d.logits, probs, d.n_vocab, "Logits vs. softmax", raw, sm, mark, NULL};
+    } else {
+        fig.n_panels = 3;
+        p[0] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, leg};
+        p[1] = (plot_panel){NULL, logprobs, d.n_vocab, "Log-softmax", vocab, lsm, mark, NULL};
+        p[2] = (plot_panel){probs, logprobs, d.n_vocab, "Softmax vs. log-softmax", sm, lsm, mark,
+                            NULL};
+    }
+    plot_info info;
+    double t0 = now_s();
+    if (plot_render(&fig, out, &info, err, sizeof err) != 0) {
+        cli_error("%s", err);
+        goto done;
+    }
+    double secs = now_s() - t0;
+    size_t drawn = 0;
+    for (int k = 0; k < fig.n_panels; k++) drawn += info.panels[k].n_drawn;
+    if (c.json)
+        print_json(out, kind, &info, fig.n_panels, secs, mark, &d);
+    else
+        printf("wrote %s (%s, %.0fx%.0f %s, %d panel%s, %zu points) in %.3f s\n", out,
+               kind_names[kind], info.width, info.height,
+               strstr(out, ".png") || strstr(out, ".PNG") ? "px" : "pt", fig.n_panels,
+               fig.n_panels > 1 ? "s" : "", drawn, secs);
+    status = 0;
+done:
+    free(probs);
+    free(logprobs);
+    free(d.logits);
+    lsc_tokenizer_free(tok);
+    lsc_model_free(model);
+    return status;
+}

@@ -1,0 +1,514 @@
+/* plot_draw.c - the notebook's figures drawn with PLplot's cairo drivers
+ * (pngcairo, svgcairo, pdfcairo), written atomically. See plot_draw.h.
+ *
+ * Layout is computed in points (1/72 inch) and converted to device units:
+ * the cairo drivers take line widths in device units (pixels for PNG, points
+ * for SVG/PDF) and character heights in millimetres of a 72-unit-per-inch page,
+ * so `unit` (device units per point) scales both. */
+#include "plot_draw.h"
+
+#include <plplot.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Sizes in points, after matplotlib's defaults. */
+#define PT_TITLE 12.0
+#define PT_LABEL 10.0
+#define PT_TICKS 9.0
+#define PT_LEGEND 9.0
+#define PT_DOT 3.0    /* diameter of a vocabulary entry's marker */
+#define PT_SQUARE 7.0 /* side of the marked token's red square */
+#define PT_FRAME 0.8  /* axes frame and tick width */
+
+/* Figure margins around each panel's axes, in points. */
+#define MARGIN_LEFT 62.0
+#define MARGIN_RIGHT 14.0
+#define MARGIN_BOTTOM 38.0
+#define MARGIN_TOP 24.0
+
+typedef struct rgba {
+    int r, g, b;
+    double a;
+} rgba;
+
+typedef struct theme_colors {
+    rgba bg, fg, dots, mark, legend_bg, legend_edge;
+} theme_colors;
+
+/* The light theme is matplotlib's default style; the dark one its
+ * 'dark_background' style. */
+static const theme_colors themes[2] = {
+    [PLOT_LIGHT] = {{255, 255, 255, 1}, {0, 0, 0, 1}, {31, 119, 180, 0.45}, {255, 0, 0, 1},
+                    {255, 255, 255, 0.8}, {204, 204, 204, 1}},
+    [PLOT_DARK] = {{0, 0, 0, 1}, {255, 255, 255, 1}, {141, 211, 199, 0.45}, {255, 0, 0, 1},
+                   {0, 0, 0, 0.8}, {128, 128, 128, 1}},
+};
+
+/* cmap0 slots used while drawing. */
+enum { COL_BG = 0, COL_FG = 1, COL_DOTS = 2, COL_MARK = 3, COL_LEGEND_BG = 4, COL_LEGEND_EDGE = 5 };
+
+/* Writes a formatted one-line message into err. */
+static void set_err(char *err, size_t err_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t err_len, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_len, fmt, ap);
+    va_end(ap);
+    for (char *p = err; *p; p++)
+        if (*p == '\n') *p = ' ';
+}
+
+bool plot_format_from_path(const char *path, plot_format *out) {
+    const char *slash = strrchr(path, '/');
+    const char *dot = strrchr(path, '.');
+    if (!dot || (slash && dot < slash) || dot == path || (slash && dot == slash + 1)) return false;
+    if (!strcasecmp(dot, ".png")) *out = PLOT_PNG;
+    else if (!strcasecmp(dot, ".svg")) *out = PLOT_SVG;
+    else if (!strcasecmp(dot, ".pdf")) *out = PLOT_PDF;
+    else return false;
+    return true;
+}
+
+/* The folder part of `path` ("." when none), in a new string (free()). */
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    if (slash == path) return strdup("/");
+    return strndup(path, (size_t)(slash - path));
+}
+
+bool plot_check_output(const char *path, char *err, size_t err_len) {
+    plot_format fmt;
+    if (!*path) {
+        set_err(err, err_len, "the output file name is empty");
+        return false;
+    }
+    if (!plot_format_from_path(path, &fmt)) {
+        set_err(err, err_len, "%s: unknown image format (the name must end in .png, .svg or .pdf)",
+                path);
+        return false;
+    }
+    char *dir = dir_of(path);
+    if (!dir) {
+        set_err(err, err_len, "out of memory");
+        return false;
+    }
+    struct stat st;
+    bool ok = false;
+    if (stat(dir, &st) != 0)
+        set_err(err, err_len, "%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
+    else if (!S_ISDIR(st.st_mode))
+        set_err(err, err_len, "%s: cannot write: '%s' is not a folder", path, dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        set_err(err, err_len, "%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
+    else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        set_err(err, err_len, "%s: cannot write: it is a folder", path);
+    else
+        ok = true;
+    free(dir);
+    return ok;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PLplot error handling: plexit() would print and exit(); its handler jumps */
+/* back into plot_render instead. plabort() warnings are recorded as errors. */
+/* ------------------------------------------------------------------------ */
+
+static jmp_buf pl_jump;
+static char pl_message[256];
+static bool pl_failed;
+
+/* PLplot's exit handler: records the message and returns to plot_render. */
+static int pl_exit_handler(const char *msg) {
+    snprintf(pl_message, sizeof pl_message, "%s", msg ? msg : "fatal error");
+    pl_failed = true;
+    longjmp(pl_jump, 1);
+}
+
+/* PLplot's abort (warning) handler: records the first message. */
+static void pl_abort_handler(const char *msg) {
+    if (!pl_failed) snprintf(pl_message, sizeof pl_message, "%s", msg ? msg : "error");
+    pl_failed = true;
+}
+
+/* True when PLplot knows the device `name` (its driver is installed). */
+static bool device_available(const char *name) {
+    enum { MAX_DEVS = 128 };
+    const char *menus[MAX_DEVS], *names[MAX_DEVS];
+    const char **pm = menus, **pn = names;
+    int n = MAX_DEVS;
+    plgDevs(&pm, &pn, &n);
+    for (int i = 0; i < n; i++)
+        if (pn[i] && !strcmp(pn[i], name)) return true;
+    return false;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Drawing                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* The state of one render: page size and unit conversions. */
+typedef struct canvas {
+    double w_pt, h_pt; /* page size in points */
+    double unit;       /* device units per point */
+} canvas;
+
+static void set_color(int slot, rgba c) { plscol0a(slot, c.r, c.g, c.b, c.a); }
+
+/* Sets the character height to `pt` points. */
+static void font_pt(const canvas *cv, double pt) { plschr(pt * cv->unit * 25.4 / 72.0 * 0.75, 1.0); }
+
+/* Copies `s` into buf with PLplot's escape character '#' doubled, so the
+ * text is drawn literally. */
+static const char *pl_text(const char *s, char *buf, size_t size) {
+    size_t k = 0;
+    for (; *s && k + 2 < size; s++) {
+        if (*s == '#') buf[k++] = '#';
+        buf[k++] = *s;
+    }
+    buf[k] = '\0';
+    return buf;
+}
+
+/* Data limits with matplotlib's 5% margins; a flat range gets +-0.5 or +-5%. */
+static void limits(const double *v, size_t n, double *lo, double *hi) {
+    double mn = INFINITY, mx = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] < mn) mn = v[i];
+        if (v[i] > mx) mx = v[i];
+    }
+    if (mn > mx) mn = 0, mx = 1; /* nothing finite */
+    double span = mx - mn;
+    if (span <= 0) span = fabs(mx) > 0 ? fabs(mx) * 0.1 : 1.0;
+    *lo = (mx - mn > 0 ? mn : mn - span / 2) - 0.05 * (mx - mn > 0 ? span : 0);
+    *hi = (mx - mn > 0 ? mx : mx + span / 2) + 0.05 * (mx - mn > 0 ? span : 0);
+}
+
+/* Draws the legend (a red square and its text) in the corner of the axes
+ * that covers the fewest points, as matplotlib's loc='best' does. World
+ * limits and the axes size in points are given. */
+static void draw_legend(const canvas *cv, const char *text, const double *xs, const double *ys,
+                        size_t n, double x0, double x1, double y0, double y1, double aw_pt,
+                        double ah_pt) {
+    char buf[512];
+    pl_text(text, buf, sizeof buf);
+    size_t chars = 0;
+    for (const char *p = text; *p; p++) chars += ((unsigned char)*p & 0xC0) != 0x80;
+    double pad = 5, sq = PT_SQUARE, gap = 6;
+    double w = pad + sq + gap + chars * PT_LEGEND * 0.6 + pad; /* points */
+    double h = PT_LEGEND * 2.0;
+    double inset = 6;
+    /* corners: upper right, upper left, lower left, lower right */
+    double best_cost = INFINITY, bx = 0, by = 0;
+    for (int c = 0; c < 4; c++) {
+        double lx = (c == 1 || c == 2) ? inset : aw_pt - inset - w;
+        double ly = (c == 2 || c == 3) ? inset : ah_pt - inset - h;
+        double wx0 = x0 + lx / aw_pt * (x1 - x0), wx1 = x0 + (lx + w) / aw_pt * (x1 - x0);
+        double wy0 = y0 + ly / ah_pt * (y1 - y0), wy1 = y0 + (ly + h) / ah_pt * (y1 - y0);
+        size_t cost = 0;
+        for (size_t i = 0; i < n; i++)
+            cost += xs[i] >= wx0 && xs[i] <= wx1 && ys[i] >= wy0 && ys[i] <= wy1;
+        if (cost < best_cost) best_cost = (double)cost, bx = lx, by = ly;
+    }
+    /* points -> world */
+#define WX(p) (x0 + (p) / aw_pt * (x1 - x0))
+#define WY(p) (y0 + (p) / ah_pt * (y1 - y0))
+    PLFLT rx[4] = {WX(bx), WX(bx + w), WX(bx + w), WX(bx)};
+    PLFLT ry[4] = {WY(by), WY(by), WY(by + h), WY(by + h)};
+    plcol0(COL_LEGEND_BG);
+    plfill(4, rx, ry);
+    PLFLT ex[5] = {rx[0], rx[1], rx[2], rx[3], rx[0]}, ey[5] = {ry[0], ry[1], ry[2], ry[3], ry[0]};
+    plcol0(COL_LEGEND_EDGE);
+    plwidth(PT_FRAME * cv->unit);
+    plline(5, ex, ey);
+    double cy = by + h / 2;
+    PLFLT qx[4] = {WX(bx + pad), WX(bx + pad + sq), WX(bx + pad + sq), WX(bx + pad)};
+    PLFLT qy[4] = {WY(cy - sq / 2), WY(cy - sq / 2), WY(cy + sq / 2), WY(cy + sq / 2)};
+    plcol0(COL_MARK);
+    plfill(4, qx, qy);
+    plcol0(COL_FG);
+    font_pt(cv, PT_LEGEND);
+    plptex(WX(bx + pad + sq + gap), WY(cy), 1.0, 0.0, 0.0, buf);
+#undef WX
+#undef WY
+}
+
+/* Draws one panel into the axes box [l, r] x [b, t] (points from the page's
+ * bottom-left). xs/ys are the finite points (world coordinates). */
+static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, const double *ys,
+                       size_t n, double mx, double my, bool has_mark, double l, double r,
+                       double b, double t, double lim[4]) {
+    double x0, x1, y0, y1;
+    limits(xs, n, &x0, &x1);
+    limits(ys, n, &y0, &y1); /* the mark is one of the points, so it is inside */
+    lim[0] = x0, lim[1] = x1, lim[2] = y0, lim[3] = y1;
+    plvpor(l / cv->w_pt, r / cv->w_pt, b / cv->h_pt, t / cv->h_pt);
+    plwind(x0, x1, y0, y1);
+
+    /* every entry: a zero-length round-capped stroke, i.e. a dot */
+    plcol0(COL_DOTS);
+    plwidth(PT_DOT * cv->unit);
+    plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+
+    if (has_mark) {
+        double hx = PT_SQUARE / 2 / (r - l) * (x1 - x0), hy = PT_SQUARE / 2 / (t - b) * (y1 - y0);
+        PLFLT qx[4] = {mx - hx, mx + hx, mx + hx, mx - hx};
+        PLFLT qy[4] = {my - hy, my - hy, my + hy, my + hy};
+        plcol0(COL_MARK);
+        plfill(4, qx, qy);
+    }
+
+    /* frame, ticks outside on the bottom and left only, labels */
+    plcol0(COL_FG);
+    plwidth(PT_FRAME * cv->unit);
+    font_pt(cv, PT_TICKS);
+    plsmaj(0.0, 0.6);
+    plbox("bc", 0, 0, "bc", 0, 0);
+    plbox("bint", 0, 0, "bintv", 0, 0);
+    char buf[512];
+    if (p->xlabel) {
+        font_pt(cv, PT_LABEL);
+        plmtex("b", 3.2, 0.5, 0.5, pl_text(p->xlabel, buf, sizeof buf));
+    }
+    if (p->ylabel) {
+        font_pt(cv, PT_LABEL);
+        plmtex("l", 5.0, 0.5, 0.5, pl_text(p->ylabel, buf, sizeof buf));
+    }
+    if (p->title) {
+        font_pt(cv, PT_TITLE);
+        plmtex("t", 1.0, 0.5, 0.5, pl_text(p->title, buf, sizeof buf));
+    }
+    if (has_mark && p->legend)
+        draw_legend(cv, p->legend, xs, ys, n, x0, x1, y0, y1, r - l, t - b);
+}
+
+/* Checks that the finished file is complete: its signature, and its trailer
+ * (PNG IEND chunk, PDF %%EOF, SVG closing tag). */
+static bool file_complete(const char *path, plot_format fmt, char *err, size_t err_len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        set_err(err, err_len, "cannot reopen the temporary file: %s", strerror(errno));
+        return false;
+    }
+    unsigned char head[16] = {0}, tail[64] = {0};
+    size_t nh = fread(head, 1, sizeof head, f);
+    long size = (fseek(f, 0, SEEK_END) == 0) ? ftell(f) : -1;
+    size_t nt = 0;
+    if (size >= (long)sizeof tail && fseek(f, size - (long)sizeof tail, SEEK_SET) == 0)
+        nt = fread(tail, 1, sizeof tail, f);
+    fclose(f);
+    bool ok = false;
+    if (nh == sizeof head && nt == sizeof tail) {
+        if (fmt == PLOT_PNG)
+            ok = !memcmp(head, "\x89PNG\r\n\x1a\n", 8) && !memcmp(tail + sizeof tail - 8, "IEND", 4);
+        else if (fmt == PLOT_PDF)
+            ok = !memcmp(head, "%PDF-", 5) && memmem(tail, sizeof tail, "%%EOF", 5);
+        else
+            ok = !memcmp(head, "<?xml", 5) && memmem(tail, sizeof tail, "</svg>", 6);
+    }
+    if (!ok) set_err(err, err_len, "the plotting library wrote an incomplete file");
+    return ok;
+}
+
+/* fsyncs the file at `path` so the rename publishes complete data. */
+static bool sync_file(const char *path) {
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return false;
+    bool ok = fsync(fd) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Everything one render needs, passed through pl_guarded(). */
+typedef struct render_job {
+    const plot_figure *fig;
+    plot_format fmt;
+    const char *device, *file;
+    double *xs[PLOT_MAX_PANELS], *ys[PLOT_MAX_PANELS]; /* finite points per panel */
+    size_t counts[PLOT_MAX_PANELS];
+    double mark_x[PLOT_MAX_PANELS], mark_y[PLOT_MAX_PANELS];
+    bool has_mark[PLOT_MAX_PANELS];
+    bool have_device;
+    plot_info info;
+} render_job;
+
+/* Runs fn(job) with PLplot's exit and abort handlers installed; returns false
+ * (message in pl_message) when PLplot reported an error. setjmp lives here,
+ * in a frame with no locals to clobber. */
+static bool pl_guarded(void (*fn)(render_job *), render_job *job) {
+    pl_failed = false;
+    pl_message[0] = '\0';
+    plsexit(pl_exit_handler);
+    plsabort(pl_abort_handler);
+    if (setjmp(pl_jump) == 0) fn(job);
+    plsexit(NULL);
+    plsabort(NULL);
+    return !pl_failed;
+}
+
+/* Looks the job's device up among PLplot's installed drivers. */
+static void job_find_device(render_job *job) { job->have_device = device_available(job->device); }
+
+/* Draws the whole figure into job->file with PLplot. */
+static void job_draw(render_job *job) {
+    const plot_figure *fig = job->fig;
+    const theme_colors *tc = &themes[fig->theme == PLOT_DARK];
+    canvas cv;
+    cv.w_pt = fig->width_in * 72.0;
+    cv.h_pt = fig->height_in * 72.0;
+    cv.unit = job->fmt == PLOT_PNG ? fig->dpi / 72.0 : 1.0;
+    job->info.width = round(cv.w_pt * cv.unit);
+    job->info.height = round(cv.h_pt * cv.unit);
+    plsdev(job->device);
+    plsfnam(job->file);
+    plspage(72.0 * cv.unit, 72.0 * cv.unit, (PLINT)job->info.width, (PLINT)job->info.height, 0, 0);
+    plscolbg(tc->bg.r, tc->bg.g, tc->bg.b);
+    plscmap0n(8);
+    set_color(COL_BG, tc->bg);
+    set_color(COL_FG, tc->fg);
+    set_color(COL_DOTS, tc->dots);
+    set_color(COL_MARK, tc->mark);
+    set_color(COL_LEGEND_BG, tc->legend_bg);
+    set_color(COL_LEGEND_EDGE, tc->legend_edge);
+    plinit();
+    pladv(0);
+    plsxax(6, 0);
+    plsyax(5, 0);
+    double col = cv.w_pt / fig->n_panels;
+    for (int k = 0; k < fig->n_panels; k++) {
+        double l = k * col + MARGIN_LEFT, r = (k + 1) * col - MARGIN_RIGHT;
+        double b = MARGIN_BOTTOM, t = cv.h_pt - (fig->panels[k].title ? MARGIN_TOP : 10.0);
+        double lim[4];
+        draw_panel(&cv, &fig->panels[k], job->xs[k], job->ys[k], job->counts[k], job->mark_x[k],
+                   job->mark_y[k], job->has_mark[k], l, r, b, t, lim);
+        job->info.panels[k].left = l * cv.unit;
+        job->info.panels[k].right = r * cv.unit;
+        job->info.panels[k].top = (cv.h_pt - t) * cv.unit;
+        job->info.panels[k].bottom = (cv.h_pt - b) * cv.unit;
+        job->info.panels[k].xmin = lim[0], job->info.panels[k].xmax = lim[1];
+        job->info.panels[k].ymin = lim[2], job->info.panels[k].ymax = lim[3];
+        job->info.panels[k].n_drawn = job->counts[k];
+    }
+    plend();
+}
+
+/* Creates an empty temporary file ".NAME.XXXXXX.ext" beside `path` with the
+ * permissions a plain fopen() would give; returns its name (free()) or NULL
+ * with errno set. */
+static char *make_temp_beside(const char *path) {
+    char *dir = dir_of(path);
+    if (!dir) return NULL;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    const char *ext = strrchr(base, '.');
+    size_t len = strlen(dir) + strlen(base) + 16;
+    char *tmp = malloc(len);
+    if (!tmp) {
+        free(dir);
+        return NULL;
+    }
+    snprintf(tmp, len, "%s/.%.*s.XXXXXX%s", dir, (int)(ext - base), base, ext);
+    free(dir);
+    int fd = mkstemps(tmp, (int)strlen(ext));
+    if (fd < 0) {
+        free(tmp);
+        return NULL;
+    }
+    mode_t mask = umask(0);
+    umask(mask);
+    if (fchmod(fd, 0666 & ~mask) != 0) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        errno = e;
+        return NULL;
+    }
+    close(fd);
+    return tmp;
+}
+
+int plot_render(const plot_figure *fig, const char *path, plot_info *info, char *err,
+                size_t err_len) {
+    static const char *devices[] = {[PLOT_PNG] = "pngcairo", [PLOT_SVG] = "svgcairo",
+                                    [PLOT_PDF] = "pdfcairo"};
+    render_job job = {0};
+    job.fig = fig;
+    if (!plot_check_output(path, err, err_len)) return -1;
+    plot_format_from_path(path, &job.fmt);
+    job.device = devices[job.fmt];
+    if (fig->n_panels < 1 || fig->n_panels > PLOT_MAX_PANELS || !(fig->width_in >= 1) ||
+        !(fig->height_in >= 1) || fig->width_in > 100 || fig->height_in > 100 ||
+        (job.fmt == PLOT_PNG && (fig->dpi < 10 || fig->dpi > 1200 ||
+                                 fig->width_in * fig->dpi > 20000 ||
+                                 fig->height_in * fig->dpi > 20000))) {
+        set_err(err, err_len, "invalid figure size or resolution");
+        return -1;
+    }
+    if (!pl_guarded(job_find_device, &job)) {
+        set_err(err, err_len, "PLplot: %s", pl_message);
+        return -1;
+    }
+    if (!job.have_device) {
+        set_err(err, err_len,
+                "PLplot has no '%s' device: install its cairo driver (plplot-driver-cairo)",
+                job.device);
+        return -1;
+    }
+
+    int rc = -1;
+    char *tmp = NULL;
+    for (int k = 0; k < fig->n_panels; k++) {
+        const plot_panel *p = &fig->panels[k];
+        job.xs[k] = malloc((p->n ? p->n : 1) * sizeof(double));
+        job.ys[k] = malloc((p->n ? p->n : 1) * sizeof(double));
+        if (!job.xs[k] || !job.ys[k]) {
+            set_err(err, err_len, "out of memory");
+            goto cleanup;
+        }
+        size_t m = 0;
+        for (size_t i = 0; i < p->n; i++) {
+            double x = p->x ? p->x[i] : (double)i, y = p->y[i];
+            if (!isfinite(x) || !isfinite(y)) continue;
+            job.xs[k][m] = x, job.ys[k][m] = y, m++;
+            if ((long)i == p->mark) job.has_mark[k] = true, job.mark_x[k] = x, job.mark_y[k] = y;
+        }
+        job.counts[k] = m;
+    }
+    if (!(tmp = make_temp_beside(path))) {
+        set_err(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    job.file = tmp;
+    if (!pl_guarded(job_draw, &job)) {
+        set_err(err, err_len, "%s: PLplot: %s", path, pl_message);
+        goto cleanup;
+    }
+    if (!file_complete(tmp, job.fmt, err, err_len)) goto cleanup;
+    if (!sync_file(tmp) || rename(tmp, path) != 0) {
+        set_err(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    free(tmp);
+    tmp = NULL;
+    if (info) *info = job.info;
+    rc = 0;
+cleanup:
+    if (tmp) {
+        unlink(tmp);
+        free(tmp);
+    }
+    for (int k = 0; k < PLOT_MAX_PANELS; k++) free(job.xs[k]), free(job.ys[k]);
+    return rc;
+}
