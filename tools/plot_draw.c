@@ -28,7 +28,7 @@
 #define PT_TICKS 9.0
 #define PT_LEGEND 9.0
 #define PT_DOT 3.0    /* diameter of a vocabulary entry's marker */
-#define PT_SQUARE 7.0 /* side of the marked token's red square */
+#define PT_SQUARE 6.0 /* side of the marked token's red square */
 #define PT_FRAME 0.8  /* axes frame and tick width */
 
 /* Figure margins around each panel's axes, in points. */
@@ -197,11 +197,12 @@ static void limits(const double *v, size_t n, double *lo, double *hi) {
 }
 
 /* Draws the legend (a red square and its text) in the corner of the axes
- * that covers the fewest points, as matplotlib's loc='best' does. World
- * limits and the axes size in points are given. */
+ * that covers the fewest points and never the marked one (mx, my), as
+ * matplotlib's loc='best' does. World limits and the axes size in points
+ * are given. */
 static void draw_legend(const canvas *cv, const char *text, const double *xs, const double *ys,
-                        size_t n, double x0, double x1, double y0, double y1, double aw_pt,
-                        double ah_pt) {
+                        size_t n, double mx, double my, double x0, double x1, double y0,
+                        double y1, double aw_pt, double ah_pt) {
     char buf[512];
     pl_text(text, buf, sizeof buf);
     size_t chars = 0;
@@ -220,6 +221,8 @@ static void draw_legend(const canvas *cv, const char *text, const double *xs, co
         size_t cost = 0;
         for (size_t i = 0; i < n; i++)
             cost += xs[i] >= wx0 && xs[i] <= wx1 && ys[i] >= wy0 && ys[i] <= wy1;
+        double hx = PT_SQUARE / aw_pt * (x1 - x0), hy = PT_SQUARE / ah_pt * (y1 - y0);
+        if (mx >= wx0 - hx && mx <= wx1 + hx && my >= wy0 - hy && my <= wy1 + hy) cost += n + 1;
         if (cost < best_cost) best_cost = (double)cost, bx = lx, by = ly;
     }
     /* points -> world */
@@ -291,7 +294,7 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
         plmtex("t", 1.0, 0.5, 0.5, pl_text(p->title, buf, sizeof buf));
     }
     if (has_mark && p->legend)
-        draw_legend(cv, p->legend, xs, ys, n, x0, x1, y0, y1, r - l, t - b);
+        draw_legend(cv, p->legend, xs, ys, n, mx, my, x0, x1, y0, y1, r - l, t - b);
 }
 
 /* Checks that the finished file is complete: its signature, and its trailer
@@ -348,14 +351,27 @@ typedef struct render_job {
  * (message in pl_message) when PLplot reported an error. setjmp lives here,
  * in a frame with no locals to clobber. */
 static bool pl_guarded(void (*fn)(render_job *), render_job *job) {
+    /* plabort() writes into this buffer instead of stderr (it strcats
+     * unbounded, so the buffer is generous). */
+    static char pl_errmsg[8192];
+    static PLINT pl_errcode;
     pl_failed = false;
     pl_message[0] = '\0';
+    pl_errmsg[0] = '\0';
+    pl_errcode = 0;
     plsexit(pl_exit_handler);
     plsabort(pl_abort_handler);
+    plsError(&pl_errcode, pl_errmsg);
     if (setjmp(pl_jump) == 0) fn(job);
+    plsError(NULL, NULL);
     plsexit(NULL);
     plsabort(NULL);
-    return !pl_failed;
+    if (pl_errcode != 0 && !pl_message[0]) {
+        const char *m = pl_errmsg;
+        while (*m == '\n' || *m == '*' || *m == ' ') m++; /* skip PLplot's banner line */
+        snprintf(pl_message, sizeof pl_message, "%s", m[0] ? m : "error");
+    }
+    return !pl_failed && pl_errcode == 0;
 }
 
 /* Looks the job's device up among PLplot's installed drivers. */
