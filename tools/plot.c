@@ -307,8 +307,7 @@ int cmd_plot(int argc, char **argv) {
     if (!out) return cli_error("plot: give the output file with -o FILE.png|.svg|.pdf");
     if (n_mark_opts > 1)
         return cli_error("give at most one of --mark, --mark-id, --mark-next, --mark-max, --no-mark");
-    char err[512];
-    if (!plot_check_output(out, err, sizeof err)) return cli_error("%s", err);
+    if (!plot_check_output(out)) return 1;
     if (npy && (c.text || c.ids))
         return cli_error("give the logits either with --npy or by running the model, not both");
     if (npy && mmode == MARK_TOKEN && !c.model)
@@ -421,10 +420,7 @@ int cmd_plot(int argc, char **argv) {
     }
     plot_info info;
     double t0 = now_s();
-    if (plot_render(&fig, out, &info, err, sizeof err) != 0) {
-        cli_error("%s", err);
-        goto done;
-    }
+    if (!plot_render(&fig, out, &info)) goto done;
     double secs = now_s() - t0;
     size_t drawn = 0;
     for (int k = 0; k < fig.n_panels; k++) drawn += info.panels[k].n_drawn;

@@ -7,6 +7,9 @@
  * so `unit` (device units per point) scales both. */
 #include "plot_draw.h"
 
+#include "cli.h"
+#include "npy.h"
+
 #include <plplot.h>
 
 #include <errno.h>
@@ -58,18 +61,6 @@ static const theme_colors themes[2] = {
 /* cmap0 slots used while drawing. */
 enum { COL_BG = 0, COL_FG = 1, COL_DOTS = 2, COL_MARK = 3, COL_LEGEND_BG = 4, COL_LEGEND_EDGE = 5 };
 
-/* Writes a formatted one-line message into err. */
-static void set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void set_err(char *err, size_t err_len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-    for (char *p = err; *p; p++)
-        if (*p == '\n') *p = ' ';
-}
-
 bool plot_format_from_path(const char *path, plot_format *out) {
     const char *slash = strrchr(path, '/');
     const char *dot = strrchr(path, '.');
@@ -89,32 +80,31 @@ static char *dir_of(const char *path) {
     return strndup(path, (size_t)(slash - path));
 }
 
-bool plot_check_output(const char *path, char *err, size_t err_len) {
+bool plot_check_output(const char *path) {
     plot_format fmt;
     if (!*path) {
-        set_err(err, err_len, "the output file name is empty");
+        cli_error("the output file name is empty");
         return false;
     }
     if (!plot_format_from_path(path, &fmt)) {
-        set_err(err, err_len, "%s: unknown image format (the name must end in .png, .svg or .pdf)",
-                path);
+        cli_error("%s: unknown image format (the name must end in .png, .svg or .pdf)", path);
         return false;
     }
     char *dir = dir_of(path);
     if (!dir) {
-        set_err(err, err_len, "out of memory");
+        cli_error("out of memory");
         return false;
     }
     struct stat st;
     bool ok = false;
     if (stat(dir, &st) != 0)
-        set_err(err, err_len, "%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
+        cli_error("%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
     else if (!S_ISDIR(st.st_mode))
-        set_err(err, err_len, "%s: cannot write: '%s' is not a folder", path, dir);
+        cli_error("%s: cannot write: '%s' is not a folder", path, dir);
     else if (access(dir, W_OK | X_OK) != 0)
-        set_err(err, err_len, "%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
+        cli_error("%s: cannot write: folder '%s': %s", path, dir, strerror(errno));
     else if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        set_err(err, err_len, "%s: cannot write: it is a folder", path);
+        cli_error("%s: cannot write: it is a folder", path);
     else
         ok = true;
     free(dir);
@@ -299,10 +289,10 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
 
 /* Checks that the finished file is complete: its signature, and its trailer
  * (PNG IEND chunk, PDF %%EOF, SVG closing tag). */
-static bool file_complete(const char *path, plot_format fmt, char *err, size_t err_len) {
+static bool file_complete(const char *path, plot_format fmt) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, err_len, "cannot reopen the temporary file: %s", strerror(errno));
+        cli_error("%s: cannot reopen the temporary file: %s", path, strerror(errno));
         return false;
     }
     unsigned char head[16] = {0}, tail[64] = {0};
@@ -321,16 +311,7 @@ static bool file_complete(const char *path, plot_format fmt, char *err, size_t e
         else
             ok = !memcmp(head, "<?xml", 5) && memmem(tail, sizeof tail, "</svg>", 6);
     }
-    if (!ok) set_err(err, err_len, "the plotting library wrote an incomplete file");
-    return ok;
-}
-
-/* fsyncs the file at `path` so the rename publishes complete data. */
-static bool sync_file(const char *path) {
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return false;
-    bool ok = fsync(fd) == 0;
-    close(fd);
+    if (!ok) cli_error("%s: the plotting library wrote an incomplete file", path);
     return ok;
 }
 
@@ -338,7 +319,8 @@ static bool sync_file(const char *path) {
 typedef struct render_job {
     const plot_figure *fig;
     plot_format fmt;
-    const char *device, *file;
+    const char *device;
+    FILE *stream; /* PLplot writes here and closes it at plend() */
     double *xs[PLOT_MAX_PANELS], *ys[PLOT_MAX_PANELS]; /* finite points per panel */
     size_t counts[PLOT_MAX_PANELS];
     double mark_x[PLOT_MAX_PANELS], mark_y[PLOT_MAX_PANELS];
@@ -388,7 +370,7 @@ static void job_draw(render_job *job) {
     job->info.width = round(cv.w_pt * cv.unit);
     job->info.height = round(cv.h_pt * cv.unit);
     plsdev(job->device);
-    plsfnam(job->file);
+    plsfile(job->stream);
     plspage(72.0 * cv.unit, 72.0 * cv.unit, (PLINT)job->info.width, (PLINT)job->info.height, 0, 0);
     plscolbg(tc->bg.r, tc->bg.g, tc->bg.b);
     plscmap0n(8);
@@ -420,48 +402,12 @@ static void job_draw(render_job *job) {
     plend();
 }
 
-/* Creates an empty temporary file ".NAME.XXXXXX.ext" beside `path` with the
- * permissions a plain fopen() would give; returns its name (free()) or NULL
- * with errno set. */
-static char *make_temp_beside(const char *path) {
-    char *dir = dir_of(path);
-    if (!dir) return NULL;
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    const char *ext = strrchr(base, '.');
-    size_t len = strlen(dir) + strlen(base) + 16;
-    char *tmp = malloc(len);
-    if (!tmp) {
-        free(dir);
-        return NULL;
-    }
-    snprintf(tmp, len, "%s/.%.*s.XXXXXX%s", dir, (int)(ext - base), base, ext);
-    free(dir);
-    int fd = mkstemps(tmp, (int)strlen(ext));
-    if (fd < 0) {
-        free(tmp);
-        return NULL;
-    }
-    mode_t mask = umask(0);
-    umask(mask);
-    if (fchmod(fd, 0666 & ~mask) != 0) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        errno = e;
-        return NULL;
-    }
-    close(fd);
-    return tmp;
-}
-
-int plot_render(const plot_figure *fig, const char *path, plot_info *info, char *err,
-                size_t err_len) {
+bool plot_render(const plot_figure *fig, const char *path, plot_info *info) {
     static const char *devices[] = {[PLOT_PNG] = "pngcairo", [PLOT_SVG] = "svgcairo",
                                     [PLOT_PDF] = "pdfcairo"};
     render_job job = {0};
     job.fig = fig;
-    if (!plot_check_output(path, err, err_len)) return -1;
+    if (!plot_check_output(path)) return false;
     plot_format_from_path(path, &job.fmt);
     job.device = devices[job.fmt];
     if (fig->n_panels < 1 || fig->n_panels > PLOT_MAX_PANELS || !(fig->width_in >= 1) ||
@@ -469,28 +415,28 @@ int plot_render(const plot_figure *fig, const char *path, plot_info *info, char 
         (job.fmt == PLOT_PNG && (fig->dpi < 10 || fig->dpi > 1200 ||
                                  fig->width_in * fig->dpi > 20000 ||
                                  fig->height_in * fig->dpi > 20000))) {
-        set_err(err, err_len, "invalid figure size or resolution");
-        return -1;
+        cli_error("%s: invalid figure size or resolution", path);
+        return false;
     }
     if (!pl_guarded(job_find_device, &job)) {
-        set_err(err, err_len, "PLplot: %s", pl_message);
-        return -1;
+        cli_error("PLplot: %s", pl_message);
+        return false;
     }
     if (!job.have_device) {
-        set_err(err, err_len,
-                "PLplot has no '%s' device: install its cairo driver (plplot-driver-cairo)",
-                job.device);
-        return -1;
+        cli_error("PLplot has no '%s' device: install its cairo driver (plplot-driver-cairo)",
+                  job.device);
+        return false;
     }
 
-    int rc = -1;
+    bool ok = false;
     char *tmp = NULL;
+    FILE *f = NULL;
     for (int k = 0; k < fig->n_panels; k++) {
         const plot_panel *p = &fig->panels[k];
         job.xs[k] = malloc((p->n ? p->n : 1) * sizeof(double));
         job.ys[k] = malloc((p->n ? p->n : 1) * sizeof(double));
         if (!job.xs[k] || !job.ys[k]) {
-            set_err(err, err_len, "out of memory");
+            cli_error("out of memory");
             goto cleanup;
         }
         size_t m = 0;
@@ -502,29 +448,26 @@ int plot_render(const plot_figure *fig, const char *path, plot_info *info, char 
         }
         job.counts[k] = m;
     }
-    if (!(tmp = make_temp_beside(path))) {
-        set_err(err, err_len, "%s: cannot write: %s", path, strerror(errno));
+    /* PLplot gets its own stream on a duplicate of the temporary file's
+     * descriptor (it closes that stream itself); the original is committed. */
+    if (!(f = atomic_open(path, &tmp))) goto cleanup;
+    int fd = dup(fileno(f));
+    if (fd < 0 || !(job.stream = fdopen(fd, "wb"))) {
+        cli_error("%s: cannot write: %s", path, strerror(errno));
+        if (fd >= 0) close(fd);
         goto cleanup;
     }
-    job.file = tmp;
     if (!pl_guarded(job_draw, &job)) {
-        set_err(err, err_len, "%s: PLplot: %s", path, pl_message);
+        cli_error("%s: PLplot: %s", path, pl_message);
         goto cleanup;
     }
-    if (!file_complete(tmp, job.fmt, err, err_len)) goto cleanup;
-    if (!sync_file(tmp) || rename(tmp, path) != 0) {
-        set_err(err, err_len, "%s: cannot write: %s", path, strerror(errno));
-        goto cleanup;
-    }
-    free(tmp);
+    if (!file_complete(tmp, job.fmt)) goto cleanup;
+    ok = atomic_commit(f, tmp, path); /* frees tmp, removes it on failure */
+    f = NULL;
     tmp = NULL;
-    if (info) *info = job.info;
-    rc = 0;
+    if (ok && info) *info = job.info;
 cleanup:
-    if (tmp) {
-        unlink(tmp);
-        free(tmp);
-    }
+    if (f) atomic_abort(f, tmp);
     for (int k = 0; k < PLOT_MAX_PANELS; k++) free(job.xs[k]), free(job.ys[k]);
-    return rc;
+    return ok;
 }

@@ -48,15 +48,16 @@ typedef struct plot_info {
 bool plot_format_from_path(const char *path, plot_format *out);
 
 /* Checks that `path` can be written: a known extension, an existing writable
- * folder, and not a folder itself. On failure writes a one-line message to
- * `err` and returns false. Cheap: call it before expensive work. */
-bool plot_check_output(const char *path, char *err, size_t err_len);
+ * folder, and not a folder itself. On failure prints a one-line error
+ * (cli_error) and returns false. Cheap: call it before expensive work. */
+bool plot_check_output(const char *path);
 
-/* Draws `fig` into `path`, through a temporary file in the same folder that is
- * validated and renamed over `path` only when complete; on any failure no file
- * is left behind. `info` may be NULL. Returns 0, or -1 with a one-line message
- * in `err`. Not thread-safe (PLplot keeps global state). */
-int plot_render(const plot_figure *fig, const char *path, plot_info *info, char *err,
-                size_t err_len);
+/* Draws `fig` into `path`, through a temporary file in the same folder
+ * (atomic_open) that is checked for completeness and renamed over `path` only
+ * then; on any failure no file is left behind and `path` is untouched. PLplot's
+ * errors, which it would print and exit() on, are caught and reported. `info`
+ * may be NULL. Prints a one-line error and returns false on failure. Not
+ * thread-safe (PLplot keeps global state). */
+bool plot_render(const plot_figure *fig, const char *path, plot_info *info);
 
 #endif
