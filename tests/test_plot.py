@@ -365,3 +365,68 @@ def test_unknown_figure_and_missing_output(tmp_path, logits_npy):
     assert_clean_failure(p, tmp_path, "unknown figure")
     p = plot("logits", "--npy", logits_npy[0], check=False)
     assert_clean_failure(p, tmp_path, "-o FILE")
+
+
+# --------------------------------------------------------------------------
+# From the model: the plotted row is the model's row at --pos
+# --------------------------------------------------------------------------
+
+TEXT = "I like to drink a cup of"
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from fixtures import fixture_dir
+
+    return fixture_dir("tiny")
+
+
+def model_logits(tmp_path, model, *inp):
+    out = tmp_path / "all.npy"
+    run_cli("logits", "--model", model, *inp, "--npy", out, check=True)
+    return np.load(out)
+
+
+def test_model_row_and_default_mark(tmp_path, tiny):
+    ids = [40, 588, 284, 4144, 257, 6508, 286]
+    x = model_logits(tmp_path, tiny, "--ids", ",".join(map(str, ids)))
+    svg, png = tmp_path / "f.svg", tmp_path / "f.png"
+    p = plot("logits", "--model", tiny, "--ids", ",".join(map(str, ids)), "--pos", "2", "--json",
+             "-o", svg)
+    assert json.loads(p.stdout)["mark"] == ids[3]  # default: the next input token
+    d = svg_dots(svg)
+    assert len(d) == V
+    assert_linear(np.arange(V, dtype=np.float64), d[:, 0], "model row x")
+    assert_linear(x[2].astype(np.float64), d[:, 1], "model row y")
+    plot("logits", "--model", tiny, "--ids", ",".join(map(str, ids)), "--pos", "2", "-o", png)
+    img = load_png(png)
+    (box,) = axes_boxes(img, (0, 0, 0), 1)
+    idx = np.arange(V, dtype=np.float64)
+    ex, ey = expected_pixel(box, idx, x[2], ids[3])
+    assert min(np.hypot(bx - ex, by - ey) for bx, by in red_blobs(img)) < 1.0
+
+
+def test_model_mark_token_by_text(tmp_path, tiny):
+    x = model_logits(tmp_path, tiny, "--text", TEXT)
+    out = tmp_path / "f.png"
+    p = plot("softmax", "--model", tiny, "--text", TEXT, "--mark", " coffee", "--json", "-o", out)
+    assert json.loads(p.stdout)["mark"] == 6891  # " coffee" in GPT-2's vocabulary
+    img = load_png(out)
+    row = x[-1]
+    panels = panels_data("softmax", row)
+    blobs = red_blobs(img)
+    for box, (px, py) in zip(axes_boxes(img, (0, 0, 0), 3), panels):
+        ex, ey = expected_pixel(box, px, py, 6891)
+        assert min(np.hypot(bx - ex, by - ey) for bx, by in blobs) < 1.0
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--pos", "7"], "--pos 7 is outside the sequence of 7 positions"),
+    (["--mark", " coffee cup"], "is 2 tokens"),
+    (["--mark-next"], "no next input token"),
+    (["--npy", "x.npy"], "either with --npy"),
+])
+def test_model_bad_input(tmp_path, tiny, args, expect):
+    p = plot("logits", "--model", tiny, "--text", TEXT, *args, "-o", tmp_path / "f.png",
+             check=False)
+    assert_clean_failure(p, tmp_path, expect)
