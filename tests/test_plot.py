@@ -421,7 +421,8 @@ def test_model_mark_token_by_text(tmp_path, tiny):
 
 
 @pytest.mark.parametrize("args,expect", [
-    (["--pos", "7"], "--pos 7 is outside the sequence of 7 positions"),
+    (["--pos", "7"], "--pos: '7' is outside the sequence of 7 tokens"),
+    (["--hook", "no.such.point:zero"], "no.such.point"),
     (["--mark", " coffee cup"], "is 2 tokens"),
     (["--mark-next"], "no next input token"),
     (["--npy", "x.npy"], "either with --npy"),
@@ -430,3 +431,19 @@ def test_model_bad_input(tmp_path, tiny, args, expect):
     p = plot("logits", "--model", tiny, "--text", TEXT, *args, "-o", tmp_path / "f.png",
              check=False)
     assert_clean_failure(p, tmp_path, expect)
+
+
+def test_hook_applies_before_plotting(tmp_path, tiny):
+    """The notebook's last figure: after the lm_head hook " coffee" is the max."""
+    out = tmp_path / "f.svg"
+    p = plot("logits", "--model", tiny, "--text", TEXT, "--mark-max", "--json",
+             "--hook", "lm_head:set: coffee=max+10", "-o", out)
+    assert json.loads(p.stdout)["mark"] == 6891
+    x = model_logits(tmp_path, tiny, "--text", TEXT)[-1].astype(np.float64)
+    hooked = x.copy()
+    hooked[6891] = x.max() + 10
+    d = svg_dots(out)
+    assert_linear(hooked, d[:, 1], "hooked row y")
+    p = plot("logits", "--npy", tmp_path / "all.npy", "--hook", "lm_head:zero",
+             "-o", tmp_path / "g.png", check=False)
+    assert p.returncode != 0 and "--hook" in p.stderr

@@ -36,11 +36,13 @@ static void plot_usage(FILE *out) {
           "         (--model DIR (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
           "         [--pos I] [--mark TOKEN | --mark-id ID | --mark-next | --mark-max | --no-mark]\n"
           "         [--theme light|dark] [--size WxH (inches)] [--dpi N] [--json]\n"
+          "         [--hook POINT[@POS]:OP ...] (applied before plotting)\n"
           "  logits      the logits at a position over the vocabulary (10x3 in)\n"
           "  softmax     raw logits; softmax probabilities; logits against softmax (12x3.3 in)\n"
           "  logsoftmax  softmax; log-softmax; softmax against log-softmax (12x3.3 in)\n"
           "--pos: the position (default the last; negative counts from the end).\n"
-          "The default mark is the next input token when there is one, else the max.\n",
+          "The default mark is the next input token when there is one, else the max.\n"
+          CLI_HOOK_USAGE,
           out);
 }
 
@@ -104,22 +106,11 @@ typedef struct plot_data {
     int32_t at_id;     /* the input token at pos, or -1 (--npy) */
 } plot_data;
 
-/* Resolves --pos (NULL = last; negative from the end) against n positions. */
+/* Resolves --pos (NULL = the last) against n positions with cli_parse_pos. */
 static bool resolve_pos(const char *arg, long n, long *pos) {
-    long p = n - 1;
-    if (arg) {
-        if (!cli_parse_int(arg, -2147483647L, 2147483647L, &p)) {
-            cli_error("--pos: '%s' is not an integer", arg);
-            return false;
-        }
-        if (p < 0) p += n;
-        if (p < 0 || p >= n) {
-            cli_error("--pos %s is outside the sequence of %ld positions (valid: %ld..%ld)", arg, n,
-                      -n, n - 1);
-            return false;
-        }
-    }
-    *pos = p;
+    size_t p = (size_t)n - 1;
+    if (arg && !cli_parse_pos(arg, (size_t)n, &p)) return false;
+    *pos = (long)p;
     return true;
 }
 
@@ -157,44 +148,23 @@ static bool load_npy(const char *path, const char *pos_arg, plot_data *d) {
     return true;
 }
 
-/* Runs the model on the input ids and keeps the logits at --pos. */
-static bool load_model_row(const cli_common *c, lsc_model *model, lsc_tokenizer *tok,
-                           const char *pos_arg, plot_data *d) {
-    int32_t *ids = NULL;
-    size_t n = 0;
-    lsc_ctx *ctx = NULL;
-    lsc_error err;
-    bool ok = false;
-    if (!cli_input_ids(c, tok, &ids, &n)) return false;
-    if (!resolve_pos(pos_arg, (long)n, &d->pos)) goto done;
-    lsc_ctx_params cp = lsc_ctx_default_params();
-    cp.n_threads = c->threads;
-    if (lsc_ctx_new(model, cp, &ctx, &err) != LSC_OK ||
-        lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_ALL, &err) != LSC_OK) {
-        cli_error("%s", err.message);
-        goto done;
-    }
-    size_t rows = 0;
-    const float *all = lsc_ctx_logits(ctx, &rows);
-    d->n_vocab = (size_t)lsc_model_n_vocab(model);
-    if (!all || rows != n) {
-        cli_error("the model returned no logits");
-        goto done;
-    }
+/* Runs the model (with its --hook interventions) on ids[0..pos] and keeps
+ * the logits at --pos. */
+static bool load_model_row(cli_lm *lm, const char *pos_arg, plot_data *d) {
+    if (!resolve_pos(pos_arg, (long)lm->n, &d->pos)) return false;
+    const float *row = cli_lm_row(lm, (size_t)d->pos);
+    if (!row) return false;
+    d->n_vocab = lm->n_vocab;
     d->logits = malloc(d->n_vocab * sizeof(float));
     if (!d->logits) {
         cli_error("out of memory");
-        goto done;
+        return false;
     }
-    memcpy(d->logits, all + (size_t)d->pos * d->n_vocab, d->n_vocab * sizeof(float));
-    d->n_pos = (long)n;
-    d->at_id = ids[d->pos];
-    d->next_id = d->pos + 1 < (long)n ? ids[d->pos + 1] : -1;
-    ok = true;
-done:
-    lsc_ctx_free(ctx);
-    free(ids);
-    return ok;
+    memcpy(d->logits, row, d->n_vocab * sizeof(float));
+    d->n_pos = (long)lm->n;
+    d->at_id = lm->ids[d->pos];
+    d->next_id = d->pos + 1 < (long)lm->n ? lm->ids[d->pos + 1] : -1;
+    return true;
 }
 
 /* Prints what was drawn as one JSON object. */
@@ -242,6 +212,7 @@ int cmd_plot(int argc, char **argv) {
 
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
+        CLI_HOOK_OPTIONS,
         {"output", required_argument, 0, OPT_OUT},
         {"pos", required_argument, 0, OPT_POS},
         {"mark", required_argument, 0, OPT_MARK},
@@ -314,16 +285,21 @@ int cmd_plot(int argc, char **argv) {
         return cli_error("--mark TOKEN needs --model for the tokenizer (or use --mark-id)");
 
     /* The data. */
+    if (npy && (c.n_hooks || c.n_cache))
+        return cli_error("--hook and --cache need the model; they do not apply to --npy");
     int status = 1;
-    lsc_model *model = NULL;
+    cli_lm lm = {0};
     lsc_tokenizer *tok = NULL;
     plot_data d = {0};
     float *probs = NULL, *logprobs = NULL;
-    if (!npy || c.model) {
-        if (!npy && !(model = cli_load_model(&c))) goto done;
-        if ((c.text || mmode == MARK_TOKEN || npy) && !(tok = cli_load_tokenizer(&c))) goto done;
+    if (npy) {
+        if (c.model && !(tok = cli_load_tokenizer(&c))) goto done; /* for token labels */
+        if (!load_npy(npy, pos_arg, &d)) goto done;
+    } else {
+        if (!cli_lm_open(&c, true, &lm) || !load_model_row(&lm, pos_arg, &d)) goto done;
+        tok = lm.tok;
+        if (!cli_hooks_finish(lm.hooks)) goto done; /* --cache-out; a --hook that never fired */
     }
-    if (npy ? !load_npy(npy, pos_arg, &d) : !load_model_row(&c, model, tok, pos_arg, &d)) goto done;
 
     /* The marked token and its legend. */
     long mark = -1;
@@ -436,7 +412,7 @@ done:
     free(probs);
     free(logprobs);
     free(d.logits);
-    lsc_tokenizer_free(tok);
-    lsc_model_free(model);
+    if (npy) lsc_tokenizer_free(tok);
+    cli_lm_close(&lm);
     return status;
 }
