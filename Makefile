@@ -84,7 +84,8 @@ py-test: all
 test: all unit-test py-test
 
 test-sanitize:
-	$(MAKE) BUILD=build-san SANITIZE=1 OPT=-O1 test
+	LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  $(MAKE) BUILD=build-san SANITIZE=1 OPT=-O1 test
 
 bench: all
 	bench/run

@@ -351,7 +351,11 @@ static bool pl_guarded(void (*fn)(render_job *), render_job *job) {
     if (pl_errcode != 0 && !pl_message[0]) {
         const char *m = pl_errmsg;
         while (*m == '\n' || *m == '*' || *m == ' ') m++; /* skip PLplot's banner line */
-        snprintf(pl_message, sizeof pl_message, "%s", m[0] ? m : "error");
+        if (!m[0]) m = "error";
+        size_t k = strcspn(m, "\n"); /* the first line, truncated to fit */
+        if (k >= sizeof pl_message) k = sizeof pl_message - 1;
+        memcpy(pl_message, m, k);
+        pl_message[k] = '\0';
     }
     return !pl_failed && pl_errcode == 0;
 }
