@@ -28,7 +28,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
@@ -61,15 +61,30 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
-# Fuzz targets (clang + libFuzzer, ASan + UBSan): `make fuzz-build`, then e.g.
-#   build-fuzz/fuzz_tokenizer -max_total_time=60   (from the repository root;
-#   warnings do not stop these builds: clang warns on things gcc does not)
+# Fuzz targets (clang + libFuzzer, ASan + UBSan, any UB report fatal), one per
+# parser of outside input (tests/fuzz/fuzz_*.c; see tests/fuzz/README.md):
+#   make fuzz-build        build them into build-fuzz/
+#   make fuzz              run each for FUZZ_SECONDS (default 10) from its seeds
+#   tests/fuzz/run 600 fuzz_safetensors    a longer run of one target
+# Warnings do not stop these builds: clang warns on things gcc does not.
 FUZZ_SRC = $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN = $(FUZZ_SRC:tests/fuzz/%.c=build-fuzz/%)
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build-fuzz/obj/%.o)
+FUZZ_CFLAGS = $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=address,undefined \
+              -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SECONDS ?= 10
 fuzz-build: $(FUZZ_BIN)
-build-fuzz/%: tests/fuzz/%.c $(LIB_SRC) $(wildcard include/*.h src/*.h)
+build-fuzz/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h)
 	@mkdir -p $(dir $@)
-	clang $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=fuzzer,address,undefined -o $@ $< $(LIB_SRC) $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools -o $@ $< build-fuzz/liblogitscope.a $(LIBS)
+fuzz: fuzz-build
+	tests/fuzz/run $(FUZZ_SECONDS)
 
 # the generated checkpoints the tests use (regenerated only when the generator changes)
 fixtures:
