@@ -77,6 +77,9 @@ fuzz-build: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
