@@ -144,6 +144,14 @@ typedef struct lsc_model_file {
 
 void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
 
+/* Scans every weight of the file (buffers such as h.N.attn.bias aside) for
+ * NaN or +-Inf as float32 and fails with LSC_ERR_FORMAT naming the first
+ * tensor and element holding one. lsc_model_load does not scan (loading stays
+ * a mapping of the file): NaN/Inf weights load and propagate into NaN logits,
+ * as in torch; the CLI refuses non-finite logits and calls this to name the
+ * tensor. Reads the whole file. */
+lsc_status lsc_model_check_finite(const lsc_model *model, lsc_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Context: KV cache, scratch buffers, hooks, logits of the last forward     */
 /* ------------------------------------------------------------------------ */

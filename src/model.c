@@ -339,6 +339,27 @@ void lsc_model_file_info(const lsc_model *m, lsc_model_file *info) {
                                            : lsc_st_dtype_name((lsc_st_dtype)dtype);
 }
 
+lsc_status lsc_model_check_finite(const lsc_model *m, lsc_error *err) {
+    if (!m) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_check_finite: model is NULL");
+    float buf[1024];
+    for (size_t i = 0; i < m->st->n_tensors; i++) {
+        const lsc_st_tensor *t = &m->st->tensors[i];
+        if (is_buffer(t->name)) continue;
+        size_t esz = lsc_st_dtype_size(t->dtype);
+        for (size_t j = 0; j < t->n_elements; j += 1024) {
+            size_t n = t->n_elements - j < 1024 ? t->n_elements - j : 1024;
+            if (!lsc_st_to_f32(t->dtype, (const uint8_t *)t->data + j * esz, n, buf)) break;
+            for (size_t k = 0; k < n; k++)
+                if (!isfinite(buf[k]))
+                    return lsc_fail(err, LSC_ERR_FORMAT,
+                                    "%s: tensor '%s' holds %s at element %zu (NaN/Inf weights "
+                                    "make the logits NaN)",
+                                    m->st->path, t->name, isnan(buf[k]) ? "NaN" : "Inf", j + k);
+        }
+    }
+    return LSC_OK;
+}
+
 int lsc_model_n_hook_points(const lsc_model *m) { return m->n_points; }
 
 const char *lsc_model_hook_point_name(const lsc_model *m, int index) {

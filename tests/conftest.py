@@ -29,6 +29,11 @@ def run_cli(*args, input=None, check=False, env=None):
     """Runs build/logitscope with the given arguments; returns CompletedProcess."""
     p = subprocess.run([str(BIN), *map(str, args)], input=input, capture_output=True,
                        text=True, env=env, timeout=600)
+    # under `make test-sanitize`: any AddressSanitizer / LeakSanitizer / UBSan
+    # report fails the test, whatever the exit status it expected
+    for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        if mark in p.stderr:
+            raise AssertionError(f"sanitizer report from logitscope {' '.join(map(str, args))}:\n{p.stderr}")
     if check and p.returncode != 0:
         raise AssertionError(f"logitscope {' '.join(map(str, args))} failed: {p.stderr}")
     return p

@@ -229,3 +229,21 @@ void cli_print_repr(FILE *out, const char *s, size_t n) {
     }
     fputc(q, out);
 }
+
+bool cli_check_logits(const lsc_model *m, const float *logits, size_t rows, size_t n_vocab,
+                      size_t pos0) {
+    for (size_t r = 0; r < rows; r++)
+        for (size_t i = 0; i < n_vocab; i++) {
+            float v = logits[r * n_vocab + i];
+            if (isfinite(v)) continue;
+            lsc_error err;
+            if (lsc_model_check_finite(m, &err) != LSC_OK)
+                cli_error("%s", err.message);
+            else
+                cli_error("the logit of token %zu at position %zu is %s: not finite (the weights "
+                          "are finite; a hook or overflow?)",
+                          i, pos0 + r, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+            return false;
+        }
+    return true;
+}

@@ -205,6 +205,13 @@ bool cli_hooks_finish(cli_hooks *h);
  * everything. NULL is fine. */
 void cli_hooks_free(cli_hooks *h);
 
+/* Checks that logits [rows, n_vocab] (rows from position pos0 on) are all
+ * finite. Otherwise prints one error line naming the first position with a
+ * NaN/Inf and, when the weights hold one, the tensor (lsc_model_check_finite),
+ * and returns false: no command prints or saves non-finite logits. */
+bool cli_check_logits(const lsc_model *m, const float *logits, size_t rows, size_t n_vocab,
+                      size_t pos0);
+
 /* Each command: argv[0] is the command's name. Returns the exit status. */
 int cmd_logits(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);

@@ -1,6 +1,7 @@
 /* main.c - the logitscope command: dispatches to one file per command. */
 #include "cli.h"
 
+#include <errno.h>
 #include <string.h>
 
 typedef struct command {
@@ -33,6 +34,19 @@ static void usage(FILE *out) {
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
+/* A command's exit status, made non-zero (with a one-line error) when its
+ * standard output could not be written in full (a full disk, say). Commands
+ * leave the final flush of stdout to this. */
+static int finish(int rc) {
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        cli_error("cannot write the standard output%s%s", errno ? ": " : "",
+                  errno ? strerror(errno) : "");
+        return rc ? rc : 1;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
@@ -47,7 +61,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], commands[i].name)) return finish(commands[i].run(argc - 1, argv + 1));
     cli_error("unknown command '%s' (run 'logitscope --help' for the list)", argv[1]);
     return 2;
 }

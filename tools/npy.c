@@ -42,14 +42,43 @@ bool npy_fwrite_f32(FILE *f, const float *data, const int64_t *shape, int n_dims
     return fwrite(data, sizeof(float), n, f) == n;
 }
 
+#define TMP_SUFFIX ".tmp.XXXXXX"
+
+/* Where an atomic write of `path` renames its temporary file to: `path`
+ * itself, or, through symbolic links, the regular file they lead to (so the
+ * link stays a link). NULL when `path` must be written in place instead: it
+ * is (or leads to) a device or FIFO such as /dev/full, or a /proc/self/fd
+ * link such as /dev/stdout, which a rename would replace rather than write.
+ * The result is a new string (free with free()). */
+static char *atomic_target(const char *path) {
+    struct stat sb;
+    if (lstat(path, &sb) != 0 || S_ISREG(sb.st_mode) || S_ISDIR(sb.st_mode))
+        return strdup(path); /* new, regular, or a folder (the rename then fails) */
+    if (!S_ISLNK(sb.st_mode)) return NULL;
+    char *real = realpath(path, NULL);
+    if (!real || strncmp(real, "/proc/", 6) == 0 || stat(real, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        free(real);
+        return NULL;
+    }
+    return real;
+}
+
 FILE *atomic_open(const char *path, char **tmp_path) {
-    size_t len = strlen(path);
-    char *tmp = malloc(len + 16);
+    *tmp_path = NULL;
+    char *target = atomic_target(path);
+    if (!target) { /* a device, FIFO or fd link: written in place */
+        FILE *f = fopen(path, "wb");
+        if (!f) cli_error("%s: cannot open: %s", path, strerror(errno));
+        return f;
+    }
+    size_t len = strlen(target);
+    char *tmp = realloc(target, len + sizeof TMP_SUFFIX);
     if (!tmp) {
+        free(target);
         cli_error("%s: out of memory", path);
         return NULL;
     }
-    snprintf(tmp, len + 16, "%s.tmp.XXXXXX", path);
+    memcpy(tmp + len, TMP_SUFFIX, sizeof TMP_SUFFIX);
     int fd = mkstemp(tmp);
     if (fd < 0) {
         cli_error("%s: cannot create: %s", path, strerror(errno));
@@ -85,19 +114,25 @@ void atomic_abort(FILE *f, char *tmp_path) {
 }
 
 bool atomic_commit(FILE *f, char *tmp_path, const char *path) {
+    errno = 0;
     bool ok = fflush(f) == 0 && !ferror(f);
-    int e = errno;
+    int e = errno ? errno : EIO;
     if (fclose(f) != 0 && ok) {
         ok = false;
         e = errno;
     }
-    if (ok && rename(tmp_path, path) != 0) {
-        ok = false;
-        e = errno;
+    if (ok && tmp_path) { /* the target is the temporary name less its suffix */
+        size_t n = strlen(tmp_path) - (sizeof TMP_SUFFIX - 1);
+        char *target = strndup(tmp_path, n);
+        if (!target || rename(tmp_path, target) != 0) {
+            ok = false;
+            e = target ? errno : ENOMEM;
+        }
+        free(target);
     }
     if (!ok) {
         cli_error("%s: cannot write: %s", path, strerror(e));
-        unlink(tmp_path);
+        if (tmp_path) unlink(tmp_path);
     }
     free(tmp_path);
     return ok;

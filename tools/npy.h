@@ -25,8 +25,11 @@ bool npy_fwrite_f32(FILE *f, const float *data, const int64_t *shape, int n_dims
 bool npy_save_f32(const char *path, const float *data, const int64_t *shape, int n_dims);
 
 /* Opens a temporary file next to `path` for an atomic write; *tmp_path
- * receives its name (free with free()). NULL (after printing the error) on
- * failure. Finish with atomic_commit() or atomic_abort(). */
+ * receives its name (free with free()). A symbolic link is followed to the
+ * regular file it names (the link stays). A `path` that is a device, FIFO or
+ * fd link (/dev/full, /dev/stdout) is opened in place instead, with *tmp_path
+ * NULL: renaming over it would replace the device. NULL (after printing the
+ * error) on failure. Finish with atomic_commit() or atomic_abort(). */
 FILE *atomic_open(const char *path, char **tmp_path);
 
 /* Closes `f` and renames tmp_path over path; on any error removes tmp_path,
