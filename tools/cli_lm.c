@@ -118,7 +118,8 @@ const float *cli_lm_row(cli_lm *lm, size_t pos) {
         cli_error("%s", err.message);
         return NULL;
     }
-    return lsc_ctx_logits(lm->ctx, NULL);
+    const float *row = lsc_ctx_logits(lm->ctx, NULL);
+    return cli_check_logits(lm->model, row, 1, lm->n_vocab, pos) ? row : NULL;
 }
 
 char *cli_token_text(const lsc_tokenizer *tok, int32_t id, size_t *len) {

@@ -154,6 +154,9 @@ int cmd_generate(int argc, char **argv) {
     size_t n_new = 0;
     if (lsc_generate(lm.ctx, smp, lm.ids, lm.n, gp, on_token, &g, &new_ids, &n_new, &err) != LSC_OK) {
         if (!c.json && !show_steps && g.len > lm.n) fputc('\n', stdout);
+        lsc_error werr; /* NaN logits: name the weight that holds a NaN/Inf, if one does */
+        if (err.status != LSC_ERR_CONTEXT_FULL && lsc_model_check_finite(lm.model, &werr) != LSC_OK)
+            err = werr;
         cli_error("%s", err.message);
         goto out;
     }

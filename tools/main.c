@@ -34,15 +34,15 @@ static void usage(FILE *out) {
         fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
 }
 
-/* A command's exit status, made non-zero (with a one-line error) when its
- * standard output could not be written in full (a full disk, say). Commands
- * leave the final flush of stdout to this. */
+/* A command's exit status, made 1 (with a one-line error) when the command
+ * succeeded but its standard output could not be written in full (a full
+ * disk, say). A command that failed has printed its own error. */
 static int finish(int rc) {
     errno = 0;
-    if (fflush(stdout) != 0 || ferror(stdout)) {
+    if ((fflush(stdout) != 0 || ferror(stdout)) && rc == 0) {
         cli_error("cannot write the standard output%s%s", errno ? ": " : "",
                   errno ? strerror(errno) : "");
-        return rc ? rc : 1;
+        return 1;
     }
     return rc;
 }

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -127,6 +128,13 @@ int cmd_score(int argc, char **argv) {
     lsc_score_result res;
     if (lsc_score(lm.ctx, lm.ids, lm.n, sp, lps, &res, &err) != LSC_OK) {
         cli_error("%s", err.message);
+        goto out;
+    }
+    if (!isfinite(res.nll)) { /* NaN/Inf weights: name the tensor when they are the cause */
+        if (lsc_model_check_finite(lm.model, &err) != LSC_OK)
+            cli_error("%s", err.message);
+        else
+            cli_error("score: the log-likelihood is not finite (%g)", res.nll);
         goto out;
     }
     int L = max_length ? (int)max_length : lsc_ctx_n_ctx(lm.ctx);
