@@ -52,7 +52,7 @@ $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 $(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/liblogitscope.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h tools/*.c tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
@@ -83,9 +83,18 @@ build-fuzz/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-build-fuzz/%: tests/fuzz/%.c build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
+# the CLI's parsers (--hook specs, .npy/.npz) for the targets that need them
+FUZZ_TOOL_OBJ = $(filter-out build-fuzz/obj/tools/main.o,$(TOOL_SRC:%.c=build-fuzz/obj/%.o))
+build-fuzz/obj/tools/%.o: tools/%.c $(wildcard include/*.h tools/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools -o $@ $< build-fuzz/liblogitscope.a $(LIBS)
+	clang $(FUZZ_CFLAGS) $(PLPLOT_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libtools.a: $(FUZZ_TOOL_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libtools.a build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools -o $@ $< build-fuzz/libtools.a \
+	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
 

@@ -16,6 +16,9 @@ static bool fail(char *err, size_t err_len, const char *fmt, ...) {
     va_start(ap, fmt);
     if (err && err_len) vsnprintf(err, err_len, fmt, ap);
     va_end(ap);
+    /* one line: a spec may hold a newline (the fuzzer found "hook\n") */
+    for (char *q = err; err && *q; q++)
+        if (*q == '\n' || *q == '\r') *q = ' ';
     return false;
 }
 

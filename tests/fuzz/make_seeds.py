@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Writes the generated seed inputs of the safetensors and model fuzz targets
-into tests/fuzz/corpus/ (committed; rerun only to change them): micro GPT-2
-checkpoints made with tests/gen_fixtures.py's writer, a few hundred bytes each."""
+"""Writes the generated seed inputs of the fuzz targets into tests/fuzz/corpus/
+(committed; rerun only to change them): micro GPT-2 checkpoints made with
+tests/gen_fixtures.py's writer (a few hundred bytes each), --hook specs, and
+small .npy/.npz files."""
 import json
 import pathlib
 import struct
@@ -61,6 +62,35 @@ def main():
     (st_dir / "all_dtypes").write_bytes(st(h, bytes(range(off))))
     (st_dir / "scalar").write_bytes(st({"s": {"dtype": "F64", "shape": [], "data_offsets": [0, 8]}},
                                        struct.pack("<d", 1.5)))
+
+    # --hook specs (fuzz_hookspec): the forms the README shows, and edges
+    hs_dir = HERE / "corpus" / "fuzz_hookspec"
+    hs_dir.mkdir(parents=True, exist_ok=True)
+    specs = {
+        "set_max": "lm_head:set: coffee=max+10", "set_num": "hook_logits:set:50256=-1e9",
+        "zero": "blocks.1.hook_mlp_out:zero", "scale_last": "blocks.*.attn.hook_z@-1:scale:0.5",
+        "add_pos": "blocks.3.hook_resid_post@2:add:v.npy*4", "patch_head": "blocks.5.attn.hook_z[7]:patch:clean.npz",
+        "slices": "blocks.0.attn.hook_pattern[0,3]@1:3,-2:,:1,5:scale:-2e-3", "set_min": "lm_head@0:set:x=min-0.5",
+    }
+    for name, text in specs.items():
+        (hs_dir / name).write_text(text)
+    # .npy / .npz files (fuzz_npy: first byte 0 = .npy, 1 = .npz)
+    import io
+    import numpy as np
+    npy_dir = HERE / "corpus" / "fuzz_npy"
+    npy_dir.mkdir(parents=True, exist_ok=True)
+    for name, a in {"f32_2d": np.arange(6, dtype="<f4").reshape(2, 3),
+                    "f64_1d": np.array([1.5, -2.0, np.inf], dtype="<f8"),
+                    "scalar": np.array(3.0, dtype="<f4"), "empty": np.zeros((0, 4), dtype="<f4")}.items():
+        b = io.BytesIO()
+        np.save(b, a)
+        (npy_dir / name).write_bytes(b"\x00" + b.getvalue())
+    b = io.BytesIO()
+    np.savez(b, **{"blocks.0.hook_z": np.ones((2, 4), dtype="<f4"), "hook_embed": np.arange(3, dtype="<f8")})
+    (npy_dir / "npz_two").write_bytes(b"\x01" + b.getvalue())
+    b = io.BytesIO()
+    np.savez_compressed(b, a=np.ones(3, dtype="<f4"))
+    (npy_dir / "npz_compressed").write_bytes(b"\x01" + b.getvalue())
 
 
 if __name__ == "__main__":

@@ -89,6 +89,10 @@ static void test_errors(void) {
     CHECK(!parse(long_spec) && strstr(err, "longer than"));
     free(long_spec);
     CHECK(!hookspec_parse(NULL, &hs, err, sizeof err));
+    /* messages stay one line whatever the spec holds (found by fuzz_hookspec) */
+    const char *nl[] = {"hook\n", "p:set:x\ny", "p:scale:1\r\n", "a\nb:zero", "p:bogus\n"};
+    for (size_t i = 0; i < sizeof nl / sizeof nl[0]; i++)
+        CHECK(!parse(nl[i]) && err[0] && !strchr(err, '\n') && !strchr(err, '\r'));
 }
 
 int main(void) {
