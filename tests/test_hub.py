@@ -292,7 +292,7 @@ def test_models_by_name_run(hub, cache):
     """--model REPO downloads on first use, then runs from the cache offline;
     without --model the model is gpt2; the logits equal the folder's."""
     ids = [464, 2068, 7586, 21831]
-    want = np.load(run_npy(ids))
+    want = folder_logits(ids)
     got = our_logits(hub, cache, ids, "--model", REPO)
     assert (storage(cache) / "refs" / "main").read_text() == hub.commit
     assert np.array_equal(got, want)
@@ -308,11 +308,13 @@ def test_models_by_name_run(hub, cache):
     assert (storage(cache) / "refs" / "v1").read_text() == hub.old_commit
 
 
-def run_npy(ids):
-    out = pathlib.Path(tempfile.mkdtemp()) / "want.npy"
-    run_cli("logits", "--model", fixture_dir("tiny"), "--ids", ",".join(map(str, ids)), "--npy",
-            out, check=True)
-    return out
+def folder_logits(ids):
+    """The logits of the tiny fixture's folder for `ids`."""
+    with tempfile.TemporaryDirectory() as d:
+        out = pathlib.Path(d) / "want.npy"
+        run_cli("logits", "--model", fixture_dir("tiny"), "--ids", ",".join(map(str, ids)),
+                "--npy", out, check=True)
+        return np.load(out)
 
 
 def test_cache_written_by_logitscope_is_read_by_transformers(hub, cache):
@@ -476,7 +478,7 @@ def test_unreachable_hub_falls_back_to_a_usable_cache(hub, cache):
     assert download(hub, cache, REPO).returncode == 0
     shutil.rmtree(storage(cache) / ".no_exist")
     ids = [464, 2068]
-    want = np.load(run_npy(ids))
+    want = folder_logits(ids)
     got = our_logits(hub, cache, ids, "--model", REPO, HF_ENDPOINT="http://127.0.0.1:9")
     assert np.array_equal(got, want)
     p = download(hub, cache, REPO, HF_ENDPOINT="http://127.0.0.1:9")  # download itself fails
