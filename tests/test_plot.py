@@ -447,3 +447,127 @@ def test_hook_applies_before_plotting(tmp_path, tiny):
     p = plot("logits", "--npy", tmp_path / "all.npy", "--hook", "lm_head:zero",
              "-o", tmp_path / "g.png", check=False)
     assert p.returncode != 0 and "--hook" in p.stderr
+
+
+# --------------------------------------------------------------------------
+# plot lens (and lens --plot): the logit lens over the layers
+# --------------------------------------------------------------------------
+
+N_LAYER = 2  # the tiny fixture's blocks
+
+
+def lens_json(tiny, *args):
+    p = run_cli("lens", "--model", tiny, "--text", TEXT, "--top-k", "1000", "--json", *args,
+                check=True)
+    return json.loads(p.stdout)["layers"]
+
+
+@pytest.mark.parametrize("fmt", ["png", "svg", "pdf"])
+def test_lens_each_format_is_a_valid_file(tmp_path, tiny, fmt):
+    out = tmp_path / f"lens.{fmt}"
+    p = plot("lens", "--model", tiny, "--text", TEXT, "-o", out)
+    assert p.stdout.startswith(f"wrote {out} (lens, {N_LAYER + 1} layers, 3 panels")
+    data = out.read_bytes()
+    assert len(data) > 5000, len(data)
+    if fmt == "png":
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[-8:-4] == b"IEND"
+        assert struct.unpack(">II", data[16:24]) == (1200, 330)
+    elif fmt == "svg":
+        assert data.startswith(b"<?xml") and data.rstrip().endswith(b"</svg>")
+        assert b'width="864pt"' in data[:400] and b'height="238pt"' in data[:400]
+    else:
+        assert data.startswith(b"%PDF-") and b"%%EOF" in data[-32:]
+    assert os.listdir(tmp_path) == [out.name]
+
+
+@pytest.mark.parametrize("cmd", ["plot", "lens"])
+def test_lens_svg_points_are_the_lens_probabilities(tmp_path, tiny, cmd):
+    """One point per layer in each panel (embeddings + every block), where
+    `lens --json` puts them: panel 3 the top token's probability, panel 1 the
+    final prediction's probability, panel 2 log10 of its rank."""
+    out = tmp_path / "lens.svg"
+    if cmd == "plot":
+        p = plot("lens", "--model", tiny, "--text", TEXT, "--json", "-o", out)
+    else:
+        p = run_cli("lens", "--model", tiny, "--text", TEXT, "--json", "--plot", out, check=True)
+    drawn = json.loads(p.stdout)["plot"]
+    layers = lens_json(tiny)
+    n = N_LAYER + 1
+    assert len(layers) == n
+    dots = svg_dots(out)
+    assert len(dots) == 3 * n, len(dots)
+    panels = dots.reshape(3, n, 2)
+    for k in range(3):
+        assert_linear(np.arange(n, dtype=np.float64), panels[k, :, 0], f"panel {k} x (layer)")
+        assert drawn["panels"][k]["points"] == n
+    top_prob = np.array([l["top"][0]["prob"] for l in layers], dtype=np.float64)
+    assert_linear(top_prob, panels[2, :, 1], "top token probability per layer")
+    final = layers[-1]["top"][0]["id"]
+    assert drawn["mark"] == final  # default mark: the final prediction
+    assert drawn["top_id"] == [l["top"][0]["id"] for l in layers]
+    # the mark's probability and rank, wherever it is among the top 1000
+    known = 0
+    for l, layer in enumerate(layers):
+        ids = [t["id"] for t in layer["top"]]
+        if final in ids:
+            i = ids.index(final)
+            assert drawn["mark_rank"][l] == i + 1
+            assert abs(drawn["mark_prob"][l] - layer["top"][i]["prob"]) < 1e-6
+            known += 1
+        else:
+            assert drawn["mark_rank"][l] > 1000
+    assert known >= 2 and drawn["mark_rank"][-1] == 1
+    assert_linear(np.array(drawn["mark_prob"]), panels[0, :, 1], "mark probability per layer")
+    assert_linear(np.log10(drawn["mark_rank"]), panels[1, :, 1], "mark log10 rank per layer")
+
+
+def test_lens_mark_and_hook(tmp_path, tiny):
+    """--mark TOKEN names the drawn token; --hook applies to the run drawn."""
+    out = tmp_path / "lens.svg"
+    p = plot("lens", "--model", tiny, "--text", TEXT, "--mark", " coffee", "--json", "-o", out)
+    assert json.loads(p.stdout)["plot"]["mark"] == 6891
+    hook = ["--hook", "blocks.0.hook_mlp_out:zero"]
+    p = plot("lens", "--model", tiny, "--text", TEXT, "--json", *hook, "-o", out)
+    hooked = lens_json(tiny, *hook)
+    plain = lens_json(tiny)
+    top = np.array([l["top"][0]["prob"] for l in hooked], dtype=np.float64)
+    assert top[-1] != plain[-1]["top"][0]["prob"]
+    assert_linear(top, svg_dots(out).reshape(3, N_LAYER + 1, 2)[2, :, 1], "hooked top probability")
+
+
+def test_lens_png_dark_theme(tmp_path, tiny):
+    out = tmp_path / "lens.png"
+    plot("lens", "--model", tiny, "--text", TEXT, "--theme", "dark", "-o", out)
+    img = load_png(out)
+    assert (img[2, 2] == 0).all()  # dark background
+    assert len(axes_boxes(img, (255, 255, 255), 3)) == 3
+
+
+@pytest.mark.parametrize("args,expect", [
+    (["--pos", "7"], "--pos"),
+    (["--pos", "-8"], "--pos"),
+    (["--mark", " coffee cup"], "is 2 tokens"),
+    (["--mark-next"], "no next input token"),
+    (["--mark-id", "50257"], "--mark-id"),
+    (["--mark-next", "--mark-id", "3"], "at most one"),
+    (["--hook", "no.such.point:zero"], "no.such.point"),
+    (["--theme", "blue"], "--theme"),
+])
+def test_lens_bad_input_leaves_the_old_file(tmp_path, tiny, args, expect):
+    out = tmp_path / "lens.png"
+    out.write_bytes(b"old")
+    p = plot("lens", "--model", tiny, "--text", TEXT, *args, "-o", out, check=False)
+    assert_clean_failure(p, tmp_path, expect, keep=["lens.png"])
+    assert out.read_bytes() == b"old"
+
+
+def test_lens_bad_output(tmp_path, tiny):
+    for name, expect in [("lens.jpg", "unknown image format"), ("no/lens.png", "cannot write")]:
+        p = plot("lens", "--model", tiny, "--text", TEXT, "-o", tmp_path / name, check=False)
+        assert_clean_failure(p, tmp_path, expect)
+        p = run_cli("lens", "--model", tiny, "--text", TEXT, "--plot", tmp_path / name)
+        assert_clean_failure(p, tmp_path, expect)
+    p = plot("lens", "--model", tiny, "--text", TEXT, check=False)
+    assert_clean_failure(p, tmp_path, "-o FILE")
+    p = run_cli("lens", "--model", tiny, "--text", TEXT, "--mark", " coffee")
+    assert_clean_failure(p, tmp_path, "give --plot FILE")

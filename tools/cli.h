@@ -225,6 +225,7 @@ int cmd_generate(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_tour(int argc, char **argv);
 int cmd_lens(int argc, char **argv);
+int cmd_plot_lens(int argc, char **argv); /* `plot lens`: lens.c */
 int cmd_plot(int argc, char **argv);
 
 #endif

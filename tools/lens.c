@@ -2,23 +2,35 @@
  * each residual stream (the embeddings, then the output of every block) is
  * passed through ln_final, with its own statistics, and the unembedding
  * (lsc_ctx_logit_lens); the command prints each layer's top tokens and their
- * probabilities. --hook interventions apply to the run. */
+ * probabilities. --hook interventions apply to the run. With --plot FILE
+ * (or as `logitscope plot lens -o FILE`) it also draws the lens with
+ * plot_draw.c: per layer, the marked token's probability and rank, and the
+ * top token with its probability and text. */
 #include "cli.h"
+#include "plot_draw.h"
+
+#include <math.h>
 
 #include <cjson/cJSON.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_POS = 2000, OPT_TOPK, OPT_HELP };
+enum { OPT_POS = 2000, OPT_TOPK, OPT_HELP, OPT_PLOT, OPT_MARK, OPT_MARK_ID, OPT_MARK_NEXT };
 
 static const char usage[] =
     "usage: logitscope lens [--model DIR|REPO] (--text T | --ids 1,2,3) [--pos I]\n"
     "                       [--top-k 5] [--json] [--threads N] [--hook ...]\n"
+    "                       [--plot FILE.png|svg|pdf] [--mark TOKEN | --mark-id ID | --mark-next]\n"
+    PLOT_FIGURE_USAGE
     "  for each layer, the top tokens of the residual stream at position I\n"
     "  (default -1, the last; negative counts from the end) read through ln_final\n"
     "  and the unembedding: layer 0 is the embeddings (blocks.0.hook_resid_pre),\n"
     "  layer i the output of block i - 1 (blocks.{i-1}.hook_resid_post)\n"
+    "  --plot (or `logitscope plot lens -o FILE` with the same options) draws, per\n"
+    "  layer, the probability and rank of the marked token (default: the final\n"
+    "  prediction, the last layer's top token) and the top token with its text\n"
+    "  (12x3.3 in)\n"
     CLI_HOOK_USAGE;
 
 /* Prints a token's text quoted, with \\, ', and control bytes escaped. */
@@ -42,23 +54,110 @@ static void print_token(const lsc_tokenizer *tok, int32_t id) {
     lsc_free(s);
 }
 
-int cmd_lens(int argc, char **argv) {
-    static const struct option opts[] = {
+/* Draws the lens (rows lens[(L + 1) * V] of logits, one per layer) into
+ * `path`: three panels over the layers, the probability of token `mark`, its
+ * rank (log10, 1 = top, each point labelled) and the top token's probability
+ * (each point labelled with its text). Adds what was drawn to `json` (may be
+ * NULL) as "plot". Prints the error and returns false on failure (no file
+ * is left behind). Owns nothing on return. */
+static bool draw_lens(const char *path, plot_figure *fig, const lsc_tokenizer *tok,
+                      const float *lens, size_t L, size_t V, int32_t mark, cJSON *json,
+                      size_t *n_drawn, double *seconds) {
+    enum { LABEL = 48 };
+    size_t n = L + 1;
+    float *x = malloc(n * sizeof *x), *pm = malloc(n * sizeof *pm), *lr = malloc(n * sizeof *lr),
+          *pt = malloc(n * sizeof *pt), *prob = malloc(V * sizeof *prob);
+    long *rank = malloc(n * sizeof *rank);
+    int32_t *top = malloc(n * sizeof *top);
+    char *text = malloc(n * 2 * LABEL);
+    const char **rank_lab = malloc(n * sizeof *rank_lab), **top_lab = malloc(n * sizeof *top_lab);
+    bool ok = false;
+    if (!x || !pm || !lr || !pt || !prob || !rank || !top || !text || !rank_lab || !top_lab) {
+        cli_error("out of memory");
+        goto done;
+    }
+    for (size_t l = 0; l < n; l++) {
+        const float *row = lens + l * V;
+        lsc_softmax(row, V, prob);
+        long r = 1;
+        for (size_t j = 0; j < V; j++) r += row[j] > row[mark];
+        top[l] = (int32_t)lsc_argmax(row, V);
+        x[l] = (float)l;
+        pm[l] = prob[mark];
+        rank[l] = r;
+        lr[l] = (float)log10((double)r);
+        pt[l] = prob[top[l]];
+        rank_lab[l] = text + 2 * l * LABEL;
+        top_lab[l] = text + (2 * l + 1) * LABEL;
+        snprintf(text + 2 * l * LABEL, LABEL, "%ld", r);
+        plot_token_label(tok, top[l], text + (2 * l + 1) * LABEL, LABEL);
+    }
+    char mark_text[LABEL], t0[96], t1[96];
+    plot_token_label(tok, mark, mark_text, sizeof mark_text);
+    snprintf(t0, sizeof t0, "P(%s) per layer", mark_text);
+    snprintf(t1, sizeof t1, "Rank of %s (1 = top)", mark_text);
+    const char *xl = "Layer (0 = embeddings)";
+    double xt = ceil((double)n / 13.0); /* whole layers, at most 13 labels */
+    fig->n_panels = 3;
+    fig->panels[0] = (plot_panel){x, pm, n, t0, xl, "Probability", -1, NULL, true, xt, NULL};
+    fig->panels[1] = (plot_panel){x, lr, n, t1, xl, "log10(rank)", -1, NULL, true, xt, rank_lab};
+    fig->panels[2] = (plot_panel){x, pt, n, "Top token per layer", xl, "Probability", -1, NULL,
+                                  true, xt, top_lab};
+    plot_info info;
+    double t = plot_now();
+    if (!plot_render(fig, path, &info)) goto done;
+    *seconds = plot_now() - t;
+    *n_drawn = 0;
+    for (int k = 0; k < fig->n_panels; k++) *n_drawn += info.panels[k].n_drawn;
+    if (json) {
+        cJSON *o = plot_info_json(path, &info, fig->n_panels, *seconds);
+        if (o) {
+            double *v = malloc(n * sizeof *v);
+            cJSON_AddNumberToObject(o, "mark", mark);
+            for (int which = 0; v && which < 3; which++) {
+                for (size_t l = 0; l < n; l++)
+                    v[l] = which == 0 ? pm[l] : which == 1 ? (double)rank[l] : (double)top[l];
+                cJSON_AddItemToObject(o, which == 0 ? "mark_prob" : which == 1 ? "mark_rank" : "top_id",
+                                      cJSON_CreateDoubleArray(v, (int)n));
+            }
+            free(v);
+            cJSON_AddItemToObject(json, "plot", o);
+        }
+    }
+    ok = true;
+done:
+    free(x), free(pm), free(lr), free(pt), free(prob), free(rank), free(top), free(text);
+    free(rank_lab), free(top_lab);
+    return ok;
+}
+
+/* `lens` (figure_cmd false: the table, --plot optional) and `plot lens`
+ * (figure_cmd true: -o FILE required, no table). */
+static int lens_main(int argc, char **argv, bool figure_cmd) {
+    const struct option opts[] = {
         CLI_COMMON_OPTIONS,
         CLI_HOOK_OPTIONS,
         {"pos", required_argument, 0, OPT_POS},
         {"top-k", required_argument, 0, OPT_TOPK},
         {"help", no_argument, 0, OPT_HELP},
+        {figure_cmd ? "output" : "plot", required_argument, 0, OPT_PLOT},
+        {"mark", required_argument, 0, OPT_MARK},
+        {"mark-id", required_argument, 0, OPT_MARK_ID},
+        {"mark-next", no_argument, 0, OPT_MARK_NEXT},
+        PLOT_FIGURE_OPTIONS,
         {0, 0, 0, 0},
     };
     cli_common c = {0};
-    const char *pos_arg = NULL;
+    const char *pos_arg = NULL, *plot_path = NULL, *mark_arg = NULL;
+    int mark_opt = 0, n_mark_opts = 0;
+    plot_figure fig = {.width_in = 12.0, .height_in = 3.3, .dpi = 100, .theme = PLOT_LIGHT};
     long k = 5;
     int opt;
     opterr = 0;
     optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, figure_cmd ? "o:" : "", opts, NULL)) != -1) {
         int r = cli_common_option(&c, opt, optarg);
+        if (r == 0) r = plot_figure_option(&fig, opt, optarg);
         if (r < 0) return 1;
         if (r > 0) continue;
         switch (opt) {
@@ -68,12 +167,23 @@ int cmd_lens(int argc, char **argv) {
                 return cli_error("--top-k: '%s' is not a number from 1 to 1000", optarg);
             break;
         case OPT_HELP: fputs(usage, stdout); return 0;
+        case 'o':
+        case OPT_PLOT: plot_path = optarg; break;
+        case OPT_MARK:
+        case OPT_MARK_ID:
+        case OPT_MARK_NEXT: mark_opt = opt, mark_arg = optarg, n_mark_opts++; break;
         default:
             return cli_error("lens: unknown or incomplete option '%s' (see logitscope lens --help)",
                              argv[optind - 1]);
         }
     }
     if (optind < argc) return cli_error("lens: unexpected argument '%s'", argv[optind]);
+    if (figure_cmd && !plot_path)
+        return cli_error("plot lens: give the output file with -o FILE.png|.svg|.pdf");
+    if (!plot_path && n_mark_opts)
+        return cli_error("--mark, --mark-id and --mark-next choose the token --plot draws; give --plot FILE");
+    if (n_mark_opts > 1) return cli_error("give at most one of --mark, --mark-id, --mark-next");
+    if (plot_path && !plot_check_output(plot_path)) return 1;
 
     int rc = 1;
     lsc_model *model = NULL;
@@ -95,6 +205,33 @@ int cmd_lens(int argc, char **argv) {
         }
         if (pos < 0) pos += (long)n;
     }
+    size_t V = (size_t)lsc_model_n_vocab(model), L = (size_t)lsc_model_n_layer(model);
+    long mark = -1; /* -1: the last layer's top token */
+    if (mark_opt == OPT_MARK_NEXT) {
+        if (pos + 1 >= (long)n) {
+            cli_error("--mark-next: position %ld is the last; there is no next input token", pos);
+            goto done;
+        }
+        mark = ids[pos + 1];
+    } else if (mark_opt == OPT_MARK_ID) {
+        if (!cli_parse_int(mark_arg, 0, (long)V - 1, &mark)) {
+            cli_error("--mark-id: '%s' is not a token id from 0 to %zu", mark_arg, V - 1);
+            goto done;
+        }
+    } else if (mark_opt == OPT_MARK) {
+        int32_t *mids = NULL;
+        size_t mn = 0;
+        if (lsc_tokenizer_encode(tok, mark_arg, strlen(mark_arg), 0, &mids, &mn, &err) != LSC_OK) {
+            cli_error("--mark: %s", err.message);
+            goto done;
+        }
+        mark = mn == 1 ? mids[0] : -1;
+        lsc_free(mids);
+        if (mn != 1 || mark >= (long)V) {
+            cli_error("--mark: '%s' is %zu tokens, not one", mark_arg, mn);
+            goto done;
+        }
+    }
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = c.threads;
     if (lsc_ctx_new(model, cp, &ctx, &err)) {
@@ -102,7 +239,6 @@ int cmd_lens(int argc, char **argv) {
         goto done;
     }
     if (!cli_hooks_attach(&c, ctx, tok, &hooks)) goto done;
-    size_t V = (size_t)lsc_model_n_vocab(model), L = (size_t)lsc_model_n_layer(model);
     if ((size_t)k > V) k = (long)V;
     lens = malloc((L + 1) * V * sizeof *lens);
     prob = malloc(V * sizeof *prob);
@@ -118,8 +254,21 @@ int cmd_lens(int argc, char **argv) {
     }
     if (!cli_hooks_finish(hooks)) goto done;
     cJSON *root = NULL, *layers = NULL;
+    if (c.json && !(root = cJSON_CreateObject())) {
+        cli_error("out of memory");
+        goto done;
+    }
+    size_t drawn = 0;
+    double secs = 0;
+    if (plot_path) {
+        if (mark < 0) mark = (long)lsc_argmax(lens + L * V, V); /* the final prediction */
+        if (!draw_lens(plot_path, &fig, tok, lens, L, V, (int32_t)mark, root, &drawn, &secs)) {
+            cJSON_Delete(root);
+            goto done;
+        }
+        if (figure_cmd && !c.json) goto wrote; /* no table */
+    }
     if (c.json) {
-        root = cJSON_CreateObject();
         cJSON_AddNumberToObject(root, "pos", (double)pos);
         cJSON_AddNumberToObject(root, "id", ids[pos]);
         layers = cJSON_AddArrayToObject(root, "layers");
@@ -174,6 +323,10 @@ int cmd_lens(int argc, char **argv) {
         free(s);
         cJSON_Delete(root);
     }
+wrote:
+    if (plot_path && !c.json)
+        printf("wrote %s (lens, %zu layers, %d panels, %zu points) in %.3f s\n", plot_path, L + 1,
+               fig.n_panels, drawn, secs);
     rc = fflush(stdout) == 0 ? 0 : 1;
 done:
     free(ids);
@@ -186,3 +339,7 @@ done:
     lsc_model_free(model);
     return rc;
 }
+
+int cmd_lens(int argc, char **argv) { return lens_main(argc, argv, false); }
+
+int cmd_plot_lens(int argc, char **argv) { return lens_main(argc, argv, true); }

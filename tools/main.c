@@ -23,7 +23,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "continue a text (greedy or sampled), streamed, with the KV cache"},
     {"score", cmd_score, "log-probability of each actual next token, NLL and perplexity"},
     {"tour", cmd_tour, "the notebook end to end: tokens, softmax, top-10, rank, sampling, generation"},
-    {"plot", cmd_plot, "the notebook's figures: plot logits|softmax|logsoftmax -o FILE.png|svg|pdf"},
+    {"plot", cmd_plot, "the notebook's figures: plot logits|softmax|logsoftmax|lens -o FILE.png|svg|pdf"},
 };
 
 static void usage(FILE *out) {

@@ -20,9 +20,6 @@ enum {
     OPT_MARK_NEXT,
     OPT_MARK_MAX,
     OPT_NO_MARK,
-    OPT_THEME,
-    OPT_SIZE,
-    OPT_DPI,
     OPT_NPY,
 };
 
@@ -33,9 +30,10 @@ static const char *kind_names[] = {"logits", "softmax", "logsoftmax"};
 
 static void plot_usage(FILE *out) {
     fputs("usage: logitscope plot logits|softmax|logsoftmax -o FILE.(png|svg|pdf)\n"
+          "       logitscope plot lens -o FILE ... (see logitscope lens --help: its --plot)\n"
           "         (--model DIR (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
           "         [--pos I] [--mark TOKEN | --mark-id ID | --mark-next | --mark-max | --no-mark]\n"
-          "         [--theme light|dark] [--size WxH (inches)] [--dpi N] [--json]\n"
+          PLOT_FIGURE_USAGE "         [--json]\n"
           "         [--hook POINT[@POS]:OP ...] (applied before plotting)\n"
           "  logits      the logits at a position over the vocabulary (10x3 in)\n"
           "  softmax     raw logits; softmax probabilities; logits against softmax (12x3.3 in)\n"
@@ -44,57 +42,6 @@ static void plot_usage(FILE *out) {
           "The default mark is the next input token when there is one, else the max.\n"
           CLI_HOOK_USAGE,
           out);
-}
-
-/* Parses "WxH" in inches. */
-static bool parse_size(const char *s, double *w, double *h) {
-    char buf[64];
-    const char *x = strchr(s, 'x');
-    if (!x || (size_t)(x - s) >= sizeof buf) return false;
-    memcpy(buf, s, (size_t)(x - s));
-    buf[x - s] = '\0';
-    return cli_parse_float(buf, w) && cli_parse_float(x + 1, h) && *w >= 1 && *w <= 100 &&
-           *h >= 1 && *h <= 100;
-}
-
-/* Writes token `id` for display as "text" in quotes: printable UTF-8 kept,
- * control bytes and invalid UTF-8 escaped as \n, \t, \xNN. With no tokenizer,
- * "id N". */
-static void token_label(lsc_tokenizer *tok, int32_t id, char *out, size_t size) {
-    size_t len = 0;
-    const char *b = tok ? lsc_tokenizer_token_bytes(tok, id, &len) : NULL;
-    if (!b) {
-        snprintf(out, size, "id %d", (int)id);
-        return;
-    }
-    size_t k = 0;
-    out[k++] = '"';
-    for (size_t i = 0; i < len && k + 8 < size;) {
-        unsigned char c = (unsigned char)b[i];
-        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool valid = n > 0 && i + n <= len;
-        for (size_t j = 1; valid && j < n; j++) valid = ((unsigned char)b[i + j] >> 6) == 2;
-        if (valid && n == 1 && c >= 0x20 && c != 0x7f) {
-            if (c == '"' || c == '\\') out[k++] = '\\';
-            out[k++] = (char)c;
-        } else if (valid && n > 1) {
-            memcpy(out + k, b + i, n);
-            k += n;
-        } else {
-            k += (size_t)snprintf(out + k, size - k, c == '\n' ? "\\n" : c == '\t' ? "\\t" : "\\x%02x", c);
-            n = 1;
-        }
-        i += n;
-    }
-    out[k++] = '"';
-    out[k] = '\0';
-}
-
-/* Seconds on a monotonic clock. */
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
 /* The plotted data: the logits at one position, with what the labels need. */
@@ -170,33 +117,14 @@ static bool load_model_row(cli_lm *lm, const char *pos_arg, plot_data *d) {
 /* Prints what was drawn as one JSON object. */
 static void print_json(const char *path, plot_kind kind, const plot_info *info, int n_panels,
                        double seconds, long mark, const plot_data *d) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "file", path);
+    cJSON *o = plot_info_json(path, info, n_panels, seconds);
+    if (!o) return;
     cJSON_AddStringToObject(o, "kind", kind_names[kind]);
-    cJSON_AddNumberToObject(o, "width", info->width);
-    cJSON_AddNumberToObject(o, "height", info->height);
-    cJSON_AddNumberToObject(o, "seconds", seconds);
     cJSON_AddNumberToObject(o, "pos", (double)d->pos);
     cJSON_AddNumberToObject(o, "n_vocab", (double)d->n_vocab);
     if (mark >= 0) cJSON_AddNumberToObject(o, "mark", (double)mark);
     else cJSON_AddNullToObject(o, "mark");
-    cJSON *arr = cJSON_AddArrayToObject(o, "panels");
-    for (int k = 0; k < n_panels; k++) {
-        cJSON *p = cJSON_CreateObject();
-        double box[4] = {info->panels[k].left, info->panels[k].top, info->panels[k].right,
-                         info->panels[k].bottom};
-        double xl[2] = {info->panels[k].xmin, info->panels[k].xmax};
-        double yl[2] = {info->panels[k].ymin, info->panels[k].ymax};
-        cJSON_AddItemToObject(p, "box", cJSON_CreateDoubleArray(box, 4));
-        cJSON_AddItemToObject(p, "xlim", cJSON_CreateDoubleArray(xl, 2));
-        cJSON_AddItemToObject(p, "ylim", cJSON_CreateDoubleArray(yl, 2));
-        cJSON_AddNumberToObject(p, "points", (double)info->panels[k].n_drawn);
-        cJSON_AddItemToArray(arr, p);
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    if (s) puts(s);
-    free(s);
-    cJSON_Delete(o);
+    cli_print_json(o);
 }
 
 int cmd_plot(int argc, char **argv) {
@@ -204,11 +132,12 @@ int cmd_plot(int argc, char **argv) {
         plot_usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
+    if (!strcmp(argv[1], "lens")) return cmd_plot_lens(argc - 1, argv + 1);
     plot_kind kind;
     if (!strcmp(argv[1], "logits")) kind = KIND_LOGITS;
     else if (!strcmp(argv[1], "softmax")) kind = KIND_SOFTMAX;
     else if (!strcmp(argv[1], "logsoftmax")) kind = KIND_LOGSOFTMAX;
-    else return cli_error("plot: unknown figure '%s' (logits, softmax or logsoftmax)", argv[1]);
+    else return cli_error("plot: unknown figure '%s' (logits, softmax, logsoftmax or lens)", argv[1]);
 
     static const struct option opts[] = {
         CLI_COMMON_OPTIONS,
@@ -220,9 +149,7 @@ int cmd_plot(int argc, char **argv) {
         {"mark-next", no_argument, 0, OPT_MARK_NEXT},
         {"mark-max", no_argument, 0, OPT_MARK_MAX},
         {"no-mark", no_argument, 0, OPT_NO_MARK},
-        {"theme", required_argument, 0, OPT_THEME},
-        {"size", required_argument, 0, OPT_SIZE},
-        {"dpi", required_argument, 0, OPT_DPI},
+        PLOT_FIGURE_OPTIONS,
         {"npy", required_argument, 0, OPT_NPY},
         {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
@@ -244,6 +171,7 @@ int cmd_plot(int argc, char **argv) {
     char **sub_argv = argv + 1;
     while ((opt = getopt_long(sub_argc, sub_argv, ":o:h", opts, NULL)) != -1) {
         int r = cli_common_option(&c, opt, optarg);
+        if (r == 0) r = plot_figure_option(&fig, opt, optarg);
         if (r < 0) return 1;
         if (r > 0) continue;
         switch (opt) {
@@ -255,20 +183,6 @@ int cmd_plot(int argc, char **argv) {
         case OPT_MARK_MAX: mmode = MARK_MAX, n_mark_opts++; break;
         case OPT_NO_MARK: mmode = MARK_NONE, n_mark_opts++; break;
         case OPT_NPY: npy = optarg; break;
-        case OPT_THEME:
-            if (!strcmp(optarg, "light")) fig.theme = PLOT_LIGHT;
-            else if (!strcmp(optarg, "dark")) fig.theme = PLOT_DARK;
-            else return cli_error("--theme: '%s' is not light or dark", optarg);
-            break;
-        case OPT_SIZE:
-            if (!parse_size(optarg, &fig.width_in, &fig.height_in))
-                return cli_error("--size: '%s' is not WxH in inches, each from 1 to 100", optarg);
-            break;
-        case OPT_DPI:
-            if (!cli_parse_int(optarg, 10, 1200, &v))
-                return cli_error("--dpi: '%s' is not a number from 10 to 1200", optarg);
-            fig.dpi = (int)v;
-            break;
         case 'h': plot_usage(stdout); return 0;
         case ':': return cli_error("plot: option '%s' needs a value", sub_argv[optind - 1]);
         default: return cli_error("plot: unknown option '%s'", sub_argv[optind - 1]);
@@ -319,7 +233,7 @@ int cmd_plot(int argc, char **argv) {
         break;
     case MARK_MAX:
         mark = (long)lsc_argmax(d.logits, d.n_vocab);
-        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        plot_token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
         snprintf(legend, sizeof legend, "Max logit (%s)", tokbuf);
         break;
     case MARK_ID:
@@ -328,7 +242,7 @@ int cmd_plot(int argc, char **argv) {
             goto done;
         }
         mark = v;
-        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        plot_token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
         snprintf(legend, sizeof legend, "Logit for %s", tokbuf);
         break;
     case MARK_TOKEN: {
@@ -350,7 +264,7 @@ int cmd_plot(int argc, char **argv) {
             cli_error("--mark: token id %ld is outside the logits' %zu entries", mark, d.n_vocab);
             goto done;
         }
-        token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
+        plot_token_label(tok, (int32_t)mark, tokbuf, sizeof tokbuf);
         snprintf(legend, sizeof legend, "Logit for %s", tokbuf);
         break;
     }
@@ -360,7 +274,7 @@ int cmd_plot(int argc, char **argv) {
     /* The figure. */
     char title[320];
     if (d.at_id >= 0 && tok) {
-        token_label(tok, d.at_id, tokbuf, sizeof tokbuf);
+        plot_token_label(tok, d.at_id, tokbuf, sizeof tokbuf);
         snprintf(title, sizeof title, "Next-token logits after %s (position %ld)", tokbuf, d.pos);
     } else {
         snprintf(title, sizeof title, "Next-token logits at position %ld", d.pos);
@@ -381,23 +295,23 @@ int cmd_plot(int argc, char **argv) {
                *lsm = "Log-softmax";
     if (kind == KIND_LOGITS) {
         fig.n_panels = 1;
-        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, title, vocab, raw, mark, leg};
+        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, title, vocab, raw, mark, leg, false, 0, NULL};
     } else if (kind == KIND_SOFTMAX) {
         fig.n_panels = 3;
-        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, "Raw logits", vocab, raw, mark, leg};
-        p[1] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, NULL};
-        p[2] = (plot_panel){d.logits, probs, d.n_vocab, "Logits vs. softmax", raw, sm, mark, NULL};
+        p[0] = (plot_panel){NULL, d.logits, d.n_vocab, "Raw logits", vocab, raw, mark, leg, false, 0, NULL};
+        p[1] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, NULL, false, 0, NULL};
+        p[2] = (plot_panel){d.logits, probs, d.n_vocab, "Logits vs. softmax", raw, sm, mark, NULL, false, 0, NULL};
     } else {
         fig.n_panels = 3;
-        p[0] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, leg};
-        p[1] = (plot_panel){NULL, logprobs, d.n_vocab, "Log-softmax", vocab, lsm, mark, NULL};
+        p[0] = (plot_panel){NULL, probs, d.n_vocab, "Softmax probabilities", vocab, sm, mark, leg, false, 0, NULL};
+        p[1] = (plot_panel){NULL, logprobs, d.n_vocab, "Log-softmax", vocab, lsm, mark, NULL, false, 0, NULL};
         p[2] = (plot_panel){probs, logprobs, d.n_vocab, "Softmax vs. log-softmax", sm, lsm, mark,
-                            NULL};
+                            NULL, false, 0, NULL};
     }
     plot_info info;
-    double t0 = now_s();
+    double t0 = plot_now();
     if (!plot_render(&fig, out, &info)) goto done;
-    double secs = now_s() - t0;
+    double secs = plot_now() - t0;
     size_t drawn = 0;
     for (int k = 0; k < fig.n_panels; k++) drawn += info.panels[k].n_drawn;
     if (c.json)

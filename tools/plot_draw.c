@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "npy.h"
 
+#include <cjson/cJSON.h>
 #include <plplot.h>
 
 #include <errno.h>
@@ -23,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Sizes in points, after matplotlib's defaults. */
@@ -33,6 +35,9 @@
 #define PT_DOT 3.0    /* diameter of a vocabulary entry's marker */
 #define PT_SQUARE 6.0 /* side of the marked token's red square */
 #define PT_FRAME 0.8  /* axes frame and tick width */
+#define PT_LINE 1.5   /* a panel's joining line */
+#define PT_POINT 6.0  /* marker diameter on a panel with a line (few points) */
+#define PT_POINT_LABEL 7.0 /* text above the points */
 
 /* Figure margins around each panel's axes, in points. */
 #define MARGIN_LEFT 62.0
@@ -46,20 +51,20 @@ typedef struct rgba {
 } rgba;
 
 typedef struct theme_colors {
-    rgba bg, fg, dots, mark, legend_bg, legend_edge;
+    rgba bg, fg, dots, mark, legend_bg, legend_edge, line;
 } theme_colors;
 
 /* The light theme is matplotlib's default style; the dark one its
  * 'dark_background' style. */
 static const theme_colors themes[2] = {
     [PLOT_LIGHT] = {{255, 255, 255, 1}, {0, 0, 0, 1}, {31, 119, 180, 0.45}, {255, 0, 0, 1},
-                    {255, 255, 255, 0.8}, {204, 204, 204, 1}},
+                    {255, 255, 255, 0.8}, {204, 204, 204, 1}, {31, 119, 180, 1}},
     [PLOT_DARK] = {{0, 0, 0, 1}, {255, 255, 255, 1}, {141, 211, 199, 0.45}, {255, 0, 0, 1},
-                   {0, 0, 0, 0.8}, {128, 128, 128, 1}},
+                   {0, 0, 0, 0.8}, {128, 128, 128, 1}, {141, 211, 199, 1}},
 };
 
 /* cmap0 slots used while drawing. */
-enum { COL_BG = 0, COL_FG = 1, COL_DOTS = 2, COL_MARK = 3, COL_LEGEND_BG = 4, COL_LEGEND_EDGE = 5 };
+enum { COL_BG = 0, COL_FG = 1, COL_DOTS = 2, COL_MARK = 3, COL_LEGEND_BG = 4, COL_LEGEND_EDGE = 5, COL_LINE = 6 };
 
 bool plot_format_from_path(const char *path, plot_format *out) {
     const char *slash = strrchr(path, '/');
@@ -70,6 +75,109 @@ bool plot_format_from_path(const char *path, plot_format *out) {
     else if (!strcasecmp(dot, ".pdf")) *out = PLOT_PDF;
     else return false;
     return true;
+}
+
+/* Parses "WxH" in inches. */
+static bool parse_size(const char *s, double *w, double *h) {
+    char buf[64];
+    const char *x = strchr(s, 'x');
+    if (!x || (size_t)(x - s) >= sizeof buf) return false;
+    memcpy(buf, s, (size_t)(x - s));
+    buf[x - s] = '\0';
+    return cli_parse_float(buf, w) && cli_parse_float(x + 1, h) && *w >= 1 && *w <= 100 &&
+           *h >= 1 && *h <= 100;
+}
+
+/* Writes token `id` for display as "text" in quotes: printable UTF-8 kept,
+ * control bytes and invalid UTF-8 escaped as \n, \t, \xNN. With no tokenizer,
+ * "id N". */
+void plot_token_label(const lsc_tokenizer *tok, int32_t id, char *out, size_t size) {
+    size_t len = 0;
+    const char *b = tok ? lsc_tokenizer_token_bytes(tok, id, &len) : NULL;
+    if (!b) {
+        snprintf(out, size, "id %d", (int)id);
+        return;
+    }
+    size_t k = 0;
+    out[k++] = '"';
+    for (size_t i = 0; i < len && k + 8 < size;) {
+        unsigned char c = (unsigned char)b[i];
+        size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool valid = n > 0 && i + n <= len;
+        for (size_t j = 1; valid && j < n; j++) valid = ((unsigned char)b[i + j] >> 6) == 2;
+        if (valid && n == 1 && c >= 0x20 && c != 0x7f) {
+            if (c == '"' || c == '\\') out[k++] = '\\';
+            out[k++] = (char)c;
+        } else if (valid && n > 1) {
+            memcpy(out + k, b + i, n);
+            k += n;
+        } else {
+            k += (size_t)snprintf(out + k, size - k, c == '\n' ? "\\n" : c == '\t' ? "\\t" : "\\x%02x", c);
+            n = 1;
+        }
+        i += n;
+    }
+    out[k++] = '"';
+    out[k] = '\0';
+}
+
+/* Seconds on a monotonic clock. */
+double plot_now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+
+int plot_figure_option(plot_figure *fig, int opt, const char *arg) {
+    long v;
+    switch (opt) {
+    case PLOT_OPT_THEME:
+        if (!strcmp(arg, "light")) fig->theme = PLOT_LIGHT;
+        else if (!strcmp(arg, "dark")) fig->theme = PLOT_DARK;
+        else {
+            cli_error("--theme: '%s' is not light or dark", arg);
+            return -1;
+        }
+        return 1;
+    case PLOT_OPT_SIZE:
+        if (!parse_size(arg, &fig->width_in, &fig->height_in)) {
+            cli_error("--size: '%s' is not WxH in inches, each from 1 to 100", arg);
+            return -1;
+        }
+        return 1;
+    case PLOT_OPT_DPI:
+        if (!cli_parse_int(arg, 10, 1200, &v)) {
+            cli_error("--dpi: '%s' is not a number from 10 to 1200", arg);
+            return -1;
+        }
+        fig->dpi = (int)v;
+        return 1;
+    default: return 0;
+    }
+}
+
+cJSON *plot_info_json(const char *path, const plot_info *info, int n_panels, double seconds) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddNumberToObject(o, "width", info->width);
+    cJSON_AddNumberToObject(o, "height", info->height);
+    cJSON_AddNumberToObject(o, "seconds", seconds);
+    cJSON *arr = cJSON_AddArrayToObject(o, "panels");
+    for (int k = 0; k < n_panels; k++) {
+        cJSON *p = cJSON_CreateObject();
+        double box[4] = {info->panels[k].left, info->panels[k].top, info->panels[k].right,
+                         info->panels[k].bottom};
+        double xl[2] = {info->panels[k].xmin, info->panels[k].xmax};
+        double yl[2] = {info->panels[k].ymin, info->panels[k].ymax};
+        cJSON_AddItemToObject(p, "box", cJSON_CreateDoubleArray(box, 4));
+        cJSON_AddItemToObject(p, "xlim", cJSON_CreateDoubleArray(xl, 2));
+        cJSON_AddItemToObject(p, "ylim", cJSON_CreateDoubleArray(yl, 2));
+        cJSON_AddNumberToObject(p, "points", (double)info->panels[k].n_drawn);
+        cJSON_AddItemToArray(arr, p);
+    }
+    return o;
 }
 
 /* The folder part of `path` ("." when none), in a new string (free()). */
@@ -246,14 +354,35 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
     double x0, x1, y0, y1;
     limits(xs, n, &x0, &x1);
     limits(ys, n, &y0, &y1); /* the mark is one of the points, so it is inside */
+    if (p->labels) { /* room for the text above the top point and beside the end ones */
+        double dx = 0.025 * (x1 - x0);
+        y1 += 0.12 * (y1 - y0);
+        x0 -= dx, x1 += dx;
+    }
     lim[0] = x0, lim[1] = x1, lim[2] = y0, lim[3] = y1;
     plvpor(l / cv->w_pt, r / cv->w_pt, b / cv->h_pt, t / cv->h_pt);
     plwind(x0, x1, y0, y1);
 
+    if (p->line && n > 1) {
+        plcol0(COL_LINE);
+        plwidth(PT_LINE * cv->unit);
+        plline((PLINT)n, (PLFLT *)xs, (PLFLT *)ys);
+    }
     /* every entry: a zero-length round-capped stroke, i.e. a dot */
     plcol0(COL_DOTS);
-    plwidth(PT_DOT * cv->unit);
+    plwidth((p->line ? PT_POINT : PT_DOT) * cv->unit);
     plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+    char buf[512];
+    if (p->labels) {
+        plcol0(COL_FG);
+        font_pt(cv, PT_POINT_LABEL);
+        double dy = (PT_POINT / 2 + 2) / (t - b) * (y1 - y0); /* just above the marker */
+        for (size_t i = 0; i < p->n; i++) {
+            double x = p->x ? p->x[i] : (double)i, y = p->y[i];
+            if (!p->labels[i] || !isfinite(x) || !isfinite(y)) continue;
+            plptex(x, y + dy, 1.0, 0.0, 0.5, pl_text(p->labels[i], buf, sizeof buf));
+        }
+    }
 
     if (has_mark) {
         double hx = PT_SQUARE / 2 / (r - l) * (x1 - x0), hy = PT_SQUARE / 2 / (t - b) * (y1 - y0);
@@ -269,8 +398,7 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
     font_pt(cv, PT_TICKS);
     plsmaj(0.0, 0.6);
     plbox("bc", 0, 0, "bc", 0, 0);
-    plbox("bint", 0, 0, "bintv", 0, 0);
-    char buf[512];
+    plbox("bint", p->xtick, 0, "bintv", 0, 0);
     if (p->xlabel) {
         font_pt(cv, PT_LABEL);
         plmtex("b", 3.2, 0.5, 0.5, pl_text(p->xlabel, buf, sizeof buf));
@@ -384,6 +512,7 @@ static void job_draw(render_job *job) {
     set_color(COL_MARK, tc->mark);
     set_color(COL_LEGEND_BG, tc->legend_bg);
     set_color(COL_LEGEND_EDGE, tc->legend_edge);
+    set_color(COL_LINE, tc->line);
     plinit();
     pladv(0);
     plsxax(6, 0);

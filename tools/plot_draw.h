@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <getopt.h>
 
 typedef enum plot_format { PLOT_PNG, PLOT_SVG, PLOT_PDF } plot_format;
 typedef enum plot_theme { PLOT_LIGHT, PLOT_DARK } plot_theme;
@@ -21,6 +23,10 @@ typedef struct plot_panel {
     const char *title, *xlabel, *ylabel; /* UTF-8; NULL for none */
     long mark;          /* index drawn as a red square, or -1 */
     const char *legend; /* legend text for the red square; NULL for no legend */
+    bool line;          /* also join the points, in order, with a line */
+    double xtick;       /* spacing of the x axis's major ticks; 0 for automatic */
+    const char *const *labels; /* [n] small text above each point (NULL entries
+                                  skipped), or NULL for none; borrowed */
 } plot_panel;
 
 typedef struct plot_figure {
@@ -42,6 +48,36 @@ typedef struct plot_info {
         size_t n_drawn; /* finite points drawn */
     } panels[PLOT_MAX_PANELS];
 } plot_info;
+
+/* Options shared by every figure command: --theme light|dark, --size WxH
+ * (inches), --dpi N. Put PLOT_FIGURE_OPTIONS in the getopt_long table and
+ * pass each option to plot_figure_option(). */
+enum { PLOT_OPT_THEME = 2900, PLOT_OPT_SIZE, PLOT_OPT_DPI };
+#define PLOT_FIGURE_OPTIONS                                                     \
+    {"theme", required_argument, 0, PLOT_OPT_THEME},                           \
+        {"size", required_argument, 0, PLOT_OPT_SIZE},                         \
+        {"dpi", required_argument, 0, PLOT_OPT_DPI}
+#define PLOT_FIGURE_USAGE "         [--theme light|dark] [--size WxH (inches)] [--dpi N]\n"
+
+/* Applies a PLOT_FIGURE_OPTIONS option to `fig`: 1 when handled, 0 when
+ * `opt` is not one of them, -1 after printing an error for a bad value. */
+int plot_figure_option(plot_figure *fig, int opt, const char *arg);
+
+/* Writes token `id` for display as "text" in quotes into out[size]: printable
+ * UTF-8 kept, control bytes and invalid UTF-8 escaped as \n, \t, \xNN. With
+ * no tokenizer (NULL), "id N". */
+struct lsc_tokenizer;
+void plot_token_label(const struct lsc_tokenizer *tok, int32_t id, char *out, size_t size);
+
+/* What was drawn, as a new cJSON object (cJSON_Delete; NULL when out of
+ * memory): file, width, height, seconds and per panel its box, limits and
+ * number of points. */
+struct cJSON;
+struct cJSON *plot_info_json(const char *path, const plot_info *info, int n_panels,
+                             double seconds);
+
+/* Seconds on a monotonic clock (for render times). */
+double plot_now(void);
 
 /* The format for a file name's extension (.png, .svg, .pdf; any case);
  * false for anything else. */
