@@ -493,6 +493,36 @@ lsc_status lsc_generate(lsc_ctx *ctx, lsc_sampler *sampler, const int32_t *promp
                         size_t n_prompt, lsc_generate_params params, lsc_token_fn fn,
                         void *user_data, int32_t **new_ids, size_t *n_new, lsc_error *err);
 
+/* A model folder's generation_config.json, read as transformers'
+ * model.generate(input_ids) reads it (GenerationConfig). */
+typedef struct lsc_generation_config {
+    int found;                  /* 1 when the folder has generation_config.json */
+    lsc_sampler_params sampler; /* lsc_sampler_default_params() overridden by the file's
+                                   do_sample, temperature, top_k, top_p, min_p,
+                                   repetition_penalty */
+    int max_new_tokens;         /* from the file; 0 = not set */
+    int max_length;             /* prompt + new tokens, from the file; 0 = not set */
+    int32_t eos_id;             /* the file's eos_token_id (an int or a one-element
+                                   list); -1 when absent or null, or when not found */
+} lsc_generation_config;
+
+/* Reads dir/generation_config.json into *out. A missing file is not an error:
+ * *out then holds the defaults with found = 0. A key of the wrong type or out
+ * of range is LSC_ERR_FORMAT naming the file and the key; null counts as
+ * absent; unknown keys are ignored. The library allocates nothing to free. */
+lsc_status lsc_generation_config_load(const char *dir, lsc_generation_config *out,
+                                      lsc_error *err);
+
+/* How many new tokens model.generate(input_ids) makes for a prompt of n_prompt
+ * tokens on a model with n_ctx positions, with no length given: the config's
+ * max_new_tokens when set; else max_length - n_prompt when max_length is set
+ * (LSC_ERR_INVALID_ARG, as transformers' ValueError, when n_prompt >=
+ * max_length); else 20, capped at n_ctx - n_prompt (transformers 5's default;
+ * LSC_ERR_CONTEXT_FULL when the prompt fills the context). `cfg` may be NULL
+ * (the defaults). */
+lsc_status lsc_generation_config_max_new(const lsc_generation_config *cfg, size_t n_prompt,
+                                         size_t n_ctx, int *max_new, lsc_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Scoring: log-probabilities of the actual next tokens, perplexity          */
 /* ------------------------------------------------------------------------ */

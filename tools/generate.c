@@ -15,11 +15,16 @@ static const char usage[] =
     "                           [--greedy | --do-sample] [--temperature X] [--top-k K]\n"
     "                           [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
     "                           [--show-steps] [--no-stop] [--json]\n"
-    "Generates up to N (default 20) new tokens, streaming the text. Greedy by default\n"
-    "(transformers' do_sample=False); --do-sample (implied by --temperature, --top-k,\n"
-    "--top-p, --min-p) samples with transformers' defaults: temperature 1, top-k 50,\n"
-    "top-p 1. --repetition-penalty applies in both modes. Stops after <|endoftext|>\n"
-    "unless --no-stop. The same --seed (default 0) gives the same tokens.\n"
+    "Generates up to N new tokens, streaming the text, with the defaults of transformers'\n"
+    "model.generate(input_ids): those of the model folder's generation_config.json when\n"
+    "it has one (do_sample, temperature, top_k, top_p, min_p, repetition_penalty,\n"
+    "eos_token_id, max_new_tokens, max_length), else greedy, temperature 1, top-k 50,\n"
+    "top-p 1, and 20 new tokens (fewer when the context is full). A max_length in the\n"
+    "file counts the prompt. Flags override the file. --do-sample (implied by\n"
+    "--temperature, --top-k, --top-p, --min-p) samples; --greedy does not.\n"
+    "--repetition-penalty applies in both modes. Stops after the eos token (the file's\n"
+    "eos_token_id, else <|endoftext|>) unless --no-stop. The same --seed (default 0)\n"
+    "gives the same tokens.\n"
     "  --show-steps  print 'Iteration i:  <text so far>' after each token\n"
     "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}\n"
     CLI_HOOK_USAGE;
@@ -79,6 +84,19 @@ static cJSON *json_ids(const int32_t *ids, size_t n) {
     return a;
 }
 
+/* Copies into *sp the sampler flags the user gave (bit opt - OPT_TEMPERATURE
+ * of `given`) from *flags: flags override generation_config.json. */
+static void apply_flags(lsc_sampler_params *sp, const lsc_sampler_params *flags, unsigned given) {
+#define GIVEN(o) (given & (1u << ((o) - OPT_TEMPERATURE)))
+    if (GIVEN(OPT_TEMPERATURE)) sp->temperature = flags->temperature;
+    if (GIVEN(OPT_TOP_K)) sp->top_k = flags->top_k;
+    if (GIVEN(OPT_TOP_P)) sp->top_p = flags->top_p;
+    if (GIVEN(OPT_MIN_P)) sp->min_p = flags->min_p;
+    if (GIVEN(OPT_REPETITION_PENALTY)) sp->repetition_penalty = flags->repetition_penalty;
+    sp->seed = flags->seed;
+#undef GIVEN
+}
+
 int cmd_generate(int argc, char **argv) {
     static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
                                          CLI_SAMPLER_OPTIONS,
@@ -90,8 +108,9 @@ int cmd_generate(int argc, char **argv) {
                                          {"help", no_argument, 0, OPT_HELP},
                                          {0, 0, 0, 0}};
     cli_common c = {0};
-    lsc_sampler_params sp = lsc_sampler_default_params();
-    long max_new = 20;
+    lsc_sampler_params flags = lsc_sampler_default_params(), sp;
+    unsigned given = 0; /* the sampler flags given, bit opt - OPT_TEMPERATURE */
+    long max_new = 0;   /* 0: from generation_config.json or transformers' default */
     bool greedy = false, do_sample = false, show_steps = false, no_stop = false;
     const char *warper_flag = NULL; /* a flag that only means something when sampling */
     int opt;
@@ -100,7 +119,8 @@ int cmd_generate(int argc, char **argv) {
     while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         int r = cli_common_option(&c, opt, optarg);
         if (!r) {
-            r = cli_sampler_option(&sp, opt, optarg);
+            r = cli_sampler_option(&flags, opt, optarg);
+            if (r > 0) given |= 1u << (opt - OPT_TEMPERATURE);
             if (r > 0 && opt != OPT_REPETITION_PENALTY && opt != OPT_SEED)
                 warper_flag = argv[optind - 1 - (optarg == argv[optind - 1])];
         }
@@ -124,7 +144,6 @@ int cmd_generate(int argc, char **argv) {
     if (greedy && do_sample) return cli_error("generate: --greedy and --do-sample exclude each other");
     if (greedy && warper_flag)
         return cli_error("generate: %s only applies when sampling, not with --greedy", warper_flag);
-    sp.do_sample = do_sample || warper_flag;
 
     cli_lm lm;
     int rc = 1;
@@ -133,13 +152,31 @@ int cmd_generate(int argc, char **argv) {
     gen_state g = {0};
     lsc_error err;
     if (!cli_lm_open(&c, true, &lm)) goto out;
+    lsc_generation_config gc;
+    if (lsc_generation_config_load(cli_model_dir(&c), &gc, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
+    sp = gc.sampler;
+    apply_flags(&sp, &flags, given);
+    if (greedy) sp.do_sample = 0;
+    if (do_sample || warper_flag) sp.do_sample = 1;
+    if (!max_new) {
+        int n;
+        if (lsc_generation_config_max_new(&gc, lm.n, (size_t)lsc_ctx_n_ctx(lm.ctx), &n, &err) !=
+            LSC_OK) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+        max_new = n;
+    }
     if (lsc_sampler_new(sp, &smp, &err) != LSC_OK) {
         cli_error("%s", err.message);
         goto out;
     }
     lsc_generate_params gp = lsc_generate_default_params();
     gp.max_new_tokens = (int)max_new;
-    int eos = lsc_tokenizer_eos_id(lm.tok);
+    int eos = gc.found ? gc.eos_id : lsc_tokenizer_eos_id(lm.tok);
     gp.eos_id = no_stop || eos < 0 || (size_t)eos >= lm.n_vocab ? -1 : eos;
     g.tok = lm.tok;
     g.show_steps = show_steps;
@@ -170,6 +207,8 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddStringToObject(o, "stop", at_eos ? "eos" : "max_new_tokens");
         cJSON_AddBoolToObject(o, "do_sample", sp.do_sample);
         cJSON_AddNumberToObject(o, "seed", (double)sp.seed);
+        cJSON_AddNumberToObject(o, "max_new_tokens", (double)max_new);
+        cJSON_AddBoolToObject(o, "generation_config", gc.found);
         rc = cli_print_json(o);
         goto out;
     }
