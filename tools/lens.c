@@ -57,7 +57,8 @@ static void print_token(const lsc_tokenizer *tok, int32_t id) {
 /* Draws the lens (rows lens[(L + 1) * V] of logits, one per layer) into
  * `path`: three panels over the layers, the probability of token `mark`, its
  * rank (log10, 1 = top, each point labelled) and the top token's probability
- * (each point labelled with its text). Adds what was drawn to `json` (may be
+ * (labelled with its text where it differs from the layer before). Adds
+ * what was drawn to `json` (may be
  * NULL) as "plot". Prints the error and returns false on failure (no file
  * is left behind). Owns nothing on return. */
 static bool draw_lens(const char *path, plot_figure *fig, const lsc_tokenizer *tok,
@@ -88,7 +89,7 @@ static bool draw_lens(const char *path, plot_figure *fig, const lsc_tokenizer *t
         lr[l] = (float)log10((double)r);
         pt[l] = prob[top[l]];
         rank_lab[l] = text + 2 * l * LABEL;
-        top_lab[l] = text + (2 * l + 1) * LABEL;
+        top_lab[l] = l > 0 && top[l] == top[l - 1] ? NULL : text + (2 * l + 1) * LABEL;
         snprintf(text + 2 * l * LABEL, LABEL, "%ld", r);
         plot_token_label(tok, top[l], text + (2 * l + 1) * LABEL, LABEL);
     }
