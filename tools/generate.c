@@ -11,7 +11,7 @@
 enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope generate [--model DIR] (--text T | --ids 1,2,3) [--max-new-tokens N]\n"
+    "usage: logitscope generate [--model DIR|REPO] (--text T | --ids 1,2,3) [--max-new-tokens N]\n"
     "                           [--greedy | --do-sample] [--temperature X] [--top-k K]\n"
     "                           [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
     "                           [--show-steps] [--no-stop] [--json]\n"

@@ -11,7 +11,7 @@
 enum { OPT_POS = 2000, OPT_K, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope next [--model DIR] (--text T | --ids 1,2,3) [--pos I] [--top-k K] [--json]\n"
+    "usage: logitscope next [--model DIR|REPO] (--text T | --ids 1,2,3) [--pos I] [--top-k K] [--json]\n"
     "The most likely next token after position I (default the last; negative\n"
     "counts from the end) and a table of the K (default 10) most likely: logit,\n"
     "probability (softmax), log-probability (log-softmax) and token.\n"

@@ -31,7 +31,7 @@ static const char *kind_names[] = {"logits", "softmax", "logsoftmax"};
 static void plot_usage(FILE *out) {
     fputs("usage: logitscope plot logits|softmax|logsoftmax -o FILE.(png|svg|pdf)\n"
           "       logitscope plot lens -o FILE ... (see logitscope lens --help: its --plot)\n"
-          "         (--model DIR (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
+          "         (--model DIR|REPO (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
           "         [--pos I] [--mark TOKEN | --mark-id ID | --mark-next | --mark-max | --no-mark]\n"
           PLOT_FIGURE_USAGE "         [--json]\n"
           "         [--hook POINT[@POS]:OP ...] (applied before plotting)\n"

@@ -12,7 +12,7 @@
 enum { OPT_POS = 2000, OPT_TOKEN, OPT_TOKEN_ID, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope rank [--model DIR] (--text T | --ids 1,2,3) (--token TEXT | --token-id N)\n"
+    "usage: logitscope rank [--model DIR|REPO] (--text T | --ids 1,2,3) (--token TEXT | --token-id N)\n"
     "                       [--pos I] [--json]\n"
     "The rank (0 = the most likely) of a token among all the vocabulary's logits\n"
     "after position I (default the last; negative counts from the end), with its\n"

@@ -13,7 +13,7 @@
 enum { OPT_POS = 2000, OPT_REPLACEMENT, OPT_TRIALS, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope sample [--model DIR] (--text T | --ids 1,2,3) [-n N] [--replacement]\n"
+    "usage: logitscope sample [--model DIR|REPO] (--text T | --ids 1,2,3) [-n N] [--replacement]\n"
     "                         [--seed S] [--temperature X] [--top-k K] [--top-p P] [--min-p P]\n"
     "                         [--repetition-penalty R] [--pos I] [--trials T] [--json]\n"
     "Draws N (default 5) next tokens after position I (default the last) from\n"

@@ -16,7 +16,7 @@
 enum { OPT_FILE = 2000, OPT_STRIDE, OPT_MAX_LENGTH, OPT_SUMMARY, OPT_HELP };
 
 static const char usage[] =
-    "usage: logitscope score [--model DIR] (--text T | --ids 1,2,3 | --file F) [--max-length L]\n"
+    "usage: logitscope score [--model DIR|REPO] (--text T | --ids 1,2,3 | --file F) [--max-length L]\n"
     "                        [--stride S] [--summary] [--json]\n"
     "The log-probability of each actual next token, the mean negative\n"
     "log-likelihood (transformers' loss) and the perplexity exp(mean NLL).\n"

@@ -269,9 +269,9 @@ static int detokenize_line(lsc_tokenizer *tok, const cJSON *obj, size_t lineno, 
 }
 
 static const char tokenize_usage[] =
-    "usage: logitscope tokenize [--model DIR] [--no-special] [--json] TEXT\n"
-    "       logitscope tokenize [--model DIR] [--no-special] --text TEXT\n"
-    "       logitscope tokenize [--model DIR] [--no-special] --jsonl < lines\n"
+    "usage: logitscope tokenize [--model DIR|REPO] [--no-special] [--json] TEXT\n"
+    "       logitscope tokenize [--model DIR|REPO] [--no-special] --text TEXT\n"
+    "       logitscope tokenize [--model DIR|REPO] [--no-special] --jsonl < lines\n"
     "Prints the number of characters and tokens and a table of position, id and\n"
     "token text (Python repr: the leading space shows inside the quotes).\n"
     "  --jsonl       read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines\n"
@@ -347,8 +347,8 @@ int cmd_tokenize(int argc, char **argv) {
 }
 
 static const char detokenize_usage[] =
-    "usage: logitscope detokenize [--model DIR] [--json] [--clean-up-spaces] --ids 1,2,3\n"
-    "       logitscope detokenize [--model DIR] [--clean-up-spaces] --jsonl < lines\n"
+    "usage: logitscope detokenize [--model DIR|REPO] [--json] [--clean-up-spaces] --ids 1,2,3\n"
+    "       logitscope detokenize [--model DIR|REPO] [--clean-up-spaces] --jsonl < lines\n"
     "Prints the text of the ids (bytes that are not valid UTF-8 become U+FFFD, as\n"
     "Python's errors='replace').\n"
     "  --jsonl            read {\"ids\": [...]} lines on stdin, write {\"text\": ...} lines\n"

@@ -15,7 +15,7 @@ enum { OPT_TOKEN = 2000, OPT_STEPS, OPT_MAX_NEW, OPT_HELP };
 static const char default_text[] = "After a long night of work, I really need a hot cup of";
 
 static const char usage[] =
-    "usage: logitscope tour [--model DIR] [--text T | --ids 1,2,3] [--token TEXT] [--seed S]\n"
+    "usage: logitscope tour [--model DIR|REPO] [--text T | --ids 1,2,3] [--token TEXT] [--seed S]\n"
     "                       [--steps N] [--max-new-tokens N] [--json]\n"
     "Walks through the notebook on one text (at least 6 tokens): the token count,\n"
     "the 5th and 6th tokens, the argmax at position 5, the logit sum, softmax and\n"
