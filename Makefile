@@ -14,6 +14,7 @@ ifeq ($(SANITIZE),1)
   LDFLAGS += -fsanitize=address,undefined
 endif
 CFLAGS += $(CFLAGS_BASE)
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 PKGS    = libcjson libpcre2-8 libcurl libcrypto
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
@@ -39,6 +40,9 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
 $(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
+$(BUILD)/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/tools/plot.o $(BUILD)/obj/tools/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
@@ -80,6 +84,9 @@ build-fuzz/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h)
 build-fuzz/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
+build-fuzz/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX512_FLAGS) -c $< -o $@
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

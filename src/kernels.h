@@ -71,15 +71,16 @@ void lsc_act_apply_ref(lsc_act act, float *x, size_t n);
  * lsc_gelu_new) run the kernels of the active SIMD level on the pool's
  * threads. Level LSC_SIMD_REF runs the reference kernels on the calling
  * thread. The level is the best the CPU supports, unless the environment
- * variable LSC_SIMD names another ("ref", "avx2") or lsc_simd_force() set
+ * variable LSC_SIMD names a lower one ("ref", "avx2", "avx512") or lsc_simd_force() set
  * one: the only process-wide setting, read-only after start-up except in
  * tests and benchmarks. Fast kernels split work by output column (or row)
  * and sum every element in an order that does not depend on the split, so
  * results are bit-identical at every thread count.
  */
 typedef enum lsc_simd {
-    LSC_SIMD_REF = 0, /* plain C, the reference kernels */
-    LSC_SIMD_AVX2 = 1 /* AVX2 + FMA (+ F16C) */
+    LSC_SIMD_REF = 0,   /* plain C, the reference kernels */
+    LSC_SIMD_AVX2 = 1,  /* AVX2 + FMA (+ F16C) */
+    LSC_SIMD_AVX512 = 2 /* AVX-512 F, BW, VL, DQ (+ the AVX2 level's kernels) */
 } lsc_simd;
 
 /* The best level this CPU supports. */
@@ -88,7 +89,7 @@ lsc_simd lsc_simd_best(void);
 lsc_simd lsc_simd_active(void);
 /* Makes `level` active; false (and no change) when the CPU lacks it. */
 bool lsc_simd_force(lsc_simd level);
-/* "ref", "avx2". */
+/* "ref", "avx2", "avx512". */
 const char *lsc_simd_name(lsc_simd level);
 
 /* y[T,E] = layernorm(x) (see lsc_layernorm_ref), rows split over the pool. */
@@ -169,9 +170,21 @@ void lsc_matvec_bf16_avx2(const float *xr, const uint16_t *w, const lsc_f32u *b,
 void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q,
                         const float *scale, const lsc_f32u *b, float *y, size_t K, size_t n0,
                         size_t n1);
-/* The GEMM for any lsc_weights (T > 1), outputs [n0, n1). */
+/* The GEMM for any lsc_weights (T > 1), outputs [n0, n1): AVX2 (6 x 16
+ * tiles) and AVX-512 (12 x 32 tiles). Both sum every element in the same
+ * order (k blocks of LSC_GEMM_KC, each from zero in k order, added to the
+ * first block + bias), so their results are bit-identical. */
+#define LSC_GEMM_KC 64
+#define LSC_GEMM_NR 16
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                      size_t T, size_t K, size_t N, size_t n0, size_t n1);
+void lsc_gemm_w_avx512(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                       size_t T, size_t K, size_t N, size_t n0, size_t n1);
+/* Packs W[k0:k0+kc, j0:j0+nc] (W seen as [K, N], whatever its format and
+ * layout) into ceil(nc / LSC_GEMM_NR) panels of [kc][LSC_GEMM_NR] floats,
+ * zero-padded past nc; buf is 32-byte aligned. */
+void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc,
+                        size_t j0, size_t nc, float *buf);
 
 /* ------------------------------------------------------------------------ */
 /* Causal self-attention (attention.c, kernels_avx2.c)                       */

@@ -246,9 +246,9 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 /* ------------------------------------------------------------------------ */
 
 #define MR 6   /* rows of x per micro-tile */
-#define NR 16  /* output columns per micro-tile (two ymm) */
-#define KC 64  /* k block; also the T = 1 kernels' block, so that a row's
-                  result does not depend on T (see lsc_gemm_w_avx2) */
+#define NR LSC_GEMM_NR /* output columns per micro-tile (two ymm) */
+#define KC LSC_GEMM_KC /* k block; also the T = 1 kernels' block, so that a
+                          row's result does not depend on T */
 #define NC 512 /* column block: the packed KC x NC weights stay in L1/L2 */
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
@@ -290,8 +290,8 @@ static inline void transpose8(__m256 r[8]) {
 }
 
 /* Packs W[k0:k0+kc, j0:j0+nc] (W seen as [K, N], whatever its storage) into
- * ceil(nc/NR) panels of [kc][NR] floats, zero-padded past nc. */
-static void pack_b(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc, size_t j0,
+ * ceil(nc/NR) panels of [kc][NR] floats, zero-padded past nc (kernels.h). */
+void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc, size_t j0,
                    size_t nc, float *buf) {
     for (size_t p = 0; p < nc; p += NR) {
         size_t nr = nc - p < NR ? nc - p : NR;
@@ -407,7 +407,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
         for (size_t k0 = 0; k0 < K; k0 += KC) {
             size_t kc = K - k0 < KC ? K - k0 : KC;
-            pack_b(w, K, N, k0, kc, j0, nc, packed_b);
+            lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
             for (size_t i0 = 0; i0 < T; i0 += MR) {
                 size_t mr = T - i0 < MR ? T - i0 : MR;
                 const float *a = x + i0 * K + k0;

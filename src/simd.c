@@ -14,7 +14,11 @@ static _Atomic int active_level = -1;
 lsc_simd lsc_simd_best(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return LSC_SIMD_AVX2;
+    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return LSC_SIMD_REF;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+        return LSC_SIMD_AVX512;
+    return LSC_SIMD_AVX2;
 #endif
     return LSC_SIMD_REF;
 }
@@ -23,6 +27,7 @@ const char *lsc_simd_name(lsc_simd level) {
     switch (level) {
     case LSC_SIMD_REF: return "ref";
     case LSC_SIMD_AVX2: return "avx2";
+    case LSC_SIMD_AVX512: return "avx512";
     }
     return "unknown";
 }
@@ -38,8 +43,10 @@ lsc_simd lsc_simd_active(void) {
     if (level >= 0) return (lsc_simd)level;
     lsc_simd chosen = lsc_simd_best();
     const char *env = getenv("LSC_SIMD");
-    if (env && !strcmp(env, "ref")) chosen = LSC_SIMD_REF;
-    /* a level the CPU lacks (or an unknown name) keeps the best one */
+    /* a lower level when asked; one the CPU lacks (or an unknown name)
+     * keeps the best */
+    for (int l = LSC_SIMD_REF; env && l < (int)chosen; l++)
+        if (!strcmp(env, lsc_simd_name((lsc_simd)l))) chosen = (lsc_simd)l;
     int expected = -1;
     atomic_compare_exchange_strong(&active_level, &expected, (int)chosen);
     return (lsc_simd)atomic_load(&active_level);
@@ -79,7 +86,10 @@ typedef struct matmul_job {
 static void gemm_item(void *arg, size_t i) {
     const matmul_job *j = arg;
     size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
-    lsc_gemm_w_avx2(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+    if (lsc_simd_active() >= LSC_SIMD_AVX512)
+        lsc_gemm_w_avx512(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+    else
+        lsc_gemm_w_avx2(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
 }
 
 /* T = 1, [N, K] weights in any format: output rows [64 i, 64 i + 64). */

@@ -1,6 +1,7 @@
 """The fast kernels change no answer: `logitscope logits` at every SIMD level
-(LSC_SIMD=ref|avx2) and thread count (1, 2, 3) agrees with transformers within
-the oracle tolerance, every level gives the same bits at every thread count,
+(LSC_SIMD=ref|avx2|avx512, those the CPU has) and thread count (1, 2, 3)
+agrees with transformers within the oracle tolerance, every level gives the
+same bits at every thread count, AVX-512 gives AVX2's bits,
 and a prefill split into T = 1 steps gives the same logits as one pass. The
 reduced-precision weights (--weights bf16|q8) are measured against the F32
 oracle, with their max difference printed and bounded."""
@@ -17,14 +18,31 @@ TOL = 1e-4
 # distilgpt2-shape has GPT-2's widths (768, 12 heads of 64: the kernels' main
 # paths); tiny-* cover odd widths, the inverse-layer scale and exact gelu.
 NAMES = ["distilgpt2-shape", "tiny", "tiny-scale-inv", "tiny-gelu"]
-LEVELS = ["ref", "avx2"]
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
 
 
 def cpu_has_avx2():
-    try:
-        return " avx2 " in open("/proc/cpuinfo").read().replace("\n", " ")
-    except OSError:
-        return False
+    return {"avx2", "fma"} <= cpu_flags()
+
+
+def levels():
+    """The SIMD levels this CPU runs (simd.c's lsc_simd_best)."""
+    out = ["ref"]
+    if cpu_has_avx2():
+        out.append("avx2")
+        if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= cpu_flags():
+            out.append("avx512")
+    return out
 
 
 def logits_at(name, ids, tmp_path, level, threads, weights="f32"):
@@ -40,10 +58,9 @@ def logits_at(name, ids, tmp_path, level, threads, weights="f32"):
 @pytest.mark.parametrize("name", NAMES)
 def test_every_level_and_thread_count(name, tmp_path):
     require_oracle()
-    levels = LEVELS if cpu_has_avx2() else ["ref"]
     ids = prompt(37, seed=7)
     by_level = {}
-    for level in levels:
+    for level in levels():
         runs = {}
         for threads in (1, 2, 3):
             ids_v, runs[threads] = logits_at(name, ids, tmp_path, level, threads)
@@ -56,9 +73,11 @@ def test_every_level_and_thread_count(name, tmp_path):
             assert (ours.argmax(-1) == ref.argmax(-1)).all()
             assert np.array_equal(ours, runs[1]), f"{level}: {threads} threads differ from 1"
         by_level[level] = runs[1]
-    if len(by_level) == 2:
+    if "avx2" in by_level:
         d = float(np.abs(by_level["ref"] - by_level["avx2"]).max())
         print(f"{name}: max |ref - avx2| = {d:.3g}")
+    if "avx512" in by_level:
+        assert np.array_equal(by_level["avx512"], by_level["avx2"]), "avx512 differs from avx2"
 
 
 @pytest.mark.parametrize("weights,tol", [("bf16", 0.05), ("q8", 0.15)])
@@ -98,9 +117,8 @@ def test_seeded_sampling_identical_everywhere():
     and thread count (the logits are bit-identical across thread counts and
     within ~2e-5 across levels)."""
     import json
-    levels = LEVELS if cpu_has_avx2() else ["ref"]
     seen = {}
-    for level in levels:
+    for level in levels():
         for threads in (1, 2, 3):
             p = run_cli("generate", "--model", fixture_dir("tiny"), "--ids", "464,2068,7586",
                         "--do-sample", "--temperature", "2", "--seed", "7", "--max-new-tokens", "24",

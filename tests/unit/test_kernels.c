@@ -58,8 +58,15 @@ static const shape shapes[] = {
     {19, 257, 273, 0}, {64, 96, 200, 1}, {5, 1024, 37, 2},
 };
 
-static lsc_simd levels[2];
+static lsc_simd levels[3];
 static int n_levels;
+
+/* The AVX-512 kernels sum in the AVX2 kernels' order: the AVX2 level's
+ * result (kept in `avx2`) must come back bit for bit. */
+static void same_as_avx2(lsc_simd level, const float *got, float *avx2, size_t n) {
+    if (level == LSC_SIMD_AVX2) memcpy(avx2, got, n * sizeof *avx2);
+    if (level == LSC_SIMD_AVX512) CHECK(memcmp(avx2, got, n * sizeof *avx2) == 0);
+}
 
 /* lsc_matmul_kn and lsc_matmul_nk at every level and thread count against
  * the references; and identical bits at 1, 2, 3 threads. */
@@ -77,6 +84,7 @@ static void test_matmul(void) {
         float *ref = malloc(sh.T * sh.N * sizeof *ref);
         float *got = malloc(sh.T * sh.N * sizeof *got);
         float *one = malloc(sh.T * sh.N * sizeof *one);
+        float *avx2 = malloc(sh.T * sh.N * sizeof *avx2);
         double tol = 2e-6 * (double)sh.K + 1e-6;
         for (int nk = 0; nk < 2; nk++) {
             if (nk) lsc_matmul_nk_ref(x, w, ref, sh.T, sh.K, sh.N);
@@ -98,6 +106,7 @@ static void test_matmul(void) {
                     if (p == 0) memcpy(one, got, sh.T * sh.N * sizeof *one);
                     else CHECK(memcmp(one, got, sh.T * sh.N * sizeof *one) == 0);
                 }
+                same_as_avx2(levels[l], one, avx2, sh.T * sh.N);
             }
         }
         free(x);
@@ -106,6 +115,7 @@ static void test_matmul(void) {
         free(ref);
         free(got);
         free(one);
+        free(avx2);
     }
     printf("  matmul_kn max diff vs ref %.3g, matmul_nk %.3g (tol 2e-6 K + 1e-6)\n", worst_kn,
            worst_nk);
@@ -130,6 +140,7 @@ static void test_weight_formats(void) {
         lsc_f32u *b = rand_weights(sh.N, sh.offset, &bbase);
         float *ref = malloc(sh.T * sh.N * sizeof *ref), *got = malloc(sh.T * sh.N * sizeof *got);
         float *one = malloc(sh.T * sh.N * sizeof *one);
+        float *avx2 = malloc(sh.T * sh.N * sizeof *avx2);
         for (int ti = 0; ti < 3; ti++) {
             int src_nk = (int)(s % 2);
             size_t db, sb;
@@ -160,6 +171,7 @@ static void test_weight_formats(void) {
                     if (p == 0) memcpy(one, got, sh.T * sh.N * sizeof *one);
                     else CHECK(memcmp(one, got, sh.T * sh.N * sizeof *one) == 0);
                 }
+                same_as_avx2(levels[l], one, avx2, sh.T * sh.N);
             }
             free(data);
             free(scale);
@@ -170,6 +182,7 @@ static void test_weight_formats(void) {
         free(ref);
         free(got);
         free(one);
+        free(avx2);
     }
     /* weights are in [-1, 1): bf16 keeps 8 bits, q8 steps are <= 1/127 */
     CHECK(conv[0] == 0.0);
@@ -340,12 +353,15 @@ static void test_levels(void) {
     CHECK(lsc_simd_force(LSC_SIMD_REF));
     CHECK(lsc_simd_active() == LSC_SIMD_REF);
     CHECK(!strcmp(lsc_simd_name(LSC_SIMD_AVX2), "avx2"));
+    CHECK(!strcmp(lsc_simd_name(LSC_SIMD_AVX512), "avx512"));
+    CHECK(lsc_simd_force(LSC_SIMD_AVX512) == (lsc_simd_best() >= LSC_SIMD_AVX512));
     printf("  best level on this CPU: %s\n", lsc_simd_name(lsc_simd_best()));
 }
 
 int main(void) {
     levels[n_levels++] = LSC_SIMD_REF;
     if (lsc_simd_best() >= LSC_SIMD_AVX2) levels[n_levels++] = LSC_SIMD_AVX2;
+    if (lsc_simd_best() >= LSC_SIMD_AVX512) levels[n_levels++] = LSC_SIMD_AVX512;
     RUN(test_levels);
     RUN(test_pool);
     RUN(test_matmul);
