@@ -9,9 +9,9 @@
 /* Row t of head h: the scaled score of key p. */
 static float score(const lsc_attn_args *a, size_t h, size_t t, size_t p) {
     const float *q = a->q + t * a->q_stride + h * a->D;
-    const float *k = a->k + p * a->kv_stride + h * a->D;
+    const float *k = a->kt + h * a->D * a->kt_stride + p;
     float d = 0.0f;
-    for (size_t i = 0; i < a->D; i++) d += q[i] * k[i];
+    for (size_t i = 0; i < a->D; i++) d += q[i] * k[i * a->kt_stride];
     return d * a->scale;
 }
 
@@ -27,7 +27,7 @@ void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1) {
         for (size_t d = 0; d < a->D; d++) z[d] = 0.0f;
         for (size_t p = 0; p < n; p++) {
             float w = (float)(expf(score(a, h, t, p) - m) / sum);
-            const float *v = a->v + p * a->kv_stride + h * a->D;
+            const float *v = a->v + p * a->v_stride + h * a->D;
             for (size_t d = 0; d < a->D; d++) z[d] += w * v[d];
         }
     }

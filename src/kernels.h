@@ -190,15 +190,18 @@ void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, siz
 /* Causal self-attention (attention.c, kernels_avx2.c)                       */
 /* ------------------------------------------------------------------------ */
 
-/* Where the operands of one attention call lie. Rows are positions; head h
- * of a row starts at float h * D. Query row t is absolute position
- * n_past + t and attends to key/value rows 0 .. n_past + t. */
+/* Where the operands of one attention call lie. Query and value rows are
+ * positions, head h of a row starting at float h * D; the keys are stored
+ * transposed (the KV cache's layout), so that one load gives one dimension
+ * of consecutive keys: dimension d of head h at position p is
+ * kt[(h * D + d) * kt_stride + p]. Query row t is absolute position
+ * n_past + t and attends to key/value positions 0 .. n_past + t. */
 typedef struct lsc_attn_args {
     const float *q;  /* [T, q_stride]: the T new queries */
-    const float *k;  /* [n_past + T, kv_stride]: keys of all positions */
-    const float *v;  /* [n_past + T, kv_stride]: values of all positions */
+    const float *kt; /* [H * D, kt_stride]: keys of all positions, transposed */
+    const float *v;  /* [n_past + T, v_stride]: values of all positions */
     float *z;        /* [T, z_stride]: out, the attention-weighted values */
-    size_t q_stride, kv_stride, z_stride;
+    size_t q_stride, kt_stride, v_stride, z_stride;
     size_t T, n_past, H, D;
     float scale;     /* multiplies q.k (1/sqrt(D), / (layer+1) when asked) */
 } lsc_attn_args;
@@ -211,7 +214,10 @@ void lsc_attention_ref(const lsc_attn_args *a);
 void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1);
 
 /* Heads x rows [i0, i1) of the flattened [H, T] of one attention call;
- * `scratch` holds n_past + T floats. */
+ * `scratch` holds 4 (n_past + T) floats. Every score is summed from zero
+ * in d order and every output in position order, and the softmax sums are
+ * lsc_exp_sub_avx2's at both levels, so the two give the same bits. */
 void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
+void lsc_attention_avx512(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
 
 #endif

@@ -515,87 +515,117 @@ float lsc_exp_sub_avx2(const float *x, float max, float *out, size_t n) {
 /* Causal self-attention                                                     */
 /* ------------------------------------------------------------------------ */
 
-/* q . k over D floats: 8-wide partial sums in two accumulators, reduced,
- * then the scalar tail. */
-static inline float dot_d(const float *q, const float *k, size_t D) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    size_t d = 0;
-    for (; d + 16 <= D; d += 16) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), a0);
-        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d + 8), _mm256_loadu_ps(k + d + 8), a1);
-    }
-    if (d + 8 <= D) {
-        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), a0);
-        d += 8;
-    }
-    float s = hsum256(_mm256_add_ps(a0, a1));
-    for (; d < D; d++) s = fmaf(q[d], k[d], s);
-    return s;
+/* Mask of the first n (0..8) lanes, for maskload / maskstore. */
+static inline __m256i lanes8(size_t n) {
+    static const int32_t ones[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(ones + 8 - (n < 8 ? n : 8)));
 }
 
-void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *s) {
-    const size_t D = a->D;
-    for (size_t i = i0; i < i1; i++) {
-        size_t h = i / a->T, t = i % a->T;
-        size_t n = a->n_past + t + 1; /* keys this row sees */
-        const float *q = a->q + t * a->q_stride + h * D;
-        const float *k = a->k + h * D, *v = a->v + h * D;
-        /* scores and their max */
-        __m256 mv = _mm256_set1_ps(-INFINITY);
-        size_t p = 0;
-        for (; p + 8 <= n; p += 8) {
-            for (size_t j = 0; j < 8; j++) s[p + j] = dot_d(q, k + (p + j) * a->kv_stride, D) * a->scale;
-            mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
-        }
-        float m = -INFINITY;
-        {
-            float tmp[8];
-            _mm256_storeu_ps(tmp, mv);
-            for (int j = 0; j < 8; j++) m = fmaxf(m, tmp[j]);
-        }
-        for (; p < n; p++) {
-            s[p] = dot_d(q, k + p * a->kv_stride, D) * a->scale;
-            m = fmaxf(m, s[p]);
-        }
-        /* probabilities */
-        float inv = 1.0f / lsc_exp_sub_avx2(s, m, s, n);
-        float *z = a->z + t * a->z_stride + h * D;
-        if (D == 64) { /* GPT-2's head size: the output row in registers */
-            __m256 z0 = _mm256_setzero_ps(), z1 = z0, z2 = z0, z3 = z0, z4 = z0, z5 = z0, z6 = z0,
-                   z7 = z0;
-            for (p = 0; p < n; p++) {
-                const float *vp = v + p * a->kv_stride;
-                __m256 w = _mm256_set1_ps(s[p] * inv);
-                z0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp), z0);
-                z1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 8), z1);
-                z2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 16), z2);
-                z3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 24), z3);
-                z4 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 32), z4);
-                z5 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 40), z5);
-                z6 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 48), z6);
-                z7 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + 56), z7);
+/* The scaled scores of nr (1..4) query rows q[r] against keys [0, n) of
+ * one head (kt: its D transposed rows, ks apart): s[r][p] = scale *
+ * (q[r] . k_p), summed from zero in d order. Keys are read 8 at a time and
+ * shared by the rows. */
+static void scores_avx2(const float *const q[4], size_t nr, const float *kt, size_t ks,
+                        size_t D, size_t n, float scale, float *const s[4]) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    const float *q1 = q[nr > 1 ? 1 : 0], *q2 = q[nr > 2 ? 2 : 0], *q3 = q[nr > 3 ? 3 : 0];
+    for (size_t p = 0; p < n; p += 8) {
+        __m256i m = lanes8(n - p);
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        if (nr == 1) {
+            for (size_t d = 0; d < D; d++)
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[0][d]), _mm256_maskload_ps(kt + d * ks + p, m), a0);
+        } else {
+            for (size_t d = 0; d < D; d++) {
+                __m256 k = _mm256_maskload_ps(kt + d * ks + p, m);
+                a0 = _mm256_fmadd_ps(_mm256_set1_ps(q[0][d]), k, a0);
+                a1 = _mm256_fmadd_ps(_mm256_set1_ps(q1[d]), k, a1);
+                a2 = _mm256_fmadd_ps(_mm256_set1_ps(q2[d]), k, a2);
+                a3 = _mm256_fmadd_ps(_mm256_set1_ps(q3[d]), k, a3);
             }
-            _mm256_storeu_ps(z, z0);
-            _mm256_storeu_ps(z + 8, z1);
-            _mm256_storeu_ps(z + 16, z2);
-            _mm256_storeu_ps(z + 24, z3);
-            _mm256_storeu_ps(z + 32, z4);
-            _mm256_storeu_ps(z + 40, z5);
-            _mm256_storeu_ps(z + 48, z6);
-            _mm256_storeu_ps(z + 56, z7);
-            continue;
         }
-        size_t dv = D / 8 * 8;
-        for (size_t d = 0; d < D; d++) z[d] = 0.0f;
-        for (p = 0; p < n; p++) {
-            const float *vp = v + p * a->kv_stride;
-            float wp = s[p] * inv;
-            __m256 w = _mm256_set1_ps(wp);
-            size_t d = 0;
-            for (; d < dv; d += 8)
-                _mm256_storeu_ps(z + d, _mm256_fmadd_ps(w, _mm256_loadu_ps(vp + d), _mm256_loadu_ps(z + d)));
-            for (; d < D; d++) z[d] = fmaf(wp, vp[d], z[d]);
+        __m256 acc[4] = {a0, a1, a2, a3};
+        for (size_t r = 0; r < nr; r++) _mm256_maskstore_ps(s[r] + p, m, _mm256_mul_ps(acc[r], sc));
+    }
+}
+
+/* 1 / the softmax sum of the scores s[0:n), which become exp(s - max)
+ * (the sum from lsc_exp_sub_avx2 at every level). */
+static float softmax_exp(float *s, size_t n) {
+    __m256 mv = _mm256_set1_ps(-INFINITY);
+    size_t p = 0;
+    for (; p + 8 <= n; p += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(s + p));
+    float m = -INFINITY, lane[8];
+    _mm256_storeu_ps(lane, mv);
+    for (int j = 0; j < 8; j++) m = lane[j] > m ? lane[j] : m;
+    for (; p < n; p++) m = s[p] > m ? s[p] : m;
+    return 1.0f / lsc_exp_sub_avx2(s, m, s, n);
+}
+
+/* z[0:D) = sum_p (w[p] inv) v_p over p in [0, n), each element from zero
+ * in p order (v_p = v + p * vs). */
+static void weighted_values(const float *w, float inv, const float *v, size_t vs, size_t D,
+                            size_t n, float *z) {
+    if (D == 64) { /* GPT-2's head size: the output row in registers */
+        __m256 z0 = _mm256_setzero_ps(), z1 = z0, z2 = z0, z3 = z0, z4 = z0, z5 = z0, z6 = z0,
+               z7 = z0;
+        for (size_t p = 0; p < n; p++) {
+            const float *vp = v + p * vs;
+            __m256 wp = _mm256_set1_ps(w[p] * inv);
+            z0 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp), z0);
+            z1 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 8), z1);
+            z2 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 16), z2);
+            z3 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 24), z3);
+            z4 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 32), z4);
+            z5 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 40), z5);
+            z6 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 48), z6);
+            z7 = _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + 56), z7);
         }
+        _mm256_storeu_ps(z, z0);
+        _mm256_storeu_ps(z + 8, z1);
+        _mm256_storeu_ps(z + 16, z2);
+        _mm256_storeu_ps(z + 24, z3);
+        _mm256_storeu_ps(z + 32, z4);
+        _mm256_storeu_ps(z + 40, z5);
+        _mm256_storeu_ps(z + 48, z6);
+        _mm256_storeu_ps(z + 56, z7);
+        return;
+    }
+    size_t dv = D / 8 * 8;
+    for (size_t d = 0; d < D; d++) z[d] = 0.0f;
+    for (size_t p = 0; p < n; p++) {
+        const float *vp = v + p * vs;
+        float wv = w[p] * inv;
+        __m256 wp = _mm256_set1_ps(wv);
+        size_t d = 0;
+        for (; d < dv; d += 8)
+            _mm256_storeu_ps(z + d, _mm256_fmadd_ps(wp, _mm256_loadu_ps(vp + d), _mm256_loadu_ps(z + d)));
+        for (; d < D; d++) z[d] = fmaf(wv, vp[d], z[d]);
+    }
+}
+
+void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch) {
+    const size_t D = a->D, P = a->n_past + a->T;
+    for (size_t i = i0; i < i1;) {
+        /* up to 4 rows of one head: t .. t + nr - 1 */
+        size_t h = i / a->T, t = i % a->T;
+        size_t nr = i1 - i < 4 ? i1 - i : 4;
+        if (nr > a->T - t) nr = a->T - t;
+        const float *q[4];
+        float *s[4];
+        for (size_t r = 0; r < 4; r++) {
+            q[r] = a->q + (t + (r < nr ? r : 0)) * a->q_stride + h * D;
+            s[r] = scratch + r * P;
+        }
+        size_t n_last = a->n_past + t + nr; /* keys the last row sees */
+        scores_avx2(q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n_last, a->scale, s);
+        for (size_t r = 0; r < nr; r++) {
+            size_t n = a->n_past + t + r + 1;
+            float inv = softmax_exp(s[r], n);
+            weighted_values(s[r], inv, a->v + h * D, a->v_stride, D, n,
+                            a->z + (t + r) * a->z_stride + h * D);
+        }
+        i += nr;
     }
 }
 

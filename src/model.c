@@ -418,7 +418,12 @@ struct lsc_ctx {
     int n_threads;
     int n_past;
     struct lsc_pool *pool; /* n_threads threads (0: one per CPU) for the kernels */
-    float *k_cache, *v_cache; /* [n_layer, n_ctx, E] each */
+    /* per layer: keys transposed [E, kt_ld] (dimension e of position p at
+     * e * kt_ld + p: the attention kernels read a dimension of consecutive
+     * keys at once), values [n_ctx, E] */
+    float *k_cache, *v_cache;
+    size_t kt_ld; /* n_ctx padded so that rows are not 4 KiB apart (which
+                     would put every row in the same L1 set) */
     /* scratch, grown on demand to cap_T rows */
     size_t cap_T;
     float *x, *h, *q, *k, *v, *z, *o; /* [T, E] */
@@ -470,9 +475,11 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
     c->n_ctx = params.n_ctx ? params.n_ctx : m->cfg.n_ctx;
     c->n_threads = params.n_threads;
     c->next_handle = 1;
-    size_t n;
+    size_t n, nk;
+    c->kt_ld = ((size_t)c->n_ctx + 15) / 16 * 16 + 16;
     if (!lsc_mul_size((size_t)m->cfg.n_layer * (size_t)c->n_ctx, (size_t)m->cfg.n_embd, &n) ||
-        !(c->k_cache = calloc(n, sizeof(float))) || !(c->v_cache = calloc(n, sizeof(float))) ||
+        !lsc_mul_size((size_t)m->cfg.n_layer * c->kt_ld, (size_t)m->cfg.n_embd, &nk) ||
+        !(c->k_cache = calloc(nk, sizeof(float))) || !(c->v_cache = calloc(n, sizeof(float))) ||
         !(c->point_hooks = calloc((size_t)m->n_points, sizeof(int)))) {
         lsc_ctx_free(c);
         return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate the KV cache (%d layers x %d positions x %d)",
@@ -683,7 +690,7 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
     const lsc_config *cfg = &c->m->cfg;
     lsc_status st;
     int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = c->n_past, P = n_past + T;
-    const float *kc = c->k_cache + (size_t)l * c->n_ctx * E;
+    const float *kc = c->k_cache + (size_t)l * c->kt_ld * E;
     const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
     float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
     if (!c->point_hooks[HP_BLOCK(l, HP_SCORES)] && !c->point_hooks[HP_BLOCK(l, HP_PATTERN)] &&
@@ -692,8 +699,8 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
         float scale = 1.0f;
         if (cfg->scale_attn_weights) scale /= sqrt_d;
         if (cfg->scale_attn_by_inverse_layer_idx) scale /= layer_div;
-        lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, (size_t)E, (size_t)E, (size_t)T,
-                           (size_t)n_past, (size_t)H, (size_t)D, scale};
+        lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
+                           (size_t)T, (size_t)n_past, (size_t)H, (size_t)D, scale};
         lsc_attention(c->pool, &a);
         return LSC_OK;
     }
@@ -704,9 +711,9 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
             float *row = S + ((size_t)h * T + t) * P;
             int last = n_past + t; /* causal: positions 0..last */
             for (int p = 0; p <= last; p++) {
-                const float *kr = kc + (size_t)p * E + (size_t)h * D;
+                const float *kr = kc + (size_t)h * D * c->kt_ld + p;
                 float s = 0;
-                for (int d = 0; d < D; d++) s += qr[d] * kr[d];
+                for (int d = 0; d < D; d++) s += qr[d] * kr[(size_t)d * c->kt_ld];
                 if (cfg->scale_attn_weights) s /= sqrt_d;
                 if (cfg->scale_attn_by_inverse_layer_idx) s /= layer_div;
                 row[p] = s;
@@ -741,6 +748,16 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
     return LSC_OK;
 }
 
+/* Writes the keys k [T, E] transposed into a layer's cache kt [E, ld] at
+ * columns 0..T-1, 16 positions at a time (one 64-byte line per row). */
+static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E) {
+    for (size_t t0 = 0; t0 < T; t0 += 16) {
+        size_t t1 = t0 + 16 < T ? t0 + 16 : T;
+        for (size_t e = 0; e < E; e++)
+            for (size_t t = t0; t < t1; t++) kt[e * ld + t] = k[t * E + e];
+    }
+}
+
 /* One transformer block on the residual stream c->x [T, E]. */
 static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     const lsc_model *m = c->m;
@@ -763,8 +780,8 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     FIRE(HP_BLOCK(l, HP_K), l, c->k, T, n_past);
     FIRE(HP_BLOCK(l, HP_V), l, c->v, T, n_past);
     size_t at = ((size_t)l * c->n_ctx + n_past) * E;
-    memcpy(c->k_cache + at, c->k, T * E * sizeof(float));
     memcpy(c->v_cache + at, c->v, T * E * sizeof(float));
+    store_keys(c->k_cache + (size_t)l * c->kt_ld * E + n_past, c->kt_ld, c->k, T, E);
     if ((st = attention(c, l, T, err))) return st;
     FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
     lsc_matmul(c->pool, c->z, &w->proj, w->proj_b, c->o, T, E, E);

@@ -243,11 +243,13 @@ static void attention_item(void *arg, size_t item) {
     size_t per_head = (a->T + ATTN_ITEM_ROWS - 1) / ATTN_ITEM_ROWS;
     size_t h = item / per_head, t0 = item % per_head * ATTN_ITEM_ROWS;
     size_t t1 = t0 + ATTN_ITEM_ROWS < a->T ? t0 + ATTN_ITEM_ROWS : a->T;
-    size_t P = a->n_past + a->T;
-    float stack[4096];
-    float *scratch = P <= 4096 ? stack : malloc(P * sizeof *scratch);
-    if (scratch) lsc_attention_avx2(a, h * a->T + t0, h * a->T + t1, scratch);
-    else lsc_attention_ref_rows(a, h * a->T + t0, h * a->T + t1); /* needs no memory */
+    size_t need = 4 * (a->n_past + a->T); /* scores of 4 rows */
+    float stack[4 * 1024];
+    float *scratch = need <= sizeof stack / sizeof *stack ? stack : malloc(need * sizeof *scratch);
+    size_t i0 = h * a->T + t0, i1 = h * a->T + t1;
+    if (!scratch) lsc_attention_ref_rows(a, i0, i1); /* needs no memory */
+    else if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_attention_avx512(a, i0, i1, scratch);
+    else lsc_attention_avx2(a, i0, i1, scratch);
     if (scratch != stack) free(scratch);
 }
 

@@ -250,16 +250,19 @@ static void test_attention(void) {
     CHECK(lsc_pool_new(3, &pools[2], NULL) == LSC_OK);
     const size_t cases[][4] = {/* T, n_past, H, D */
                                {1, 0, 3, 64}, {1, 37, 3, 64}, {7, 0, 2, 64}, {5, 13, 3, 12},
-                               {9, 4, 4, 8},  {3, 2, 2, 1},   {40, 0, 12, 64}, {1, 200, 5, 20}};
+                               {9, 4, 4, 8},  {3, 2, 2, 1},   {40, 0, 12, 64}, {1, 200, 5, 20},
+                               {37, 5, 2, 64}, {18, 0, 3, 24}};
     double worst = 0;
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         size_t T = cases[c][0], n_past = cases[c][1], H = cases[c][2], D = cases[c][3];
         size_t E = H * D, P = n_past + T;
         float *qkv = rand_vec(T * 3 * E, 2.0f);
-        float *k = rand_vec(P * E, 2.0f), *v = rand_vec(P * E, 1.0f);
+        /* keys transposed [E, P + 3] (a cache longer than P), values [P, E] */
+        float *k = rand_vec(E * (P + 3), 2.0f), *v = rand_vec(P * E, 1.0f);
         float *ref = malloc(T * E * sizeof *ref), *got = malloc(T * E * sizeof *got);
-        float *one = malloc(T * E * sizeof *one);
-        lsc_attn_args a = {qkv, k, v, ref, 3 * E, E, E, T, n_past, H, D, 1.0f / sqrtf((float)D)};
+        float *one = malloc(T * E * sizeof *one), *avx2 = malloc(T * E * sizeof *avx2);
+        lsc_attn_args a = {qkv, k, v, ref, 3 * E, P + 3, E, E, T, n_past, H, D,
+                           1.0f / sqrtf((float)D)};
         lsc_attention_ref(&a);
         a.z = got;
         for (int l = 0; l < n_levels; l++) {
@@ -273,8 +276,10 @@ static void test_attention(void) {
                 if (p == 0) memcpy(one, got, T * E * sizeof *one);
                 else CHECK(memcmp(one, got, T * E * sizeof *one) == 0);
             }
+            same_as_avx2(levels[l], one, avx2, T * E);
         }
         free(qkv);
+        free(avx2);
         free(k);
         free(v);
         free(ref);
