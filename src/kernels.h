@@ -178,7 +178,12 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q,
 #define LSC_GEMM_NR 16
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                      size_t T, size_t K, size_t N, size_t n0, size_t n1);
-void lsc_gemm_w_avx512(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+/* The AVX-512 GEMM takes x packed in panels of LSC_GEMM_MR_AVX512 rows:
+ * panel i holds rows 12 i .. 12 i + 11 (zeros past T) as [K][12], at
+ * xp + i * K * 12; lsc_gemm_pack_x_avx512 writes one panel. */
+#define LSC_GEMM_MR_AVX512 12
+void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, float *xp);
+void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
                        size_t T, size_t K, size_t N, size_t n0, size_t n1);
 /* Packs W[k0:k0+kc, j0:j0+nc] (W seen as [K, N], whatever its format and
  * layout) into ceil(nc / LSC_GEMM_NR) panels of [kc][LSC_GEMM_NR] floats,

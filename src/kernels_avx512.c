@@ -12,9 +12,10 @@
 /* T > 1: the GEMM, 12 x 32 tiles                                            */
 /* ------------------------------------------------------------------------ */
 
-#define MR 12 /* rows of x per micro-tile: 24 zmm accumulators */
+#define MR LSC_GEMM_MR_AVX512 /* rows of x per micro-tile: 24 zmm accumulators */
 #define KC LSC_GEMM_KC
-#define NC 512 /* column block: the packed KC x NC weights stay in L1/L2 */
+#define NC 128 /* column block (the pool's work items are 128 columns) */
+#define KB 512 /* rows of W packed at once */
 
 /* Mask of the first n (0..16) lanes. */
 static inline __mmask16 lanes(size_t n) {
@@ -23,16 +24,17 @@ static inline __mmask16 lanes(size_t n) {
 
 #define ROW(i)                                                                 \
     do {                                                                       \
-        __m512 av = _mm512_set1_ps(a[(i) * lda + k]);                          \
+        __m512 av = _mm512_set1_ps(a[k * MR + (i)]);                           \
         c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                            \
         c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                            \
     } while (0)
 
-/* acc = A[0:12, 0:kc] @ [Bp0 | Bp1][0:kc, 0:32], A rows `lda` apart, Bp0 and
- * Bp1 two packed 16-wide panels; then C = acc + bias (first k block) or
+/* acc = A[0:12, 0:kc] @ [Bp0 | Bp1][0:kc, 0:32], A packed (the 12 values of
+ * each k together), Bp0 and Bp1 two packed 16-wide panels; then C = acc +
+ * bias (first k block) or
  * C += acc on the mr x nr valid corner. Each lane is one output element
  * summed from zero in k order, as micro_6x16 of the AVX2 GEMM does. */
-static void micro_12x32(const float *a, size_t lda, const float *bp0, const float *bp1,
+static void micro_12x32(const float *a, const float *bp0, const float *bp1,
                         size_t kc, float *c, size_t ldc, int first, const lsc_f32u *bias,
                         size_t mr, size_t nr) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
@@ -69,37 +71,75 @@ static void micro_12x32(const float *a, size_t lda, const float *bp0, const floa
     }
 }
 
-/* Scratch for the packed weights, one per thread (128 KiB). */
-static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
+/* Prefetches part `it` of `parts` of W[k0:k0+kc, j0:j0+nc] (F32 weights;
+ * others are left to the hardware) into L2: the weights come from memory
+ * once per product, and packing them waits on that unless they were asked
+ * for while the previous block was being multiplied. */
+static void prefetch_block(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc,
+                           size_t j0, size_t nc, size_t it, size_t parts) {
+    if (w->type != LSC_WEIGHTS_F32) return;
+    const char *base = w->data;
+    /* the block as `rows` runs of `run` bytes, `stride` bytes apart */
+    size_t rows = w->nk ? nc : kc, run = (w->nk ? kc : nc) * sizeof(float);
+    size_t stride = (w->nk ? K : N) * sizeof(float);
+    const char *first = base + (w->nk ? (j0 * K + k0) : (k0 * N + j0)) * sizeof(float);
+    size_t r0 = rows * it / parts, r1 = rows * (it + 1) / parts;
+    for (size_t r = r0; r < r1; r++)
+        for (size_t b = 0; b < run + 63; b += 64) _mm_prefetch(first + r * stride + b, _MM_HINT_T1);
+}
 
-/* y[T, n0:n1] = x[T,K] @ W + b for the columns [n0, n1), as lsc_gemm_w_avx2
- * (the same loops and packing; tiles of 12 rows by two packed panels). */
-void lsc_gemm_w_avx512(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+/* Scratch for the packed weights, one per thread: a KB x NC block (256 KiB,
+ * in L2), as KB / KC packed k blocks. */
+static _Thread_local float packed_b[KB * NC] __attribute__((aligned(64)));
+
+void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, float *xp) {
+    size_t r0 = panel * MR, mr = T - r0 < MR ? T - r0 : MR;
+    float *dst = xp + panel * K * MR;
+    const float *rows[MR];
+    for (size_t r = 0; r < MR; r++) rows[r] = x + (r0 + (r < mr ? r : 0)) * K;
+    if (mr == MR) {
+        for (size_t k = 0; k < K; k++)
+            for (size_t r = 0; r < MR; r++) dst[k * MR + r] = rows[r][k];
+        return;
+    }
+    for (size_t k = 0; k < K; k++)
+        for (size_t r = 0; r < MR; r++) dst[k * MR + r] = r < mr ? rows[r][k] : 0.0f;
+}
+
+/* y[T, n0:n1] = x[T,K] @ W + b for the columns [n0, n1), x packed by
+ * lsc_gemm_pack_x_avx512, with the same packing of W and per-element order
+ * as lsc_gemm_w_avx2 (tiles of 12 rows by two packed panels). The loops
+ * differ: KB rows of W are packed at once, and each 12-row tile of y goes
+ * through all their k blocks before the next, so that it stays in L1
+ * instead of being reloaded for every k block. */
+void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
                        size_t T, size_t K, size_t N, size_t n0, size_t n1) {
-    float apad[MR * KC] __attribute__((aligned(64)));
+    size_t n_rowblocks = (T + MR - 1) / MR;
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
-        for (size_t k0 = 0; k0 < K; k0 += KC) {
-            size_t kc = K - k0 < KC ? K - k0 : KC;
-            lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
-            for (size_t i0 = 0; i0 < T; i0 += MR) {
+        size_t nc_pad = (nc + LSC_GEMM_NR - 1) / LSC_GEMM_NR * LSC_GEMM_NR;
+        for (size_t kb0 = 0; kb0 < K; kb0 += KB) {
+            size_t kb1 = K - kb0 < KB ? K : kb0 + KB;
+            for (size_t k0 = kb0; k0 < kb1; k0 += KC)
+                lsc_gemm_pack_avx2(w, K, N, k0, kb1 - k0 < KC ? kb1 - k0 : KC, j0, nc,
+                                   packed_b + (k0 - kb0) * nc_pad);
+            size_t knext = kb1 < K ? (K - kb1 < KB ? K - kb1 : KB) : 0;
+            for (size_t i0 = 0, it = 0; i0 < T; i0 += MR, it++) {
+                if (knext) /* the next rows of W, spread over the row blocks */
+                    prefetch_block(w, K, N, kb1, knext, j0, nc, it, n_rowblocks);
                 size_t mr = T - i0 < MR ? T - i0 : MR;
-                const float *a = x + i0 * K + k0;
-                size_t lda = K;
-                if (mr < MR) { /* last rows: a zero-padded copy */
-                    memset(apad, 0, sizeof apad);
-                    for (size_t i = 0; i < mr; i++)
-                        memcpy(apad + i * kc, x + (i0 + i) * K + k0, kc * sizeof(float));
-                    a = apad;
-                    lda = kc;
-                }
-                for (size_t p = 0; p < nc; p += 2 * LSC_GEMM_NR) {
-                    size_t nr = nc - p < 2 * LSC_GEMM_NR ? nc - p : 2 * LSC_GEMM_NR;
-                    const float *bp0 = packed_b + p * kc;
-                    /* a lone last panel: computed twice, stored once */
-                    const float *bp1 = nr > LSC_GEMM_NR ? bp0 + LSC_GEMM_NR * kc : bp0;
-                    micro_12x32(a, lda, bp0, bp1, kc, y + i0 * N + j0 + p, N, k0 == 0,
-                                b ? b + j0 + p : NULL, mr, nr);
+                for (size_t k0 = kb0; k0 < kb1; k0 += KC) {
+                    size_t kc = kb1 - k0 < KC ? kb1 - k0 : KC;
+                    const float *a = xp + (i0 * K + k0 * MR);
+                    const float *blk = packed_b + (k0 - kb0) * nc_pad;
+                    for (size_t p = 0; p < nc; p += 2 * LSC_GEMM_NR) {
+                        size_t nr = nc - p < 2 * LSC_GEMM_NR ? nc - p : 2 * LSC_GEMM_NR;
+                        const float *bp0 = blk + p * kc;
+                        /* a lone last panel: computed twice, stored once */
+                        const float *bp1 = nr > LSC_GEMM_NR ? bp0 + LSC_GEMM_NR * kc : bp0;
+                        micro_12x32(a, bp0, bp1, kc, y + i0 * N + j0 + p, N, k0 == 0,
+                                    b ? b + j0 + p : NULL, mr, nr);
+                    }
                 }
             }
         }

@@ -2,6 +2,7 @@
  * dispatching entry points that split each kernel over a thread pool (see
  * kernels.h). */
 #include "kernels.h"
+#include "internal.h"
 #include "pool.h"
 
 #include <stdatomic.h>
@@ -80,16 +81,21 @@ typedef struct matmul_job {
     const float *xr;    /* T = 1, BF16: x split by lsc_bf16_split_x */
     const int16_t *xq;  /* T = 1, Q8: x rounded by lsc_q8_quantize_x */
     const float *xs;
+    float *xp;          /* T > 1, AVX-512: x packed by lsc_gemm_pack_x_avx512 */
 } matmul_job;
 
 /* T > 1: output columns [128 i, 128 i + 128). */
 static void gemm_item(void *arg, size_t i) {
     const matmul_job *j = arg;
     size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
-    if (lsc_simd_active() >= LSC_SIMD_AVX512)
-        lsc_gemm_w_avx512(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
-    else
-        lsc_gemm_w_avx2(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+    if (j->xp) lsc_gemm_w_avx512(j->xp, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+    else lsc_gemm_w_avx2(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+}
+
+/* T > 1 at AVX-512: panel i of x packed for lsc_gemm_w_avx512. */
+static void pack_x_item(void *arg, size_t i) {
+    const matmul_job *j = arg;
+    lsc_gemm_pack_x_avx512(j->x, j->T, j->K, i, j->xp);
 }
 
 /* T = 1, [N, K] weights in any format: output rows [64 i, 64 i + 64). */
@@ -132,10 +138,17 @@ void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
         lsc_matmul_ref(x, w, b, y, T, K, N);
         return;
     }
-    matmul_job j = {x, w, b, y, T, K, N, NULL, NULL, NULL, NULL};
+    matmul_job j = {x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, NULL};
     pool = pool_for(pool, T * K * N);
     if (T > 1) {
+        size_t panels = (T + LSC_GEMM_MR_AVX512 - 1) / LSC_GEMM_MR_AVX512, bytes;
+        /* no memory for packed x: the AVX2 GEMM, which needs none (same bits) */
+        if (lsc_simd_active() >= LSC_SIMD_AVX512 &&
+            lsc_mul_size(panels * LSC_GEMM_MR_AVX512 * sizeof(float), K, &bytes) &&
+            (j.xp = malloc(bytes)))
+            lsc_pool_for(pool, panels, pack_x_item, &j);
         lsc_pool_for(pool, (N + GEMM_ITEM_COLS - 1) / GEMM_ITEM_COLS, gemm_item, &j);
+        free(j.xp);
     } else if (w->nk || w->type != LSC_WEIGHTS_F32) {
         /* x prepared once for every thread: on the stack when small */
         float stack[4096];
