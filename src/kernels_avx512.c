@@ -71,23 +71,6 @@ static void micro_12x32(const float *a, const float *bp0, const float *bp1,
     }
 }
 
-/* Prefetches part `it` of `parts` of W[k0:k0+kc, j0:j0+nc] (F32 weights;
- * others are left to the hardware) into L2: the weights come from memory
- * once per product, and packing them waits on that unless they were asked
- * for while the previous block was being multiplied. */
-static void prefetch_block(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc,
-                           size_t j0, size_t nc, size_t it, size_t parts) {
-    if (w->type != LSC_WEIGHTS_F32) return;
-    const char *base = w->data;
-    /* the block as `rows` runs of `run` bytes, `stride` bytes apart */
-    size_t rows = w->nk ? nc : kc, run = (w->nk ? kc : nc) * sizeof(float);
-    size_t stride = (w->nk ? K : N) * sizeof(float);
-    const char *first = base + (w->nk ? (j0 * K + k0) : (k0 * N + j0)) * sizeof(float);
-    size_t r0 = rows * it / parts, r1 = rows * (it + 1) / parts;
-    for (size_t r = r0; r < r1; r++)
-        for (size_t b = 0; b < run + 63; b += 64) _mm_prefetch(first + r * stride + b, _MM_HINT_T1);
-}
-
 /* Scratch for the packed weights, one per thread: a KB x NC block (256 KiB,
  * in L2), as KB / KC packed k blocks. */
 static _Thread_local float packed_b[KB * NC] __attribute__((aligned(64)));
@@ -111,10 +94,10 @@ void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, fl
  * as lsc_gemm_w_avx2 (tiles of 12 rows by two packed panels). The loops
  * differ: KB rows of W are packed at once, and each 12-row tile of y goes
  * through all their k blocks before the next, so that it stays in L1
- * instead of being reloaded for every k block. */
+ * instead of being reloaded for every k block. (Prefetching the next rows
+ * of W during the products measured no faster.) */
 void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
                        size_t T, size_t K, size_t N, size_t n0, size_t n1) {
-    size_t n_rowblocks = (T + MR - 1) / MR;
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
         size_t nc_pad = (nc + LSC_GEMM_NR - 1) / LSC_GEMM_NR * LSC_GEMM_NR;
@@ -123,10 +106,7 @@ void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b,
             for (size_t k0 = kb0; k0 < kb1; k0 += KC)
                 lsc_gemm_pack_avx2(w, K, N, k0, kb1 - k0 < KC ? kb1 - k0 : KC, j0, nc,
                                    packed_b + (k0 - kb0) * nc_pad);
-            size_t knext = kb1 < K ? (K - kb1 < KB ? K - kb1 : KB) : 0;
-            for (size_t i0 = 0, it = 0; i0 < T; i0 += MR, it++) {
-                if (knext) /* the next rows of W, spread over the row blocks */
-                    prefetch_block(w, K, N, kb1, knext, j0, nc, it, n_rowblocks);
+            for (size_t i0 = 0; i0 < T; i0 += MR) {
                 size_t mr = T - i0 < MR ? T - i0 : MR;
                 for (size_t k0 = kb0; k0 < kb1; k0 += KC) {
                     size_t kc = kb1 - k0 < KC ? kb1 - k0 : KC;
