@@ -293,22 +293,23 @@ static inline void transpose8(__m256 r[8]) {
  * ceil(nc/NR) panels of [kc][NR] floats, zero-padded past nc (kernels.h). */
 void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc, size_t j0,
                    size_t nc, float *buf) {
+    if (!w->nk) { /* F32 [K, N]: rows are already panel rows; each read front to back */
+        size_t nfull = nc / NR * NR;
+        for (size_t k = 0; k < kc; k++) {
+            const lsc_f32u *src = (const lsc_f32u *)w->data + (k0 + k) * N + j0;
+            for (size_t p = 0; p < nfull; p += NR) {
+                _mm256_store_ps(buf + p * kc + k * NR, loadu(src + p));
+                _mm256_store_ps(buf + p * kc + k * NR + 8, loadu(src + p + 8));
+            }
+            if (nfull < nc)
+                for (size_t c = 0; c < NR; c++)
+                    buf[nfull * kc + k * NR + c] = nfull + c < nc ? src[nfull + c] : 0.0f;
+        }
+        return;
+    }
     for (size_t p = 0; p < nc; p += NR) {
         size_t nr = nc - p < NR ? nc - p : NR;
         float *dst = buf + p * kc;
-        if (!w->nk) { /* F32 [K, N]: rows are already panel rows */
-            const lsc_f32u *src0 = (const lsc_f32u *)w->data + k0 * N + j0 + p;
-            for (size_t k = 0; k < kc; k++) {
-                const lsc_f32u *src = src0 + k * N;
-                if (nr == NR) {
-                    _mm256_store_ps(dst + k * NR, loadu(src));
-                    _mm256_store_ps(dst + k * NR + 8, loadu(src + 8));
-                } else {
-                    for (size_t c = 0; c < NR; c++) dst[k * NR + c] = c < nr ? src[c] : 0.0f;
-                }
-            }
-            continue;
-        }
         /* [N, K]: 8 outputs x 8 k at a time, transposed */
         size_t kv = kc / 8 * 8;
         for (size_t c0 = 0; c0 < NR; c0 += 8) {
