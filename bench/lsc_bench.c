@@ -124,8 +124,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "lsc_bench: %s\n", err.message);
         return 1;
     }
-    printf("{\"engine\": \"logitscope\", \"weights\": \"%s\", \"threads\": %d, \"load_s\": %.6g",
-           weights, threads, load_s);
+    printf("{\"engine\": \"logitscope\", \"weights\": \"%s\", \"simd\": \"%s\", \"threads\": %d, "
+           "\"load_s\": %.6g",
+           weights, lsc_simd_level(), threads, load_s);
     int V = lsc_model_n_vocab(model);
     int32_t ids[512];
     uint64_t s = 12345;

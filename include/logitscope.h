@@ -79,6 +79,12 @@ typedef struct lsc_error {
 /* Static text for a status, e.g. "format error". Never NULL. */
 const char *lsc_status_str(lsc_status status);
 
+/* The instruction set the numeric kernels use in this process: "ref" (plain
+ * C), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/BW/VL/DQ), the best the CPU
+ * has unless the environment variable LSC_SIMD names a lower one. F32
+ * results are the same bits at "avx2" and "avx512". */
+const char *lsc_simd_level(void);
+
 /* Frees an array the library returned through an out-parameter. NULL is fine. */
 void lsc_free(void *ptr);
 

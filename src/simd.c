@@ -33,6 +33,8 @@ const char *lsc_simd_name(lsc_simd level) {
     return "unknown";
 }
 
+const char *lsc_simd_level(void) { return lsc_simd_name(lsc_simd_active()); }
+
 bool lsc_simd_force(lsc_simd level) {
     if (level != LSC_SIMD_REF && level > lsc_simd_best()) return false;
     atomic_store(&active_level, (int)level);

@@ -360,6 +360,9 @@ static void test_levels(void) {
     CHECK(!strcmp(lsc_simd_name(LSC_SIMD_AVX2), "avx2"));
     CHECK(!strcmp(lsc_simd_name(LSC_SIMD_AVX512), "avx512"));
     CHECK(lsc_simd_force(LSC_SIMD_AVX512) == (lsc_simd_best() >= LSC_SIMD_AVX512));
+    CHECK(lsc_simd_force(LSC_SIMD_REF) && !strcmp(lsc_simd_level(), "ref"));
+    CHECK(lsc_simd_force(lsc_simd_best()) &&
+          !strcmp(lsc_simd_level(), lsc_simd_name(lsc_simd_best())));
     printf("  best level on this CPU: %s\n", lsc_simd_name(lsc_simd_best()));
 }
 
