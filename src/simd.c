@@ -107,7 +107,10 @@ static void rows_item(void *arg, size_t i) {
     size_t n0 = i * NK_ITEM_ROWS, n1 = n0 + NK_ITEM_ROWS < j->N ? n0 + NK_ITEM_ROWS : j->N;
     switch (w->type) {
     case LSC_WEIGHTS_F32:
-        lsc_matvec_nk_avx2(j->x, w->data, j->b, j->y, j->K, n0, n1);
+        if (lsc_simd_active() >= LSC_SIMD_AVX512)
+            lsc_matvec_nk_avx512(j->x, w->data, j->b, j->y, j->K, n0, n1);
+        else
+            lsc_matvec_nk_avx2(j->x, w->data, j->b, j->y, j->K, n0, n1);
         break;
     case LSC_WEIGHTS_BF16: lsc_matvec_bf16_avx2(j->xr, w->data, j->b, j->y, j->K, n0, n1); break;
     case LSC_WEIGHTS_Q8:
