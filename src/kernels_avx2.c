@@ -635,24 +635,22 @@ void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scr
  * row) sums its products one k after another from zero within each block of
  * KC, and the blocks are added to the first block + bias: exactly the order
  * of lsc_gemm_w_avx2, so a row's logits do not depend on how many rows were
- * computed with it. */
+ * computed with it. The eight rows are read side by side, front to back
+ * (streams the hardware prefetchers follow into L2), each row's next lines
+ * prefetched into L1 a few lines ahead. */
 void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
                         size_t K, size_t n0, size_t n1) {
     for (size_t n = n0; n < n1; n += 8) {
         size_t nr = n1 - n < 8 ? n1 - n : 8;
         const lsc_f32u *r[8];
         for (size_t i = 0; i < 8; i++) r[i] = w + (n + (i < nr ? i : 0)) * K;
-        /* the group two ahead (8 K floats, contiguous), 256 bytes a step */
-        const char *next = (const char *)(w + (n + 16) * K);
         __m256 c = _mm256_setzero_ps();
         for (size_t k0 = 0; k0 < K; k0 += KC) {
             size_t kend = K - k0 < KC ? K : k0 + KC, kv = k0 + (kend - k0) / 8 * 8, k = k0;
             __m256 acc = _mm256_setzero_ps();
             for (; k < kv; k += 8) {
-                _mm_prefetch(next + 32 * k, _MM_HINT_T0);
-                _mm_prefetch(next + 32 * k + 64, _MM_HINT_T0);
-                _mm_prefetch(next + 32 * k + 128, _MM_HINT_T0);
-                _mm_prefetch(next + 32 * k + 192, _MM_HINT_T0);
+                if (k % 16 == 0) /* each row's line 4 ahead into L1 */
+                    for (size_t i = 0; i < 8; i++) _mm_prefetch((const char *)(r[i] + k + 64), _MM_HINT_T0);
                 __m256 m[8];
                 for (size_t i = 0; i < 8; i++) m[i] = loadu(r[i] + k);
                 transpose8(m);
