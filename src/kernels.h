@@ -108,6 +108,8 @@ void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, fl
  * ones give the AVX2 ones' bits. */
 void lsc_matvec_nk_avx512(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
                           size_t K, size_t n0, size_t n1);
+void lsc_matvec_kn_avx512(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                          size_t K, size_t N, size_t n0, size_t n1);
 void lsc_layernorm_avx2(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
                         size_t E, float eps, size_t t0, size_t t1);
 void lsc_gelu_new_avx2(float *x, size_t n);

@@ -105,3 +105,39 @@ void lsc_matvec_nk_avx512(const float *x, const lsc_f32u *w, const lsc_f32u *b, 
     }
     if (n < n1) lsc_matvec_nk_avx2(x, w, b, y, K, n, n1);
 }
+
+/* ------------------------------------------------------------------------ */
+/* F32 [K, N]: the blocks' Conv1D weights                                    */
+/* ------------------------------------------------------------------------ */
+
+/* y[n] = b[n] + sum_k x[k] W[k,n] for n in [n0, n1), W [K, N]: four weight
+ * rows at a time front to back, the output slice in L1; per element y = b,
+ * then y = fma(x[k], W[k], y) for k = 0, 1, ...: lsc_matvec_kn_avx2's order. */
+void lsc_matvec_kn_avx512(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                          size_t K, size_t N, size_t n0, size_t n1) {
+    for (size_t n = n0; n < n1; n++) y[n] = b ? b[n] : 0.0f;
+    size_t k = 0;
+    for (; k + 4 <= K; k += 4) {
+        const float *w0 = (const float *)(w + k * N), *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
+        __m512 x0 = _mm512_set1_ps(x[k]), x1 = _mm512_set1_ps(x[k + 1]);
+        __m512 x2 = _mm512_set1_ps(x[k + 2]), x3 = _mm512_set1_ps(x[k + 3]);
+        for (size_t n = n0; n < n1; n += 16) {
+            __mmask16 m = lanes(n1 - n);
+            __m512 acc = _mm512_maskz_loadu_ps(m, y + n);
+            acc = _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n), acc);
+            acc = _mm512_fmadd_ps(x1, _mm512_maskz_loadu_ps(m, w1 + n), acc);
+            acc = _mm512_fmadd_ps(x2, _mm512_maskz_loadu_ps(m, w2 + n), acc);
+            acc = _mm512_fmadd_ps(x3, _mm512_maskz_loadu_ps(m, w3 + n), acc);
+            _mm512_mask_storeu_ps(y + n, m, acc);
+        }
+    }
+    for (; k < K; k++) {
+        const float *w0 = (const float *)(w + k * N);
+        __m512 x0 = _mm512_set1_ps(x[k]);
+        for (size_t n = n0; n < n1; n += 16) {
+            __mmask16 m = lanes(n1 - n);
+            _mm512_mask_storeu_ps(y + n, m, _mm512_fmadd_ps(x0, _mm512_maskz_loadu_ps(m, w0 + n),
+                                                           _mm512_maskz_loadu_ps(m, y + n)));
+        }
+    }
+}

@@ -124,8 +124,12 @@ static void rows_item(void *arg, size_t i) {
 static void kn_item(void *arg, size_t i) {
     const matmul_job *j = arg;
     size_t k0 = i * KN_ITEM_ROWS, kb = j->K - k0 < KN_ITEM_ROWS ? j->K - k0 : KN_ITEM_ROWS;
-    lsc_matvec_kn_avx2(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
-                       j->partial + i * j->N, kb, j->N, 0, j->N);
+    if (lsc_simd_active() >= LSC_SIMD_AVX512)
+        lsc_matvec_kn_avx512(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
+                             j->partial + i * j->N, kb, j->N, 0, j->N);
+    else
+        lsc_matvec_kn_avx2(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
+                           j->partial + i * j->N, kb, j->N, 0, j->N);
 }
 
 /* T = 1 with no memory for the partial sums: output columns split evenly
@@ -134,7 +138,11 @@ static void kn_slice(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
     size_t n0, n1;
     lsc_pool_split(j->N, 8, ith, nth, &n0, &n1);
-    if (n0 < n1) lsc_matvec_kn_avx2(j->x, j->w->data, j->b, j->y, j->K, j->N, n0, n1);
+    if (n0 >= n1) return;
+    if (lsc_simd_active() >= LSC_SIMD_AVX512)
+        lsc_matvec_kn_avx512(j->x, j->w->data, j->b, j->y, j->K, j->N, n0, n1);
+    else
+        lsc_matvec_kn_avx2(j->x, j->w->data, j->b, j->y, j->K, j->N, n0, n1);
 }
 
 void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
