@@ -176,6 +176,13 @@ void lsc_matvec_bf16_avx2(const float *xr, const uint16_t *w, const lsc_f32u *b,
 void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q,
                         const float *scale, const lsc_f32u *b, float *y, size_t K, size_t n0,
                         size_t n1);
+/* BF16 at the AVX-512 level (kernels_mv_avx512.c), x rearranged by
+ * lsc_bf16_split_x32 (groups of 32): not bit-identical to AVX2 (other lane
+ * sums), the same numerics (x in F32). (Q8 stays on the AVX2 kernel: a
+ * zmm version was slower.) */
+void lsc_bf16_split_x32(const float *x, size_t K, float *xr);
+void lsc_matvec_bf16_avx512(const float *xr, const uint16_t *w, const lsc_f32u *b, float *y,
+                            size_t K, size_t n0, size_t n1);
 /* The GEMM for any lsc_weights (T > 1), outputs [n0, n1): AVX2 (6 x 16
  * tiles) and AVX-512 (12 x 32 tiles). Both sum every element in the same
  * order (k blocks of LSC_GEMM_KC, each from zero in k order, added to the

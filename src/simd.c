@@ -112,7 +112,12 @@ static void rows_item(void *arg, size_t i) {
         else
             lsc_matvec_nk_avx2(j->x, w->data, j->b, j->y, j->K, n0, n1);
         break;
-    case LSC_WEIGHTS_BF16: lsc_matvec_bf16_avx2(j->xr, w->data, j->b, j->y, j->K, n0, n1); break;
+    case LSC_WEIGHTS_BF16:
+        if (lsc_simd_active() >= LSC_SIMD_AVX512)
+            lsc_matvec_bf16_avx512(j->xr, w->data, j->b, j->y, j->K, n0, n1);
+        else
+            lsc_matvec_bf16_avx2(j->xr, w->data, j->b, j->y, j->K, n0, n1);
+        break;
     case LSC_WEIGHTS_Q8:
         lsc_matvec_q8_avx2(j->xq, j->xs, w->data, w->scale, j->b, j->y, j->K, n0, n1);
         break;
@@ -174,7 +179,8 @@ void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
             return;
         }
         if (w->type == LSC_WEIGHTS_BF16) {
-            lsc_bf16_split_x(x, K, buf);
+            if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_bf16_split_x32(x, K, buf);
+            else lsc_bf16_split_x(x, K, buf);
             j.xr = buf;
         } else if (w->type == LSC_WEIGHTS_Q8) {
             j.xs = buf;

@@ -173,7 +173,10 @@ static void test_weight_formats(void) {
                     if (p == 0) memcpy(one, got, sh.T * sh.N * sizeof *one);
                     else CHECK(memcmp(one, got, sh.T * sh.N * sizeof *one) == 0);
                 }
-                same_as_avx2(levels[l], one, avx2, sh.T * sh.N);
+                /* the AVX-512 BF16 T = 1 kernel sums in other lanes than
+                 * AVX2's (checked against the reference above) */
+                if (types[ti] != LSC_WEIGHTS_BF16 || sh.T > 1)
+                    same_as_avx2(levels[l], one, avx2, sh.T * sh.N);
             }
             free(data);
             free(scale);
