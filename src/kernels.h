@@ -187,7 +187,7 @@ void lsc_matvec_bf16_avx512(const float *xr, const uint16_t *w, const lsc_f32u *
  * tiles) and AVX-512 (12 x 32 tiles). Both sum every element in the same
  * order (k blocks of LSC_GEMM_KC, each from zero in k order, added to the
  * first block + bias), so their results are bit-identical. */
-#define LSC_GEMM_KC 64
+#define LSC_GEMM_KC 256
 #define LSC_GEMM_NR 16
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                      size_t T, size_t K, size_t N, size_t n0, size_t n1);

@@ -250,7 +250,7 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 #define NR LSC_GEMM_NR /* output columns per micro-tile (two ymm) */
 #define KC LSC_GEMM_KC /* k block; also the T = 1 kernels' block, so that a
                           row's result does not depend on T */
-#define NC 512 /* column block: the packed KC x NC weights stay in L1/L2 */
+#define NC 128 /* column block: the packed KC x NC weights (128 KiB) stay in L2 */
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
  * floats; k is a multiple of 8, so a Q8 group never straddles a block. */

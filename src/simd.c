@@ -64,13 +64,15 @@ static lsc_pool *pool_for(lsc_pool *pool, size_t macs) {
 }
 
 /* Work items: GEMM output columns, T = 1 output rows of [N, K] weights, and
- * T = 1 input rows of [K, N] weights (partial sums, added in item order), so
- * that each item reads its weights front to back. KN_ITEM_ROWS equals the
- * GEMM's k block (64), which makes F32 results at T = 1 bit-identical to
- * the same row computed in a T > 1 product. */
+ * T = 1 blocks of input rows of [K, N] weights (partial sums, added in block
+ * order), so that each item reads its weights front to back. KN_ITEM_ROWS
+ * equals the GEMM's k block, which makes F32 results at T = 1 bit-identical
+ * to the same row computed in a T > 1 product; with few blocks (K = 768:
+ * three) the blocks are also cut into column ranges, so that every thread
+ * has work. */
 #define GEMM_ITEM_COLS 128
 #define NK_ITEM_ROWS 64
-#define KN_ITEM_ROWS 64
+#define KN_ITEM_ROWS LSC_GEMM_KC
 
 /* One matrix product for the pool's threads. */
 typedef struct matmul_job {
@@ -84,6 +86,8 @@ typedef struct matmul_job {
     const int16_t *xq;  /* T = 1, Q8: x rounded by lsc_q8_quantize_x */
     const float *xs;
     float *xp;          /* T > 1, AVX-512: x packed by lsc_gemm_pack_x_avx512 */
+    size_t n_threads;   /* of the pool that runs the job */
+    size_t kn_chunks;   /* T = 1, [K, N] weights: column ranges per row block */
 } matmul_job;
 
 /* T > 1: output columns [128 i, 128 i + 128). */
@@ -124,17 +128,21 @@ static void rows_item(void *arg, size_t i) {
     }
 }
 
-/* T = 1, F32 [K, N] weights: the partial product of input rows
- * [64 i, 64 i + 64) over all N outputs. */
+/* T = 1, F32 [K, N] weights: the partial product of the input rows of
+ * block i / kn_chunks over its column range (chunk i % kn_chunks). */
 static void kn_item(void *arg, size_t i) {
     const matmul_job *j = arg;
-    size_t k0 = i * KN_ITEM_ROWS, kb = j->K - k0 < KN_ITEM_ROWS ? j->K - k0 : KN_ITEM_ROWS;
+    size_t blk = i / j->kn_chunks, chunk = i % j->kn_chunks;
+    size_t k0 = blk * KN_ITEM_ROWS, kb = j->K - k0 < KN_ITEM_ROWS ? j->K - k0 : KN_ITEM_ROWS;
+    size_t n0, n1;
+    lsc_pool_split(j->N, 16, (int)chunk, (int)j->kn_chunks, &n0, &n1);
+    if (n0 >= n1) return;
     if (lsc_simd_active() >= LSC_SIMD_AVX512)
         lsc_matvec_kn_avx512(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
-                             j->partial + i * j->N, kb, j->N, 0, j->N);
+                             j->partial + blk * j->N, kb, j->N, n0, n1);
     else
         lsc_matvec_kn_avx2(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
-                           j->partial + i * j->N, kb, j->N, 0, j->N);
+                           j->partial + blk * j->N, kb, j->N, n0, n1);
 }
 
 /* T = 1 with no memory for the partial sums: output columns split evenly
@@ -156,8 +164,9 @@ void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
         lsc_matmul_ref(x, w, b, y, T, K, N);
         return;
     }
-    matmul_job j = {x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, NULL};
+    matmul_job j = {x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, NULL, 1, 1};
     pool = pool_for(pool, T * K * N);
+    j.n_threads = (size_t)lsc_pool_n_threads(pool);
     if (T > 1) {
         size_t panels = (T + LSC_GEMM_MR_AVX512 - 1) / LSC_GEMM_MR_AVX512, bytes;
         /* no memory for packed x: the AVX2 GEMM, which needs none (same bits) */
@@ -190,18 +199,22 @@ void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
         lsc_pool_for(pool, (N + NK_ITEM_ROWS - 1) / NK_ITEM_ROWS, rows_item, &j);
         if (buf != stack) free(buf);
     } else {
-        size_t items = (K + KN_ITEM_ROWS - 1) / KN_ITEM_ROWS;
-        j.partial = malloc(items * N * sizeof(float));
+        size_t blocks = (K + KN_ITEM_ROWS - 1) / KN_ITEM_ROWS;
+        j.partial = malloc(blocks * N * sizeof(float));
         if (!j.partial) { /* no memory: the plain order */
             lsc_pool_run(pool, kn_slice, &j);
             return;
         }
-        lsc_pool_for(pool, items, kn_item, &j);
-        /* y = b + p_0 + p_1 + ... in item order (a fixed order for any
+        /* at least four items a thread, column ranges of at least 128 */
+        size_t want = 4 * j.n_threads;
+        j.kn_chunks = j.n_threads > 1 && blocks < want ? (want + blocks - 1) / blocks : 1;
+        if (j.kn_chunks > N / 128) j.kn_chunks = N / 128 ? N / 128 : 1;
+        lsc_pool_for(pool, blocks * j.kn_chunks, kn_item, &j);
+        /* y = b + p_0 + p_1 + ... in block order (a fixed order for any
          * number of threads) */
         for (size_t n = 0; n < N; n++) {
             float acc = b ? b[n] + j.partial[n] : j.partial[n];
-            for (size_t i = 1; i < items; i++) acc += j.partial[i * N + n];
+            for (size_t i = 1; i < blocks; i++) acc += j.partial[i * N + n];
             y[n] = acc;
         }
         free(j.partial);
