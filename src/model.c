@@ -758,6 +758,52 @@ static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E)
     }
 }
 
+/* The row-wise copies and adds of a block, run over the pool by ranges of
+ * rows: cheap per row, but in a long prefill they would keep the other
+ * threads waiting. */
+typedef enum { ROWS_SPLIT_QKV, ROWS_STORE_KV, ROWS_ADD_O } rows_op;
+
+typedef struct rows_job {
+    lsc_ctx *c;
+    int l;
+    size_t T, E;
+    rows_op op;
+} rows_job;
+
+static void rows_range(void *arg, int ith, int nth) {
+    const rows_job *j = arg;
+    lsc_ctx *c = j->c;
+    size_t E = j->E, t0, t1;
+    lsc_pool_split(j->T, 16, ith, nth, &t0, &t1);
+    if (t0 >= t1) return;
+    switch (j->op) {
+    case ROWS_SPLIT_QKV:
+        for (size_t t = t0; t < t1; t++) {
+            const float *r = c->qkv + t * 3 * E;
+            memcpy(c->q + t * E, r, E * sizeof(float));
+            memcpy(c->k + t * E, r + E, E * sizeof(float));
+            memcpy(c->v + t * E, r + 2 * E, E * sizeof(float));
+        }
+        break;
+    case ROWS_STORE_KV: {
+        size_t n_past = (size_t)c->n_past;
+        memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + n_past + t0) * E, c->v + t0 * E,
+               (t1 - t0) * E * sizeof(float));
+        store_keys(c->k_cache + (size_t)j->l * c->kt_ld * E + n_past + t0, c->kt_ld,
+                   c->k + t0 * E, t1 - t0, E);
+        break;
+    }
+    case ROWS_ADD_O:
+        for (size_t i = t0 * E; i < t1 * E; i++) c->x[i] += c->o[i];
+        break;
+    }
+}
+
+static void run_rows(lsc_ctx *c, int l, size_t T, size_t E, rows_op op) {
+    rows_job j = {c, l, T, E, op};
+    lsc_pool_run(T >= 32 ? c->pool : NULL, rows_range, &j);
+}
+
 /* One transformer block on the residual stream c->x [T, E]. */
 static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     const lsc_model *m = c->m;
@@ -770,23 +816,16 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     lsc_layernorm(c->pool, c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN1), l, c->h, T, n_past);
     lsc_matmul(c->pool, c->h, &w->attn, w->attn_b, c->qkv, T, E, 3 * E);
-    for (int t = 0; t < T; t++) {
-        const float *r = c->qkv + (size_t)t * 3 * E;
-        memcpy(c->q + t * E, r, E * sizeof(float));
-        memcpy(c->k + t * E, r + E, E * sizeof(float));
-        memcpy(c->v + t * E, r + 2 * E, E * sizeof(float));
-    }
+    run_rows(c, l, (size_t)T, E, ROWS_SPLIT_QKV);
     FIRE(HP_BLOCK(l, HP_Q), l, c->q, T, n_past);
     FIRE(HP_BLOCK(l, HP_K), l, c->k, T, n_past);
     FIRE(HP_BLOCK(l, HP_V), l, c->v, T, n_past);
-    size_t at = ((size_t)l * c->n_ctx + n_past) * E;
-    memcpy(c->v_cache + at, c->v, T * E * sizeof(float));
-    store_keys(c->k_cache + (size_t)l * c->kt_ld * E + n_past, c->kt_ld, c->k, T, E);
+    run_rows(c, l, (size_t)T, E, ROWS_STORE_KV);
     if ((st = attention(c, l, T, err))) return st;
     FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
     lsc_matmul(c->pool, c->z, &w->proj, w->proj_b, c->o, T, E, E);
     FIRE(HP_BLOCK(l, HP_ATTN_OUT), l, c->o, T, n_past);
-    for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
+    run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
     FIRE(HP_BLOCK(l, HP_RESID_MID), l, c->x, T, n_past);
     lsc_layernorm(c->pool, c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN2), l, c->h, T, n_past);
@@ -796,7 +835,7 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     FIRE(HP_BLOCK(l, HP_MLP_POST), l, c->mlp, T, n_past);
     lsc_matmul(c->pool, c->mlp, &w->fc2, w->fc2_b, c->o, T, M, E);
     FIRE(HP_BLOCK(l, HP_MLP_OUT), l, c->o, T, n_past);
-    for (size_t i = 0; i < T * E; i++) c->x[i] += c->o[i];
+    run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
     FIRE(HP_BLOCK(l, HP_RESID_POST), l, c->x, T, n_past);
     return LSC_OK;
 }
