@@ -113,6 +113,8 @@ void lsc_matvec_kn_avx512(const float *x, const lsc_f32u *w, const lsc_f32u *b, 
 void lsc_layernorm_avx2(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
                         size_t E, float eps, size_t t0, size_t t1);
 void lsc_gelu_new_avx2(float *x, size_t n);
+/* lsc_gelu_new_avx2's operations 16 lanes at a time: the same bits. */
+void lsc_gelu_new_avx512(float *x, size_t n);
 float lsc_exp_sub_avx2(const float *x, float max, float *out, size_t n);
 
 /* ------------------------------------------------------------------------ */

@@ -80,8 +80,19 @@ void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, fl
     float *dst = xp + panel * K * MR;
     const float *rows[MR];
     for (size_t r = 0; r < MR; r++) rows[r] = x + (r0 + (r < mr ? r : 0)) * K;
-    if (mr == MR) {
-        for (size_t k = 0; k < K; k++)
+    if (mr == MR) { /* 4 rows x 4 k at a time, transposed */
+        size_t k = 0;
+        for (; k + 4 <= K; k += 4)
+            for (size_t r = 0; r < MR; r += 4) {
+                __m128 v0 = _mm_loadu_ps(rows[r] + k), v1 = _mm_loadu_ps(rows[r + 1] + k);
+                __m128 v2 = _mm_loadu_ps(rows[r + 2] + k), v3 = _mm_loadu_ps(rows[r + 3] + k);
+                _MM_TRANSPOSE4_PS(v0, v1, v2, v3);
+                _mm_storeu_ps(dst + k * MR + r, v0);
+                _mm_storeu_ps(dst + (k + 1) * MR + r, v1);
+                _mm_storeu_ps(dst + (k + 2) * MR + r, v2);
+                _mm_storeu_ps(dst + (k + 3) * MR + r, v3);
+            }
+        for (; k < K; k++)
             for (size_t r = 0; r < MR; r++) dst[k * MR + r] = rows[r][k];
         return;
     }
@@ -123,6 +134,41 @@ void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b,
                 }
             }
         }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Elementwise kernels: the AVX2 versions' operations, 16 lanes at a time    */
+/* ------------------------------------------------------------------------ */
+
+/* exp256 of kernels_avx2.c, operation for operation (so the same bits). */
+static inline __m512 exp512(__m512 x) {
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_maskz_mul_ps((__mmask16)~under, p, _mm512_castsi512_ps(e));
+}
+
+void lsc_gelu_new_avx512(float *x, size_t n) {
+    const __m512 c2 = _mm512_set1_ps(-2.0f * 0.7978845608028654f);
+    const __m512 c3 = _mm512_set1_ps(0.044715f), one = _mm512_set1_ps(1.0f);
+    for (size_t i = 0; i < n; i += 16) {
+        __mmask16 m = lanes(n - i);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + i);
+        __m512 inner = _mm512_fmadd_ps(_mm512_mul_ps(c3, v), _mm512_mul_ps(v, v), v);
+        __m512 e = exp512(_mm512_mul_ps(c2, inner));
+        _mm512_mask_storeu_ps(x + i, m, _mm512_div_ps(v, _mm512_add_ps(one, e)));
     }
 }
 

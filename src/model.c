@@ -793,9 +793,12 @@ static void rows_range(void *arg, int ith, int nth) {
                    c->k + t0 * E, t1 - t0, E);
         break;
     }
-    case ROWS_ADD_O:
-        for (size_t i = t0 * E; i < t1 * E; i++) c->x[i] += c->o[i];
+    case ROWS_ADD_O: {
+        float *restrict x = c->x;
+        const float *restrict o = c->o;
+        for (size_t i = t0 * E; i < t1 * E; i++) x[i] += o[i];
         break;
+    }
     }
 }
 

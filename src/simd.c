@@ -267,7 +267,9 @@ static void gelu_slice(void *arg, int ith, int nth) {
     const gelu_job *j = arg;
     size_t i0, i1;
     lsc_pool_split(j->n, 64, ith, nth, &i0, &i1);
-    if (i0 < i1) lsc_gelu_new_avx2(j->x + i0, i1 - i0);
+    if (i0 >= i1) return;
+    if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_gelu_new_avx512(j->x + i0, i1 - i0);
+    else lsc_gelu_new_avx2(j->x + i0, i1 - i0);
 }
 
 void lsc_gelu_new(struct lsc_pool *pool, float *x, size_t n) {

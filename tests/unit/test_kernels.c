@@ -218,6 +218,7 @@ static void test_rows(void) {
             float *ref = malloc(T * E * sizeof *ref), *got = malloc(T * E * sizeof *got);
             lsc_layernorm_ref(x, g, b, ref, T, E, 1e-5f);
             float *gx = rand_vec(T * E * 4, 12.0f), *gref = malloc(T * E * 4 * sizeof *gref);
+            float *gavx2 = malloc(T * E * 4 * sizeof *gavx2);
             memcpy(gref, gx, T * E * 4 * sizeof *gref);
             lsc_gelu_new_ref(gref, T * E * 4);
             for (int l = 0; l < n_levels; l++) {
@@ -232,8 +233,10 @@ static void test_rows(void) {
                 d = max_diff(gg, gref, T * E * 4);
                 worst_gelu = d > worst_gelu ? d : worst_gelu;
                 CHECK(d <= 1e-5);
+                same_as_avx2(levels[l], gg, gavx2, T * E * 4);
                 free(gg);
             }
+            free(gavx2);
             free(x);
             free(gb);
             free(bb);
