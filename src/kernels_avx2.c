@@ -292,12 +292,21 @@ static inline void transpose8(__m256 r[8]) {
 
 /* Packs W[k0:k0+kc, j0:j0+nc] (W seen as [K, N], whatever its storage) into
  * ceil(nc/NR) panels of [kc][NR] floats, zero-padded past nc (kernels.h). */
+/* Rows of W fetched ahead while packing [K, N] weights. */
+#define PACK_AHEAD 8
+
 void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc, size_t j0,
                    size_t nc, float *buf) {
     if (!w->nk) { /* F32 [K, N]: rows are already panel rows; each read front to back */
         size_t nfull = nc / NR * NR;
         for (size_t k = 0; k < kc; k++) {
             const lsc_f32u *src = (const lsc_f32u *)w->data + (k0 + k) * N + j0;
+            if (k + PACK_AHEAD < kc) { /* short row pieces: the hardware prefetcher
+                                       * would not start on them in time */
+                const char *ahead = (const char *)(src + PACK_AHEAD * N);
+                for (size_t b = 0; b < nc * sizeof(float) + 63; b += 64)
+                    _mm_prefetch(ahead + b, _MM_HINT_T0);
+            }
             for (size_t p = 0; p < nfull; p += NR) {
                 _mm256_store_ps(buf + p * kc + k * NR, loadu(src + p));
                 _mm256_store_ps(buf + p * kc + k * NR + 8, loadu(src + p + 8));
