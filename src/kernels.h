@@ -233,11 +233,21 @@ void lsc_attention_ref(const lsc_attn_args *a);
 /* The reference on rows [i0, i1) of the flattened [H, T]. */
 void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1);
 
-/* Heads x rows [i0, i1) of the flattened [H, T] of one attention call;
- * `scratch` holds 4 (n_past + T) floats. Every score is summed from zero
- * in d order and every output in position order, and the softmax sums are
- * lsc_exp_sub_avx2's at both levels, so the two give the same bits. */
-void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
-void lsc_attention_avx512(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
+/* Heads x rows [i0, i1) of the flattened [H, T] of one attention call,
+ * four rows of a head at a time (kernels_avx2.c); `scratch` holds
+ * 4 (n_past + T) floats. With `avx512`, the scores and the 4-row weighted
+ * values of 64-wide heads use the AVX-512 kernels below. Every score is
+ * summed from zero in d order and every output in position order, so both
+ * levels give the same bits. */
+void lsc_attention_rows(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
+                        bool avx512);
+/* The scaled scores s[r][0:n) of nr (1..4) query rows q[r] of one head
+ * against its transposed keys kt (D rows, ks apart), 32 keys at a time. */
+void lsc_attn_scores_avx512(const float *const q[4], size_t nr, const float *kt, size_t ks,
+                            size_t D, size_t n, float scale, float *const s[4]);
+/* z[r][0:64) = sum_p (w[r][p] inv[r]) v_p for four consecutive rows, row r
+ * seeing keys [0, n + r). */
+void lsc_attn_values4_64_avx512(const float *const w[4], const float inv[4], const float *v,
+                                size_t vs, size_t n, float *const z[4]);
 
 #endif

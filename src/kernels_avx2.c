@@ -615,7 +615,8 @@ static void weighted_values(const float *w, float inv, const float *v, size_t vs
     }
 }
 
-void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch) {
+void lsc_attention_rows(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
+                        bool avx512) {
     const size_t D = a->D, P = a->n_past + a->T;
     for (size_t i = i0; i < i1;) {
         /* up to 4 rows of one head: t .. t + nr - 1 */
@@ -628,13 +629,20 @@ void lsc_attention_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scr
             q[r] = a->q + (t + (r < nr ? r : 0)) * a->q_stride + h * D;
             s[r] = scratch + r * P;
         }
-        size_t n_last = a->n_past + t + nr; /* keys the last row sees */
-        scores_avx2(q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n_last, a->scale, s);
-        for (size_t r = 0; r < nr; r++) {
-            size_t n = a->n_past + t + r + 1;
-            float inv = softmax_exp(s[r], n);
-            weighted_values(s[r], inv, a->v + h * D, a->v_stride, D, n,
-                            a->z + (t + r) * a->z_stride + h * D);
+        size_t n0 = a->n_past + t + 1; /* keys row t sees; row t + r sees n0 + r */
+        (avx512 ? lsc_attn_scores_avx512 : scores_avx2)(q, nr, a->kt + h * D * a->kt_stride,
+                                                        a->kt_stride, D, n0 + nr - 1, a->scale, s);
+        float inv[4];
+        for (size_t r = 0; r < nr; r++) inv[r] = softmax_exp(s[r], n0 + r);
+        if (avx512 && nr == 4 && D == 64) {
+            float *z[4];
+            for (size_t r = 0; r < 4; r++) z[r] = a->z + (t + r) * a->z_stride + h * D;
+            lsc_attn_values4_64_avx512((const float *const *)s, inv, a->v + h * D, a->v_stride,
+                                       n0, z);
+        } else {
+            for (size_t r = 0; r < nr; r++)
+                weighted_values(s[r], inv[r], a->v + h * D, a->v_stride, D, n0 + r,
+                                a->z + (t + r) * a->z_stride + h * D);
         }
         i += nr;
     }

@@ -5,7 +5,6 @@
 #include "kernels.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <string.h>
 
 /* ------------------------------------------------------------------------ */
@@ -178,8 +177,8 @@ void lsc_gelu_new_avx512(float *x, size_t n) {
 
 /* As scores_avx2 (kernels_avx2.c): 32 keys at a time (two independent
  * FMA chains per row, which FMA latency needs), shared by the rows. */
-static void scores_avx512(const float *const q[4], size_t nr, const float *kt, size_t ks,
-                          size_t D, size_t n, float scale, float *const s[4]) {
+void lsc_attn_scores_avx512(const float *const q[4], size_t nr, const float *kt, size_t ks,
+                            size_t D, size_t n, float scale, float *const s[4]) {
     const __m512 sc = _mm512_set1_ps(scale);
     const float *q0 = q[0], *q1 = q[nr > 1 ? 1 : 0], *q2 = q[nr > 2 ? 2 : 0],
                 *q3 = q[nr > 3 ? 3 : 0];
@@ -219,15 +218,6 @@ static void scores_avx512(const float *const q[4], size_t nr, const float *kt, s
     }
 }
 
-/* 1 / the softmax sum of the scores s[0:n), which become exp(s - max); the
- * sum is lsc_exp_sub_avx2's, as at the AVX2 level. */
-static float softmax_exp(float *s, size_t n) {
-    __m512 mv = _mm512_set1_ps(-INFINITY);
-    for (size_t p = 0; p < n; p += 16)
-        mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(mv, lanes(n - p), s + p));
-    return 1.0f / lsc_exp_sub_avx2(s, _mm512_reduce_max_ps(mv), s, n);
-}
-
 #define VROW(r)                                                              \
     do {                                                                     \
         __m512 wp = _mm512_set1_ps(w##r[p] * inv##r);                        \
@@ -250,9 +240,9 @@ static float softmax_exp(float *s, size_t n) {
 
 /* z[r][0:64) = sum_p (w[r][p] inv[r]) v_p for four consecutive rows of a
  * head of size 64, row r seeing keys [0, n + r): each element from zero in
- * p order, as in weighted_values, but the rows share the loads of v and
+ * p order, as weighted_values of kernels_avx2.c, but the rows share the loads of v and
  * give the FMA units 16 independent chains. */
-static void weighted_values4_64(const float *const w[4], const float inv[4], const float *v,
+void lsc_attn_values4_64_avx512(const float *const w[4], const float inv[4], const float *v,
                                 size_t vs, size_t n, float *const z[4]) {
     const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
     float inv0 = inv[0], inv1 = inv[1], inv2 = inv[2], inv3 = inv[3];
@@ -273,63 +263,4 @@ static void weighted_values4_64(const float *const w[4], const float inv[4], con
     p++;
     { VLOAD(); VROW(3); }
     VSTORE(3);
-}
-
-/* z[0:D) = sum_p (w[p] inv) v_p, each element from zero in p order. */
-static void weighted_values(const float *w, float inv, const float *v, size_t vs, size_t D,
-                            size_t n, float *z) {
-    if (D == 64) {
-        __m512 z0 = _mm512_setzero_ps(), z1 = z0, z2 = z0, z3 = z0;
-        for (size_t p = 0; p < n; p++) {
-            const float *vp = v + p * vs;
-            __m512 wp = _mm512_set1_ps(w[p] * inv);
-            z0 = _mm512_fmadd_ps(wp, _mm512_loadu_ps(vp), z0);
-            z1 = _mm512_fmadd_ps(wp, _mm512_loadu_ps(vp + 16), z1);
-            z2 = _mm512_fmadd_ps(wp, _mm512_loadu_ps(vp + 32), z2);
-            z3 = _mm512_fmadd_ps(wp, _mm512_loadu_ps(vp + 48), z3);
-        }
-        _mm512_storeu_ps(z, z0);
-        _mm512_storeu_ps(z + 16, z1);
-        _mm512_storeu_ps(z + 32, z2);
-        _mm512_storeu_ps(z + 48, z3);
-        return;
-    }
-    for (size_t d = 0; d < D; d++) z[d] = 0.0f;
-    for (size_t p = 0; p < n; p++) {
-        const float *vp = v + p * vs;
-        __m512 wp = _mm512_set1_ps(w[p] * inv);
-        for (size_t d = 0; d < D; d += 16) {
-            __mmask16 m = lanes(D - d);
-            _mm512_mask_storeu_ps(z + d, m, _mm512_fmadd_ps(wp, _mm512_maskz_loadu_ps(m, vp + d),
-                                                            _mm512_maskz_loadu_ps(m, z + d)));
-        }
-    }
-}
-
-/* As lsc_attention_avx2, with the kernels above. */
-void lsc_attention_avx512(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch) {
-    const size_t D = a->D, P = a->n_past + a->T;
-    for (size_t i = i0; i < i1;) {
-        size_t h = i / a->T, t = i % a->T;
-        size_t nr = i1 - i < 4 ? i1 - i : 4;
-        if (nr > a->T - t) nr = a->T - t;
-        const float *q[4];
-        float *s[4], *z[4], inv[4];
-        for (size_t r = 0; r < 4; r++) {
-            q[r] = a->q + (t + (r < nr ? r : 0)) * a->q_stride + h * D;
-            s[r] = scratch + r * P;
-            z[r] = a->z + (t + r) * a->z_stride + h * D;
-        }
-        size_t n0 = a->n_past + t + 1; /* keys row t sees; row t + r sees n0 + r */
-        scores_avx512(q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n0 + nr - 1,
-                      a->scale, s);
-        for (size_t r = 0; r < nr; r++) inv[r] = softmax_exp(s[r], n0 + r);
-        if (nr == 4 && D == 64) {
-            weighted_values4_64((const float *const *)s, inv, a->v + h * D, a->v_stride, n0, z);
-        } else {
-            for (size_t r = 0; r < nr; r++)
-                weighted_values(s[r], inv[r], a->v + h * D, a->v_stride, D, n0 + r, z[r]);
-        }
-        i += nr;
-    }
 }

@@ -295,8 +295,7 @@ static void attention_item(void *arg, size_t item) {
     float *scratch = need <= sizeof stack / sizeof *stack ? stack : malloc(need * sizeof *scratch);
     size_t i0 = h * a->T + t0, i1 = h * a->T + t1;
     if (!scratch) lsc_attention_ref_rows(a, i0, i1); /* needs no memory */
-    else if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_attention_avx512(a, i0, i1, scratch);
-    else lsc_attention_avx2(a, i0, i1, scratch);
+    else lsc_attention_rows(a, i0, i1, scratch, lsc_simd_active() >= LSC_SIMD_AVX512);
     if (scratch != stack) free(scratch);
 }
 
