@@ -32,6 +32,13 @@ static void print_list(const char *name, const double *v, int n) {
     printf("]");
 }
 
+/* The process's peak RSS so far, as `"key": MiB`. */
+static void print_maxrss(const char *key) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf(", \"%s\": %.1f", key, ru.ru_maxrss / 1024.0);
+}
+
 /* ---- STREAM-style read: each thread sums its share of a large array ---- */
 typedef struct stream_arg {
     const float *a;
@@ -137,6 +144,7 @@ int main(int argc, char **argv) {
         ids[i] = (int32_t)((s >> 33) % (uint64_t)V);
     }
     int n_phase = 0;
+    const char *rss_key = "maxrss_mb"; /* the peak at the end */
     if (sscanf(what, "prefill:%d", &n_phase) == 1 && n_phase > 0 && n_phase <= 512) {
         /* the warm-up of the "all" workload: the weights' pages mapped */
         if (lsc_ctx_forward(ctx, ids, 8, LSC_LOGITS_LAST, &err)) goto fail;
@@ -185,9 +193,7 @@ int main(int argc, char **argv) {
         printf("]");
         /* the peak of the workload the peers run, before the all-positions
          * logits (103 MB for 512 x 50257) raise it */
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        printf(", \"maxrss_mb\": %.1f", ru.ru_maxrss / 1024.0);
+        print_maxrss("maxrss_mb");
         for (int r = 0; r < repeat; r++) {
             lsc_ctx_reset(ctx);
             double a = now();
@@ -195,17 +201,11 @@ int main(int argc, char **argv) {
             t[r] = 512 / (now() - a);
         }
         print_list("prefill512_all_tok_s", t, repeat);
-        getrusage(RUSAGE_SELF, &ru);
-        printf(", \"maxrss_all_logits_mb\": %.1f}\n", ru.ru_maxrss / 1024.0);
         free(t);
-        goto done;
+        rss_key = "maxrss_all_logits_mb";
     }
-    {
-        struct rusage ru;
-        getrusage(RUSAGE_SELF, &ru);
-        printf(", \"maxrss_mb\": %.1f}\n", ru.ru_maxrss / 1024.0);
-    }
-done:
+    print_maxrss(rss_key);
+    printf("}\n");
     lsc_ctx_free(ctx);
     lsc_model_free(model);
     return 0;
