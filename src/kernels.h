@@ -117,6 +117,22 @@ void lsc_gelu_new_avx2(float *x, size_t n);
 void lsc_gelu_new_avx512(float *x, size_t n);
 float lsc_exp_sub_avx2(const float *x, float max, float *out, size_t n);
 
+/* The vector exp (Cephes' polynomial) and gelu_new constants, shared by the
+ * AVX2 and AVX-512 kernels so that they keep giving the same bits. */
+#define LSC_EXP_MIN (-87.3f)
+#define LSC_EXP_MAX 88.3f
+#define LSC_EXP_LOG2E 1.44269504088896341f
+#define LSC_EXP_LN2_HI 0.693359375f
+#define LSC_EXP_LN2_LO (-2.12194440e-4f)
+#define LSC_EXP_P0 1.9875691500e-4f
+#define LSC_EXP_P1 1.3981999507e-3f
+#define LSC_EXP_P2 8.3334519073e-3f
+#define LSC_EXP_P3 4.1665795894e-2f
+#define LSC_EXP_P4 1.6666665459e-1f
+#define LSC_EXP_P5 5.0000001201e-1f
+#define LSC_GELU_M2SQRT2PI (-2.0f * 0.7978845608028654f) /* -2 sqrt(2/pi) */
+#define LSC_GELU_C3 0.044715f
+
 /* ------------------------------------------------------------------------ */
 /* Weight matrices in any of the lsc_weight_type formats (weights.c)         */
 /* ------------------------------------------------------------------------ */

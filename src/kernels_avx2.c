@@ -29,18 +29,18 @@ static inline __m256 loadu(const lsc_f32u *p) { return _mm256_loadu_ps((const fl
  * [-87.3, 88.3]; 0 below (and for -inf), exp(88.3) above (no inf, no
  * denormals). */
 static inline __m256 exp256(__m256 x) {
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
-    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(LSC_EXP_MIN), _CMP_LT_OQ);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LSC_EXP_MIN)), _mm256_set1_ps(LSC_EXP_MAX));
+    __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(LSC_EXP_LOG2E)),
                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LSC_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(LSC_EXP_LN2_LO), r);
+    __m256 p = _mm256_set1_ps(LSC_EXP_P0);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LSC_EXP_P1));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LSC_EXP_P2));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LSC_EXP_P3));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LSC_EXP_P4));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(LSC_EXP_P5));
     p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
@@ -481,8 +481,8 @@ void lsc_layernorm_avx2(const float *x, const lsc_f32u *g, const lsc_f32u *b, fl
  * 0.044715 x^3): the same function as 0.5 x (1 + tanh(u)) without the
  * cancellation of 1 + tanh(u) for negative u. */
 void lsc_gelu_new_avx2(float *x, size_t n) {
-    const __m256 c2 = _mm256_set1_ps(-2.0f * 0.7978845608028654f);
-    const __m256 c3 = _mm256_set1_ps(0.044715f), one = _mm256_set1_ps(1.0f);
+    const __m256 c2 = _mm256_set1_ps(LSC_GELU_M2SQRT2PI);
+    const __m256 c3 = _mm256_set1_ps(LSC_GELU_C3), one = _mm256_set1_ps(1.0f);
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
         __m256 v = _mm256_loadu_ps(x + i);

@@ -142,26 +142,26 @@ void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b,
 
 /* exp256 of kernels_avx2.c, operation for operation (so the same bits). */
 static inline __m512 exp512(__m512 x) {
-    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3f), _CMP_LT_OQ);
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.3f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+    __mmask16 under = _mm512_cmp_ps_mask(x, _mm512_set1_ps(LSC_EXP_MIN), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(LSC_EXP_MIN)), _mm512_set1_ps(LSC_EXP_MAX));
+    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(LSC_EXP_LOG2E)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LSC_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(LSC_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(LSC_EXP_P0);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSC_EXP_P1));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSC_EXP_P2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSC_EXP_P3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSC_EXP_P4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(LSC_EXP_P5));
     p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
     return _mm512_maskz_mul_ps((__mmask16)~under, p, _mm512_castsi512_ps(e));
 }
 
 void lsc_gelu_new_avx512(float *x, size_t n) {
-    const __m512 c2 = _mm512_set1_ps(-2.0f * 0.7978845608028654f);
-    const __m512 c3 = _mm512_set1_ps(0.044715f), one = _mm512_set1_ps(1.0f);
+    const __m512 c2 = _mm512_set1_ps(LSC_GELU_M2SQRT2PI);
+    const __m512 c3 = _mm512_set1_ps(LSC_GELU_C3), one = _mm512_set1_ps(1.0f);
     for (size_t i = 0; i < n; i += 16) {
         __mmask16 m = lanes(n - i);
         __m512 v = _mm512_maskz_loadu_ps(m, x + i);
