@@ -30,9 +30,9 @@ static inline __mmask16 lanes(size_t n) {
 
 /* acc = A[0:12, 0:kc] @ [Bp0 | Bp1][0:kc, 0:32], A packed (the 12 values of
  * each k together), Bp0 and Bp1 two packed 16-wide panels; then C = acc +
- * bias (first k block) or
- * C += acc on the mr x nr valid corner. Each lane is one output element
- * summed from zero in k order, as micro_6x16 of the AVX2 GEMM does. */
+ * bias (first k block) or C += acc on the mr x nr valid corner. Each lane
+ * is one output element summed from zero in k order, as micro_6x16 of the
+ * AVX2 GEMM does. */
 static void micro_12x32(const float *a, const float *bp0, const float *bp1,
                         size_t kc, float *c, size_t ldc, int first, const lsc_f32u *bias,
                         size_t mr, size_t nr) {
