@@ -205,6 +205,31 @@ lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n,
  * reset or free. `n_rows` may be NULL. */
 const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
 
+/* Advances several contexts of one model in one forward step (continuous
+ * batching): context ctxs[i] gets the n_ids[i] new tokens ids[i] after its
+ * own cached ones, and afterwards holds its logits as if lsc_ctx_forward(
+ * ctxs[i], ids[i], n_ids[i], modes[i]) had run alone; the results are the
+ * same bits whatever else is in the batch. n_ids[i] may differ between
+ * sequences (a prefill beside single-token decode steps); n_ids[i] == 0 means
+ * the context sits this step out (its logits and cache are untouched).
+ * `modes` may be NULL (every sequence LSC_LOGITS_LAST). Each context keeps its
+ * own KV cache and hooks; hooks fire with that context's rows only.
+ *
+ * A sequence whose input is bad (an id outside the vocabulary, more tokens
+ * than its context holds, a hook that aborts) fails alone: errs[i] (when
+ * `errs` is not NULL, an array of n_seqs) gets its status and message, its
+ * cache is left as before the call, and the other sequences still advance.
+ * errs[i].status is LSC_OK for the sequences that advanced. Returns LSC_OK
+ * when every sequence advanced, otherwise the status of the first failed one
+ * (with `err` naming its index).
+ *
+ * Every context must belong to the same model and appear once; the weight
+ * products run on the thread pool of ctxs[0]. No context may be used by
+ * another thread during the call. */
+lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
+                             const size_t *n_ids, size_t n_seqs,
+                             const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Hook points                                                               */
 /* ------------------------------------------------------------------------ */

@@ -968,3 +968,39 @@ lsc_status lsc_ctx_logit_lens(lsc_ctx *c, const int32_t *ids, size_t n, int pos0
     free(cap.rows);
     return st;
 }
+
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/* First version: each sequence runs on its own (the contract of the header,
+ * not yet the shared weight products). */
+lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
+                             const size_t *n_ids, size_t n_seqs,
+                             const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err) {
+    if (n_seqs && (!ctxs || !ids || !n_ids))
+        return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_batch_forward: NULL argument");
+    for (size_t i = 0; i < n_seqs; i++) {
+        if (!ctxs[i]) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_batch_forward: context %zu is NULL", i);
+        if (ctxs[i]->m != ctxs[0]->m)
+            return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                            "lsc_batch_forward: context %zu belongs to another model", i);
+        for (size_t j = 0; j < i; j++)
+            if (ctxs[j] == ctxs[i])
+                return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                                "lsc_batch_forward: context %zu appears twice (also at %zu)", i, j);
+    }
+    lsc_status first = LSC_OK;
+    for (size_t i = 0; i < n_seqs; i++) {
+        lsc_error e = {LSC_OK, ""};
+        if (n_ids[i])
+            e.status = lsc_ctx_forward(ctxs[i], ids[i], n_ids[i],
+                                       modes ? modes[i] : LSC_LOGITS_LAST, &e);
+        if (errs) errs[i] = e;
+        if (e.status && !first) {
+            first = e.status;
+            lsc_fail(err, e.status, "sequence %zu: %s", i, e.message);
+        }
+    }
+    return first;
+}
