@@ -3,7 +3,8 @@
  * SIMD level this CPU has and at 1, 2 and 3 threads; sequences of different
  * lengths, joining and leaving between steps, prefill beside decode; a hook on
  * one context changes only its logits; one sequence's bad input, full
- * context or aborting hook fails it alone, its cache as before.
+ * context or aborting hook fails it alone, its cache as before;
+ * lsc_generate_batch gives each sequence the tokens lsc_generate gives it.
  *
  *   test_batch [FIXTURE...]   (default: the tiny fixtures; the pytest
  *                              tests/test_batch.py passes distilgpt2-shape and
@@ -15,6 +16,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+
+static const char *const *fixtures; /* those the invariance and generation tests run on */
+static int n_fixtures;
 
 static lsc_model *load_fixture(const char *name) {
     const char *root = getenv("LSC_FIXTURES");
@@ -165,8 +169,6 @@ static void check_invariance(const char *fixture) {
     lsc_model_free(m);
 }
 
-static const char *const *fixtures;
-static int n_fixtures;
 
 static void test_invariance(void) {
     for (int f = 0; f < n_fixtures; f++) check_invariance(fixtures[f]);
@@ -341,6 +343,109 @@ static void test_bad_calls(void) {
     lsc_model_free(other);
 }
 
+/* Records a sequence's tokens as its callback sees them; stops after `stop_at`
+ * tokens when that is > 0. */
+typedef struct tokens_seen {
+    int32_t ids[64];
+    size_t n, stop_at;
+} tokens_seen;
+
+static int record_token(int32_t id, size_t step, void *user_data) {
+    tokens_seen *t = user_data;
+    if (step != t->n) return 1; /* steps must come in order */
+    t->ids[t->n++] = id;
+    return t->stop_at && t->n == t->stop_at;
+}
+
+/* lsc_generate_batch gives each sequence the tokens lsc_generate gives it
+ * alone: greedy and seeded sampling, different prompt lengths, limits, an
+ * eos, a callback that stops early; a bad prompt and one too long for its
+ * context fail alone. */
+static void check_generate_batch(lsc_model *m) {
+    enum { N = 6 };
+    int V = lsc_model_n_vocab(m);
+    int32_t prompts[N][12];
+    size_t n_prompt[N] = {3, 1, 7, 12, 2, 5};
+    for (int i = 0; i < N; i++) make_ids(prompts[i], 12, V, 77u + (uint32_t)i);
+    prompts[4][1] = V; /* outside the vocabulary */
+    int max_new[N] = {9, 14, 5, 12, 4, 40};
+    lsc_generate_seq seqs[N];
+    tokens_seen seen[N];
+    lsc_sampler *samplers[N], *alone_s[N];
+    lsc_error err;
+    memset(seen, 0, sizeof seen);
+    seen[3].stop_at = 6;
+    for (int i = 0; i < N; i++) {
+        lsc_sampler_params sp = lsc_sampler_default_params();
+        sp.do_sample = i % 2;
+        sp.seed = 1000u + (uint64_t)i;
+        sp.top_k = i == 3 ? 0 : 50;
+        sp.repetition_penalty = i == 2 ? 1.3f : 1.0f;
+        CHECK(lsc_sampler_new(sp, &samplers[i], &err) == LSC_OK);
+        CHECK(lsc_sampler_new(sp, &alone_s[i], &err) == LSC_OK);
+        seqs[i] = (lsc_generate_seq){.ctx = new_ctx(m, i == 5 ? 32 : 0, i == 0 ? 2 : 1),
+                                     .sampler = samplers[i], .prompt = prompts[i],
+                                     .n_prompt = n_prompt[i], .fn = record_token,
+                                     .user_data = &seen[i]};
+        seqs[i].params = lsc_generate_default_params();
+        seqs[i].params.max_new_tokens = max_new[i];
+    }
+    lsc_status st = lsc_generate_batch(seqs, N, &err);
+    CHECK(st == LSC_ERR_INVALID_ARG && strstr(err.message, "sequence 4") != NULL);
+    CHECK(seqs[4].err.status == LSC_ERR_INVALID_ARG && seqs[4].new_ids == NULL);
+    CHECK(seqs[5].err.status == LSC_ERR_CONTEXT_FULL && seqs[5].new_ids == NULL);
+    printf("  generate: [4] %s\n            [5] %s\n", seqs[4].err.message, seqs[5].err.message);
+    CHECK(seen[3].n == 6 && seqs[3].n_new == 6); /* its callback stopped it */
+    for (int i = 0; i < 4; i++) {
+        CHECK(seqs[i].err.status == LSC_OK);
+        /* alone, on a fresh context */
+        lsc_ctx *c = new_ctx(m, 0, 1);
+        int32_t *ids = NULL;
+        size_t n = 0;
+        tokens_seen again = {.stop_at = seen[i].stop_at};
+        CHECK(lsc_generate(c, alone_s[i], prompts[i], n_prompt[i], seqs[i].params, record_token,
+                           &again, &ids, &n, &err) == LSC_OK);
+        CHECK(n == seqs[i].n_new && n == seen[i].n);
+        CHECK(n && !memcmp(ids, seqs[i].new_ids, n * sizeof *ids));
+        CHECK(!memcmp(again.ids, seen[i].ids, n * sizeof *ids));
+        if (i != 3) CHECK(n == (size_t)max_new[i]);
+        lsc_free(ids);
+        lsc_ctx_free(c);
+    }
+    /* an eos that sequence 1 (greedy, alone above) reaches at its 3rd token */
+    lsc_generate_seq one = seqs[1];
+    one.params.eos_id = seqs[1].new_ids[2];
+    one.fn = NULL;
+    lsc_sampler_params sp1 = lsc_sampler_get_params(samplers[1]);
+    lsc_sampler_free(samplers[1]);
+    CHECK(lsc_sampler_new(sp1, &samplers[1], &err) == LSC_OK);
+    one.sampler = samplers[1];
+    lsc_generate_seq pair[2] = {seqs[0], one};
+    pair[0].fn = NULL;
+    CHECK(lsc_generate_batch(pair, 2, &err) == LSC_OK);
+    CHECK(pair[1].n_new <= 3 && pair[1].new_ids[pair[1].n_new - 1] == one.params.eos_id);
+    CHECK(pair[0].n_new == (size_t)max_new[0]);
+    lsc_free(pair[0].new_ids);
+    lsc_free(pair[1].new_ids);
+    /* two sequences on one context are refused */
+    lsc_generate_seq same[2] = {seqs[0], seqs[0]};
+    CHECK(lsc_generate_batch(same, 2, &err) == LSC_ERR_INVALID_ARG);
+    for (int i = 0; i < N; i++) {
+        lsc_free(seqs[i].new_ids);
+        lsc_ctx_free(seqs[i].ctx);
+        lsc_sampler_free(samplers[i]);
+        lsc_sampler_free(alone_s[i]);
+    }
+}
+
+static void test_generate_batch(void) {
+    for (int f = 0; f < n_fixtures; f++) {
+        lsc_model *m = load_fixture(fixtures[f]);
+        check_generate_batch(m);
+        lsc_model_free(m);
+    }
+}
+
 int main(int argc, char **argv) {
     static const char *const tiny_fixtures[] = {"tiny", "tiny-scale-inv", "tiny-gelu",
                                                 "tiny-untied"};
@@ -351,6 +456,7 @@ int main(int argc, char **argv) {
     RUN(test_hook_on_one_context);
     RUN(test_failures_stay_alone);
     RUN(test_bad_calls);
+    RUN(test_generate_batch);
     lsc_model_free(tiny);
     return CHECK_DONE();
 }
