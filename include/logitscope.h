@@ -223,9 +223,21 @@ const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
  * when every sequence advanced, otherwise the status of the first failed one
  * (with `err` naming its index).
  *
- * Every context must belong to the same model and appear once; the weight
- * products run on the thread pool of ctxs[0]. No context may be used by
- * another thread during the call. */
+ * The rows of all sequences are stacked: the layer norms, the weight
+ * products and the activations run once over all of them (the weights are
+ * read once per step, not once per sequence); attention runs per sequence on
+ * its own cache. Same bits: with F32 weights always (every kernel sums a row
+ * in an order that does not depend on the other rows); with BF16 or Q8
+ * weights a step of one row alone takes the matrix-vector kernels, which
+ * round x differently from the products of several rows, so a one-token step
+ * may differ from its batched twin within the weights' precision.
+ *
+ * Every context must belong to the same model and appear once. The kernels
+ * run on the thread pool of ctxs[0] (the other contexts' pools are not used:
+ * they may be made with n_threads = 1), and the stacked rows live in ctxs[0]'s
+ * scratch, which grows to the step's total rows (about (9 E + 2 M) floats
+ * per row, plus [rows, n_vocab] logits when several sequences take part).
+ * No context may be used by another thread during the call. */
 lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                              const size_t *n_ids, size_t n_seqs,
                              const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err);
