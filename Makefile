@@ -20,7 +20,14 @@ LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
 
-LIB_SRC   = $(wildcard src/*.c)
+# The SIMD levels are built only for their architecture (dispatch.c names
+# them under the same conditions), so `make` works unchanged on aarch64.
+TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine)
+X86_SRC   = src/kernels/avx2.c src/kernels/avx512.c
+ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
+  ARCH_SRC = $(X86_SRC)
+endif
+LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
 TOOL_SRC  = $(wildcard tools/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -32,22 +39,19 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
+HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # SIMD kernels: compiled for their instruction set, chosen at run time.
-$(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
-$(BUILD)/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/obj/src/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx512.o: CFLAGS += $(AVX512_FLAGS)
 
 $(BUILD)/obj/tools/plot.o $(BUILD)/obj/tools/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
 # the reference kernels are written to be auto-vectorized
-$(BUILD)/obj/src/kernels.o: CFLAGS += -O3
+$(BUILD)/obj/src/kernels/ref.o: CFLAGS += -O3
 
 $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
@@ -78,15 +82,11 @@ FUZZ_CFLAGS = $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 10
 fuzz-build: $(FUZZ_BIN)
-build-fuzz/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h)
+build-fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-build-fuzz/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
-build-fuzz/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX512_FLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(SIMD_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/obj/src/kernels/avx2.o: SIMD_FLAGS = -mavx2 -mfma -mf16c
+build-fuzz/obj/src/kernels/avx512.o: SIMD_FLAGS = $(AVX512_FLAGS)
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
