@@ -1,4 +1,4 @@
-/* lens.c - `logitscope lens`: the logit lens. For one position of the input,
+/* cmd_lens.c - `logitscope lens`: the logit lens. For one position of the input,
  * each residual stream (the embeddings, then the output of every block) is
  * passed through ln_final, with its own statistics, and the unembedding
  * (lsc_ctx_logit_lens); the command prints each layer's top tokens and their

@@ -1,4 +1,4 @@
-/* next.c - `logitscope next`: the most likely next token at a position and
+/* cmd_next.c - `logitscope next`: the most likely next token at a position and
  * the notebook's table of the top-k (logit, probability, log-probability,
  * token), with the sum of the row's raw logits. */
 #include "cli.h"

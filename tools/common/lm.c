@@ -1,4 +1,4 @@
-/* cli_lm.c - what the model commands (next, rank, sample, generate, score,
+/* lm.c - what the model commands (next, rank, sample, generate, score,
  * tour) share: loading model + tokenizer + context, reading the input ids,
  * --pos, the sampler flags, token display and JSON output (see cli.h). */
 #include "cli.h"

@@ -1,4 +1,4 @@
-/* score.c - `logitscope score`: the log-probability the model gives each
+/* cmd_score.c - `logitscope score`: the log-probability the model gives each
  * actual next token of a text, the negative log-likelihood and perplexity
  * (transformers' model(ids, labels=ids).loss), with Hugging Face's sliding
  * window for texts longer than the context. */

@@ -1,4 +1,4 @@
-/* rank.c - `logitscope rank`: where one token stands among all the model's
+/* cmd_rank.c - `logitscope rank`: where one token stands among all the model's
  * predictions at a position: its id, logit, probability and rank (0 = the
  * most likely, as torch.where(logits.argsort(descending=True) == id)). */
 #include "cli.h"

@@ -1,4 +1,4 @@
-/* test_genconfig.c - generation_config.json reading (defaults when absent,
+/* test_generation_config.c - generation_config.json reading (defaults when absent,
  * the keys read, null as absent, bad files rejected with the defaults left)
  * and the number of new tokens model.generate(input_ids) makes. */
 #include "check.h"

@@ -1,4 +1,4 @@
-/* sample.c - `logitscope sample`: n draws of the next token from the
+/* cmd_sample.c - `logitscope sample`: n draws of the next token from the
  * softmax of the logits (after the optional temperature / top-k / top-p /
  * min-p warpers), without replacement by default like the notebook's
  * torch.multinomial(probs, 5). */

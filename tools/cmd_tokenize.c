@@ -1,4 +1,4 @@
-/* tokenize.c - `logitscope tokenize` and `logitscope detokenize`: text to
+/* cmd_tokenize.c - `logitscope tokenize` and `logitscope detokenize`: text to
  * GPT-2 token ids and back, one text on the command line or a batch of JSON
  * lines on stdin. */
 #include "cli.h"

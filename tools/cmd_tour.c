@@ -1,4 +1,4 @@
-/* tour.c - `logitscope tour`: the notebook end to end on one model and text:
+/* cmd_tour.c - `logitscope tour`: the notebook end to end on one model and text:
  * tokens, logits, argmax, softmax and log-softmax, the top-10, the rank of a
  * token, multinomial draws, a 10-step greedy loop and a generate call. */
 #include "cli.h"

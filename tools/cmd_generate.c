@@ -1,4 +1,4 @@
-/* generate.c - `logitscope generate`: continues a text token by token
+/* cmd_generate.c - `logitscope generate`: continues a text token by token
  * through the KV cache (greedy, or sampled with transformers' warpers),
  * streaming it as it comes, or printing the notebook's "Iteration i:" lines. */
 #include "cli.h"

@@ -1,4 +1,4 @@
-/* arch.c - `logitscope arch --model M`: the module tree exactly as PyTorch
+/* cmd_arch.c - `logitscope arch --model M`: the module tree exactly as PyTorch
  * prints transformers' GPT2LMHeadModel, then the parameter counts, the
  * weights file (dtype, size) and the hook point names with their shapes. */
 #include "cli.h"

@@ -1,4 +1,4 @@
-/* genconfig.c - generation_config.json -> lsc_generation_config, with
+/* generation_config.c - generation_config.json -> lsc_generation_config, with
  * transformers' GenerationConfig defaults and strict checks, and the number
  * of new tokens model.generate(input_ids) makes when given no length. */
 #include "internal.h"

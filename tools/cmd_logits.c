@@ -1,4 +1,4 @@
-/* logits.c - `logitscope logits`: run the model on --ids/--text and report the
+/* cmd_logits.c - `logitscope logits`: run the model on --ids/--text and report the
  * logits at every position (shape, argmax id, its logit, the row's sum), or
  * write them all to a .npy file. */
 #include "cli.h"

@@ -1,4 +1,4 @@
-/* plot.c - `logitscope plot logits|softmax|logsoftmax`: the notebook's figures
+/* cmd_plot.c - `logitscope plot logits|softmax|logsoftmax`: the notebook's figures
  * of a row of logits (every vocabulary entry as a dot, one token marked as a
  * red square), drawn by plot_draw.c into PNG, SVG or PDF. The row comes from
  * the model (--model with --text/--ids) or from a saved .npy (--npy). */
