@@ -5,6 +5,7 @@ Each is a dict:
   file    path from the repository root
   find    exact text, which must occur `count` times (default 1) in file
   replace what replaces every occurrence
+  edits   instead of find/replace: [(find, replace), ...], each found once
   tests   test commands, run in order until one fails: "unit:NAME" (the C unit
           test build/tests/NAME) or "py:ARGS" (pytest ARGS, from the root)
   groups  names that select several mutants at once ("ci" = the subset
@@ -25,7 +26,7 @@ MUTANTS = [
          why="the causal mask lets each row see one future key"),
     dict(name="pos-embed-no-offset", file="src/model.c",
          find="*pe = m->wpe + (size_t)(n_past + t) * E;", replace="*pe = m->wpe + (size_t)(t) * E;",
-         tests=["unit:test_model"], groups=["audit", "ci"],
+         tests=["unit:test_generate", "unit:test_model"], groups=["audit", "ci"],
          why="position embeddings ignore the KV cache offset"),
     dict(name="ln-eps-outside-sqrt", file="src/kernels_avx2.c",
          find="float rstd = 1.0f / sqrtf(var + eps);", replace="float rstd = 1.0f / (sqrtf(var) + eps);",
@@ -49,9 +50,13 @@ MUTANTS = [
          tests=["unit:test_sampling"], groups=["audit", "ci"],
          why="min_p compares absolute probabilities, not p / p_max"),
     dict(name="q8-scale-per-tensor", file="src/weights.c",
-         find="for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));",
-         replace="for (size_t i = 0; i < K * N; i++) amax = fmaxf(amax, fabsf(w[i]));",
-         tests=["unit:test_kernels"], groups=["audit"],
+         edits=[("    for (size_t n0 = 0; n0 < N; n0 += 16) {\n",
+                 "    float tensor_amax = 0.0f;\n"
+                 "    for (size_t i = 0; i < K * N; i++) tensor_amax = fmaxf(tensor_amax, fabsf(w[i]));\n"
+                 "    for (size_t n0 = 0; n0 < N; n0 += 16) {\n"),
+                ("for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));",
+                 "amax = tensor_amax;")],
+         tests=["unit:test_kernels"], groups=["audit", "ci"],
          why="Q8 with one scale for the whole tensor"),
     dict(name="top-p-strict", file="src/sampling.c",
          find="if (!((float)cum <= threshold)) break;", replace="if (!((float)cum < threshold)) break;",
