@@ -22,7 +22,7 @@ import numpy as np
 
 from . import hooks as _hooks
 from ._lsc import ffi, lib
-from .errors import ClosedError, InvalidInputError, new_err, raise_for
+from .errors import ClosedError, ContextFullError, InvalidInputError, new_err, raise_for
 from .results import GeneratedToken, Generation, Score
 from .tokenizer import Tokenizer
 
@@ -278,7 +278,7 @@ class Model:
                                         "LSC_ERR_INVALID_ARG")
             ids = self.tokenizer.check_ids(ids_or_text, limit=self.n_vocab)
         if len(ids) > self.n_ctx:
-            raise InvalidInputError(
+            raise ContextFullError(
                 f"{len(ids)} tokens after 0 cached ones exceed the context of {self.n_ctx} "
                 "positions (n_positions)", "LSC_ERR_CONTEXT_FULL")
         return np.ascontiguousarray(ids, dtype=np.int32)
@@ -464,7 +464,7 @@ class Model:
             raise InvalidInputError(f"max_new_tokens must be a whole number >= 1, not "
                                     f"{max_new_tokens!r}", "LSC_ERR_INVALID_ARG")
         if len(ids) + max_new_tokens > self.n_ctx:
-            raise InvalidInputError(
+            raise ContextFullError(
                 f"generate: {len(ids)} prompt tokens + {max_new_tokens} new tokens is more than "
                 f"the context of {self.n_ctx} tokens", "LSC_ERR_CONTEXT_FULL")
         if seed is None:
