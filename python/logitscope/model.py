@@ -329,13 +329,10 @@ class Model:
         if not reuse:
             lib.lsc_ctx_reset(ctx)
             rows = None
-        if rows is None or rows.shape[0] < n:
-            # a new buffer (never rewritten under arrays handed out earlier)
-            cap = n if rows is None else max(n, min(2 * rows.shape[0], self.n_ctx))
-            grown = np.empty((cap, V), dtype=np.float32)
-            if start:
-                grown[:start] = rows[:start]
-            rows = grown
+        if rows is None:
+            # a new buffer for the whole context: rows handed out are never
+            # rewritten, and the pages of rows not yet computed are never touched
+            rows = np.empty((self.n_ctx, V), dtype=np.float32)
         try:
             self._forward(ctx, ids[start:], lib.LSC_LOGITS_ALL)
         except BaseException:
