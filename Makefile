@@ -3,6 +3,7 @@
 #   make test         C unit tests, then the Python tests (oracle, CLI)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
+#   make python       the Python package's extension in place (python/logitscope/)
 CC      ?= gcc
 BUILD   ?= build
 PYTHON  ?= python3
@@ -38,7 +39,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h tests/unit/*.h)
@@ -122,8 +123,25 @@ fixtures:
 unit-test: $(UNIT_BIN) fixtures
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
 
-py-test: all
-	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+# The Python package's extension, built in place (python/logitscope/_lsc*.so)
+# from a -fPIC build of the library in build/pic (python/build_ffi.py; `pip
+# install .` builds the same). Not under the sanitizers: python3 itself is not
+# built with them, so tests/python/ is left out of test-sanitize.
+PY_STAMP = build/pic/python.stamp
+python: $(PY_STAMP)
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h) python/build_ffi.py
+	$(PYTHON) python/build_ffi.py
+	@touch $@
+ifeq ($(SANITIZE),1)
+PY_TEST_DEPS =
+PY_TEST_ARGS = --ignore=tests/python
+else
+PY_TEST_DEPS = $(PY_STAMP)
+PY_TEST_ARGS =
+endif
+
+py-test: all $(PY_TEST_DEPS)
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests $(PY_TEST_ARGS)
 
 test: all unit-test py-test
 
