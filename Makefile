@@ -15,16 +15,17 @@ ifeq ($(SANITIZE),1)
 endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
-PKGS    = libcjson libpcre2-8 libcurl libcrypto
+PKGS    = libcjson libpcre2-8 libcurl libcrypto libmicrohttpd
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
 
 LIB_SRC   = $(wildcard src/*.c)
 TOOL_SRC  = $(wildcard tools/*.c)
+SERVER_SRC = $(wildcard server/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
@@ -32,7 +33,7 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h server/*.h tests/unit/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -45,6 +46,8 @@ $(BUILD)/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
 	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
 
 $(BUILD)/obj/tools/plot.o $(BUILD)/obj/tools/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
+# `serve` (server/): built on the public header and the CLI's helpers
+$(BUILD)/obj/server/%.o: CFLAGS += -Itools
 
 # the reference kernels are written to be auto-vectorized
 $(BUILD)/obj/src/kernels.o: CFLAGS += -O3
