@@ -157,6 +157,11 @@ static int read_prompts(server *srv, const cJSON *root, cmpl_req *r, http_reply 
     r->n_prompts = n;
     const cJSON *e = cJSON_IsArray(p) && !as_ids ? p->child : one[0];
     for (int i = 0; i < n; i++, e = e ? e->next : NULL) {
+        if (!as_ids && i > 0 && cJSON_IsArray(e) != cJSON_IsArray(p->child)) {
+            reply_error(rep, 400, "prompt",
+                        "prompt %d: a list of prompts must be all strings or all lists of ids", i);
+            return 0;
+        }
         if (as_ids || cJSON_IsArray(e)) {
             if (!read_ids(srv, e, i, &r->prompts[i], &r->n_prompt[i], rep)) return 0;
         } else if (cJSON_IsString(e)) {
