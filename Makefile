@@ -16,7 +16,7 @@ ifeq ($(SANITIZE),1)
 endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
-PKGS    = libcjson libpcre2-8 libcurl libcrypto
+PKGS    = libcjson libpcre2-8 libcurl libcrypto libmicrohttpd
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
@@ -31,9 +31,10 @@ endif
 LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
 TOOL_SRC  = $(wildcard tools/*.c)
 CLI_SRC   = $(wildcard tools/common/*.c)
+SERVER_SRC = $(wildcard server/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
@@ -42,7 +43,7 @@ BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
-HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h tests/unit/*.h)
+HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h server/*.h tests/unit/*.h)
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -51,7 +52,8 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 $(BUILD)/obj/src/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
 $(BUILD)/obj/src/kernels/avx512.o: CFLAGS += $(AVX512_FLAGS)
 
-# the CLI: its commands (tools/cmd_*.c) on its shared library (tools/common)
+# the CLI: its commands (tools/cmd_*.c, and `serve` in server/) on its shared
+# library (tools/common)
 $(TOOL_OBJ) $(CLI_OBJ): CFLAGS += -Itools/common
 $(BUILD)/obj/tools/cmd_plot.o $(BUILD)/obj/tools/common/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
