@@ -109,13 +109,20 @@ fuzz: fuzz-build
 fixtures:
 	$(PYTHON) tests/gen_fixtures.py --ensure --all --out $(BUILD)/fixtures
 
+# Skips are never silent: the C tests print "SKIP <what>: <why>" lines, kept
+# in $(BUILD)/unit-skips.txt; pytest lists its skips with reasons (-rs) and
+# its summary goes to $(BUILD)/pytest-junit.xml; tests/skips.py prints them
+# all as the closing lines of `make test`.
 unit-test: $(UNIT_BIN) fixtures
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
+	@set -e; : > $(BUILD)/unit-skips.txt; for t in $(UNIT_BIN); do echo "== $$t"; \
+	  LSC_FIXTURES=$(BUILD)/fixtures $$t > $(BUILD)/unit-out.txt 2>&1 || { cat $(BUILD)/unit-out.txt; exit 1; }; \
+	  cat $(BUILD)/unit-out.txt; grep '^SKIP' $(BUILD)/unit-out.txt | sed "s|^SKIP |$$(basename $$t): |" >> $(BUILD)/unit-skips.txt || true; done
 
 py-test: all
-	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q -rs --junitxml=$(BUILD)/pytest-junit.xml tests
 
 test: all unit-test py-test
+	@$(PYTHON) tests/skips.py $(BUILD)
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,
 # and tests/conftest.py fails any CLI run whose stderr holds a report.
