@@ -3,7 +3,7 @@
  * SIMD level this CPU has and at 1, 2 and 3 threads; results must also be
  * bit-identical across thread counts. Prints the max differences. */
 #include "check.h"
-#include "kernels.h"
+#include "kernels/levels.h"
 #include "pool.h"
 
 #include <stdatomic.h>
