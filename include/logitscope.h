@@ -70,6 +70,9 @@ typedef enum lsc_status {
 
 #define LSC_ERROR_MESSAGE_SIZE 512
 
+/* The most worker threads a context may have (lsc_ctx_params.n_threads). */
+#define LSC_MAX_THREADS 1024
+
 /* Filled by a failing call: the status and a one-line, human-readable message. */
 typedef struct lsc_error {
     lsc_status status;

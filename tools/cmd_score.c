@@ -13,21 +13,32 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { OPT_FILE = 2000, OPT_STRIDE, OPT_MAX_LENGTH, OPT_SUMMARY, OPT_HELP };
+enum { OPT_FILE = 2000, OPT_STRIDE, OPT_MAX_LENGTH, OPT_SUMMARY };
 
-static const char usage[] =
-    "usage: logitscope score [--model DIR|REPO] (--text T | --ids 1,2,3 | --file F) [--max-length L]\n"
-    "                        [--stride S] [--summary] [--json]\n"
-    "The log-probability of each actual next token, the mean negative\n"
-    "log-likelihood (transformers' loss) and the perplexity exp(mean NLL).\n"
-    "Texts longer than L tokens (default the context, 1024 for GPT-2) are scored\n"
-    "in windows of L tokens that move on by S (default L/2), as in Hugging Face's\n"
-    "perplexity guide; each token is scored once.\n"
-    "  --file F     read the text (UTF-8) from a file\n"
-    "  --summary    only the totals, not the per-token table\n"
-    "  --json       {\"n_tokens\", \"n_scored\", \"token_logprobs\", \"nll\", \"total_nll\",\n"
-    "                \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"file", 0, "F", OPT_FILE, "read the text (UTF-8) from a file"},
+    {"max-length", 0, "L", OPT_MAX_LENGTH, "window length (default the context, 1024 for GPT-2)"},
+    {"stride", 0, "S", OPT_STRIDE, "how far each window moves on (default L/2)"},
+    {"summary", 0, NULL, OPT_SUMMARY, "only the totals, not the per-token table"},
+    {0},
+};
+
+const cli_command cli_cmd_score = {
+    .name = "score",
+    .summary = "log-probability of each actual next token, NLL and perplexity",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3 | --file F)",
+    .about = "The log-probability of each actual next token, the mean negative log-likelihood\n"
+             "(transformers' loss) and the perplexity exp(mean NLL). Texts longer than L\n"
+             "tokens are scored in windows of L tokens that move on by S, as in Hugging\n"
+             "Face's perplexity guide; each token is scored once.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"n_tokens\", \"n_scored\", \"token_logprobs\", \"nll\", \"total_nll\",\n"
+            "   \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n",
+    .run = run,
+};
 
 /* Reads a whole text file (at most 256 MiB) into a new NUL-terminated string
  * (free with free()); prints the error and returns NULL on failure. */
@@ -61,41 +72,26 @@ static char *read_text_file(const char *path) {
     return buf;
 }
 
-int cmd_score(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         {"file", required_argument, 0, OPT_FILE},
-                                         {"stride", required_argument, 0, OPT_STRIDE},
-                                         {"max-length", required_argument, 0, OPT_MAX_LENGTH},
-                                         {"summary", no_argument, 0, OPT_SUMMARY},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_score, argc, argv);
     const char *file = NULL;
     long stride = 0, max_length = 0;
     bool summary = false;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_FILE) file = optarg;
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_FILE) file = a.val;
         else if (opt == OPT_STRIDE) {
-            if (!cli_parse_int(optarg, 1, INT_MAX, &stride))
-                return cli_error("--stride: '%s' is not a whole number >= 1", optarg);
+            if (!cli_parse_int(a.val, 1, INT_MAX, &stride))
+                return cli_usage_error("--stride: '%s' is not a whole number >= 1", a.val);
         } else if (opt == OPT_MAX_LENGTH) {
-            if (!cli_parse_int(optarg, 2, INT_MAX, &max_length))
-                return cli_error("--max-length: '%s' is not a whole number >= 2", optarg);
+            if (!cli_parse_int(a.val, 2, INT_MAX, &max_length))
+                return cli_usage_error("--max-length: '%s' is not a whole number >= 2", a.val);
         } else if (opt == OPT_SUMMARY) summary = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("score: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (optind < argc) return cli_error("score: unexpected argument '%s'", argv[optind]);
-    if (file && (c.text || c.ids)) return cli_error("score: give exactly one of --text, --ids or --file");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (file && (c.text || c.ids)) return cli_usage_error("score: give exactly one of --text, --ids or --file");
 
     cli_lm lm;
     int rc = 1;
@@ -139,14 +135,16 @@ int cmd_score(int argc, char **argv) {
     }
     int L = max_length ? (int)max_length : lsc_ctx_n_ctx(lm.ctx);
     int S = stride ? (int)stride : L / 2;
+    if (!cli_hooks_finish(lm.hooks)) goto out; /* before any output: --cache-out, unused --hook */
     if (c.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "n_tokens", (double)lm.n);
         cJSON_AddNumberToObject(o, "n_scored", (double)res.n_scored);
         cJSON *ids = cJSON_AddArrayToObject(o, "ids");
         for (size_t i = 0; ids && i < lm.n; i++) cJSON_AddItemToArray(ids, cJSON_CreateNumber(lm.ids[i]));
-        cJSON *a = cJSON_AddArrayToObject(o, "token_logprobs");
-        for (size_t i = 0; a && i + 1 < lm.n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(lps[i]));
+        cJSON *lp = cJSON_AddArrayToObject(o, "token_logprobs");
+        for (size_t i = 0; lp && i + 1 < lm.n; i++)
+            cJSON_AddItemToArray(lp, cJSON_CreateNumber(lps[i]));
         cJSON_AddNumberToObject(o, "nll", res.mean_nll);
         cJSON_AddNumberToObject(o, "total_nll", res.nll);
         cJSON_AddNumberToObject(o, "perplexity", res.perplexity);
@@ -169,10 +167,9 @@ int cmd_score(int argc, char **argv) {
            res.n_windows, res.n_windows == 1 ? "" : "s", L, S);
     printf("total negative log-likelihood: %.4f\n", res.nll);
     printf("mean negative log-likelihood (loss): %.6f\n", res.mean_nll);
-    printf("perplexity: %.4f\n", res.perplexity);
+    printf(res.perplexity < 1e6 ? "perplexity: %.4f\n" : "perplexity: %.6g\n", res.perplexity);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lps);
     free(text);
     cli_lm_close(&lm);
