@@ -1,5 +1,7 @@
 # logitscope - build the library, the CLI and the tests.
-#   make              library (build/liblogitscope.a) and CLI (build/logitscope)
+#   make              the library (build/liblogitscope.a and build/liblogitscope.so),
+#                     the CLI (build/logitscope) and the benchmark helpers
+#   make install PREFIX=/usr/local   header, both libraries, the CLI, logitscope.pc
 #   make test         C unit tests, then the Python tests (oracle, CLI)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
@@ -8,8 +10,11 @@ CC      ?= gcc
 BUILD   ?= build
 PYTHON  ?= python3
 OPT     ?= -O2
+PREFIX  ?= /usr/local
+# -MMD -MP: each object lists the headers it read (build/obj/**/*.d), so a
+# changed header rebuilds exactly its users
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
-              -fno-strict-aliasing -pthread -Iinclude -Isrc $(OPT) -g
+              -fno-strict-aliasing -pthread -Iinclude -Isrc $(OPT) -g -MMD -MP
 ifeq ($(SANITIZE),1)
   CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
   LDFLAGS += -fsanitize=address,undefined
@@ -29,6 +34,11 @@ ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
   ARCH_SRC = $(X86_SRC)
 endif
 LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
+
+# The library's version; the shared library's soname carries the major.
+VERSION   = $(shell sed -n 's/^\#define LSC_VERSION "\(.*\)"/\1/p' include/logitscope.h)
+SOMAJOR   = $(firstword $(subst ., ,$(VERSION)))
+SONAME    = liblogitscope.so.$(SOMAJOR)
 TOOL_SRC  = $(wildcard tools/*.c)
 CLI_SRC   = $(wildcard tools/common/*.c)
 SERVER_SRC = $(wildcard server/*.c)
@@ -40,13 +50,17 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
-all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install
+all: $(BUILD)/liblogitscope.a $(BUILD)/liblogitscope.so $(BUILD)/logitscope $(BENCH_BIN)
 
-HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h server/*.h tests/unit/*.h)
-$(BUILD)/obj/%.o: %.c $(HDRS)
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The library's objects serve both libraries: position-independent (so the
+# static one also links into a shared object, e.g. a Python extension) and
+# with only the header's LSC_API functions visible outside the .so.
+$(LIB_OBJ): CFLAGS += -fPIC -fvisibility=hidden
 
 # SIMD kernels: compiled for their instruction set, chosen at run time.
 $(BUILD)/obj/src/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
@@ -64,6 +78,27 @@ $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
+$(BUILD)/liblogitscope.so.$(VERSION): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--no-undefined $(LDFLAGS) -o $@ $^ $(LIBS)
+$(BUILD)/liblogitscope.so: $(BUILD)/liblogitscope.so.$(VERSION)
+	ln -sf liblogitscope.so.$(VERSION) $(BUILD)/$(SONAME)
+	ln -sf liblogitscope.so.$(VERSION) $@
+
+# logitscope.pc for pkg-config, for the prefix it is installed under
+$(BUILD)/logitscope.pc: logitscope.pc.in include/logitscope.h
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+	    -e 's|@LIBS_PRIVATE@|$(LIBS)|' $< > $@
+
+install: all $(BUILD)/logitscope.pc
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/logitscope.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(BUILD)/liblogitscope.a $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(BUILD)/liblogitscope.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf liblogitscope.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf liblogitscope.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/liblogitscope.so
+	install -m 644 $(BUILD)/logitscope.pc $(DESTDIR)$(PREFIX)/lib/pkgconfig/
+	install -m 755 $(BUILD)/logitscope $(DESTDIR)$(PREFIX)/bin/
+
 $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -72,13 +107,14 @@ $(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
 	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h tools/common/*.h)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itools/common $(LDFLAGS) -o $@ $< $(BUILD)/libcli.a $(BUILD)/liblogitscope.a \
 	    $(LIBS) $(PLPLOT_LIBS)
 
-# Benchmark helpers in C (bench/*.c), built only on the public header.
-$(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
+# Benchmark helpers in C (bench/*.c), on the public header; kernels_bench.c
+# also times the internal kernels (src/kernels.h) one by one.
+$(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
@@ -95,7 +131,7 @@ FUZZ_CFLAGS = $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 10
 fuzz-build: $(FUZZ_BIN)
-build-fuzz/obj/%.o: %.c $(HDRS)
+build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(SIMD_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/obj/src/kernels/avx2.o: SIMD_FLAGS = -mavx2 -mfma -mf16c
@@ -105,13 +141,13 @@ build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	ar rcs $@ $^
 # the CLI's library (--hook specs, .npy/.npz, options) for the targets that need it
 FUZZ_CLI_OBJ = $(CLI_SRC:%.c=build-fuzz/obj/%.o)
-build-fuzz/obj/tools/common/%.o: tools/common/%.c $(wildcard include/*.h tools/common/*.h)
+build-fuzz/obj/tools/common/%.o: tools/common/%.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(PLPLOT_CFLAGS) -Itools/common -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/libcli.a: $(FUZZ_CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools/common -o $@ $< build-fuzz/libcli.a \
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
@@ -167,3 +203,6 @@ bench: all
 
 clean:
 	rm -rf build build-san build-fuzz
+
+# the headers each object, test and benchmark was built from (-MMD)
+-include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)
