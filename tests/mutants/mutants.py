@@ -154,8 +154,8 @@ MUTANTS = [
          tests=["py:tests/test_generate_oracle.py -k counts_the_prompt"], groups=["ci"],
          why="generation's repetition penalty ignores the prompt's tokens"),
     dict(name="score-off-by-one", file="src/score.c",
-         find="double lp = (double)row[ids[t]] - lsc_logsumexp(row, n_vocab);",
-         replace="double lp = (double)row[ids[t - 1]] - lsc_logsumexp(row, n_vocab);",
+         find="double lp = (double)row[cur->ids[t]] - lsc_logsumexp(row, n_vocab);",
+         replace="double lp = (double)row[cur->ids[t - 1]] - lsc_logsumexp(row, n_vocab);",
          tests=["unit:test_generate"], groups=["ci"],
          why="score reads the log-probability of the current token instead of the next"),
     # ---- the batched engine (lsc_batch_forward, src/model.c) ----------------
