@@ -169,4 +169,9 @@ MUTANTS = [
          replace="lsc_layernorm(d->pool, d->x + ((size_t)s->first) * E",
          tests=["unit:test_batch"], groups=["ci", "batch"],
          why="the final layernorm reads every sequence's rows from the first sequence's"),
+    dict(name="score-batch-keeps-cache", file="src/score.c",
+         find="                lsc_ctx_reset(ctxs[k]);\n                text[k] = next++;",
+         replace="                text[k] = next++;",
+         tests=["unit:test_batch", "py:tests/test_cli_batch.py"], groups=["ci", "batch"],
+         why="lsc_score_batch: a context that takes the next text keeps the last text's KV cache"),
 ]
