@@ -292,6 +292,13 @@ class Model:
             return ids[0]
         return self.tokenizer.check_ids([token], limit=self.n_vocab)[0]
 
+    def _check_k(self, k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
+                not 1 <= k <= self.n_vocab:
+            raise InvalidInputError(f"k must be a whole number in 1..{self.n_vocab}, not {k!r}",
+                                    "LSC_ERR_INVALID_ARG")
+        return int(k)
+
     def _pos(self, pos: int, n: int) -> int:
         if not -n <= pos < n:
             raise InvalidInputError(f"pos {pos} is outside the sequence of {n} tokens (use "
@@ -370,9 +377,7 @@ class Model:
         ids = self._ids(ids_or_text)
         p = self._pos(pos, len(ids))
         V = self.n_vocab
-        if not isinstance(k, int) or not 1 <= k <= V:
-            raise InvalidInputError(f"k must be a whole number in 1..{V}, not {k!r}",
-                                    "LSC_ERR_INVALID_ARG")
+        k = self._check_k(k)
         with self._using() as ctx:
             row = np.ascontiguousarray(self._rows_for(ctx, ids[:p + 1])[-1])
         probs, logprobs = _c_softmax(row), _c_log_softmax(row)
@@ -721,6 +726,7 @@ class Model:
         return_logits=True the array [n_layer + 1, n_vocab]."""
         ids = self._ids(ids_or_text)
         p = self._pos(pos, len(ids))
+        k = self._check_k(k)
         L = lib.lsc_model_n_layer(self._w.ptr)
         V = self.n_vocab
         out = np.empty((L + 1, V), np.float32)
