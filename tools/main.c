@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+int serve_main(int argc, char **argv); /* server/serve.c */
+
 typedef struct command {
     const char *name;
     int (*run)(int argc, char **argv);
@@ -23,6 +25,7 @@ static const command commands[] = {
     {"generate", cmd_generate, "continue a text (greedy or sampled), streamed, with the KV cache"},
     {"score", cmd_score, "log-probability of each actual next token, NLL and perplexity"},
     {"tour", cmd_tour, "the notebook end to end: tokens, softmax, top-10, rank, sampling, generation"},
+    {"serve", serve_main, "an OpenAI-compatible completions server (echo, logprobs, streaming, batching)"},
     {"plot", cmd_plot, "the notebook's figures: plot logits|softmax|logsoftmax|lens -o FILE.png|svg|pdf"},
 };
 
