@@ -30,8 +30,11 @@ IdsOrText = Union[str, Sequence[int], np.ndarray]
 
 _WEIGHTS = {"f32": lib.LSC_WEIGHTS_F32, "bf16": lib.LSC_WEIGHTS_BF16, "q8": lib.LSC_WEIGHTS_Q8}
 
-# positions per forward call while scoring, as lsc_score (bounds the logits buffer)
+# positions per sequence per forward step while scoring, as lsc_score (bounds
+# the logits buffer), and the most rows one batched step stacks: its logits
+# [rows, n_vocab] live in the first context's scratch (~100 MB for GPT-2)
 _SCORE_CHUNK = 128
+_BATCH_ROWS = 512
 
 
 class _Weights:
@@ -150,9 +153,9 @@ class Model:
         self._rows: Optional[np.ndarray] = None  # their logits [capacity, V], when kept
 
     # ------------------------------------------------------------------ life
-    def _new_ctx(self, n_ctx: int = 0):
+    def _new_ctx(self, n_ctx: int = 0, threads: Optional[int] = None):
         p = lib.lsc_ctx_default_params()
-        p.n_threads = self.threads or 0
+        p.n_threads = (self.threads if threads is None else threads) or 0
         p.n_ctx = n_ctx
         out = ffi.new("lsc_ctx **")
         err = new_err()
@@ -601,15 +604,19 @@ class Model:
         return results
 
     def _score_batch(self, seqs: List[np.ndarray]) -> List[Score]:
-        """lsc_score's arithmetic over one batch: chunks of 128 positions per
-        sequence per step, log p = logit - logsumexp(row) in double."""
+        """lsc_score's arithmetic over one batch, log p = logit - logsumexp(row)
+        in double, each step advancing every sequence by up to `chunk`
+        positions (the rows are the same bits however they are split and
+        stacked, with F32 weights). The steps run on the first context's
+        threads; the others only hold their KV caches."""
         self._check_open()
         n_ctx = max(len(s) for s in seqs)
         V = self.n_vocab
+        chunk = max(1, min(_SCORE_CHUNK, _BATCH_ROWS // len(seqs)))
         ctxs = []
         try:
-            for _ in seqs:
-                ctxs.append(self._new_ctx(n_ctx))
+            for i in range(len(seqs)):
+                ctxs.append(self._new_ctx(n_ctx, None if i == 0 else 1))
             k = len(seqs)
             c_ctxs = ffi.new("lsc_ctx *[]", ctxs)
             c_ids = ffi.new("int32_t *[]", k)
@@ -619,9 +626,9 @@ class Model:
             bufs = [ffi.from_buffer("int32_t[]", s) for s in seqs]
             lps = [np.empty(len(s) - 1, np.float32) for s in seqs]
             nll = [0.0] * k
-            for c in range(0, n_ctx, _SCORE_CHUNK):
+            for c in range(0, n_ctx, chunk):
                 for i, s in enumerate(seqs):
-                    m = min(_SCORE_CHUNK, len(s) - c) if c < len(s) else 0
+                    m = min(chunk, len(s) - c) if c < len(s) else 0
                     c_ids[i] = bufs[i] + c if m else ffi.NULL
                     c_n[i] = m
                 err = new_err()
