@@ -661,9 +661,11 @@ class Model:
         """Calls fn(act, name) at every forward on each hook point matching
         point_or_pattern (a name such as "blocks.3.hook_mlp_out" or "lm_head",
         or a glob such as "blocks.*.hook_resid_post"; see m.hook_points).
-        `act` is a writable float32 array [T, ...] of the activation: edit it
-        in place, or return an array of the same shape and dtype to replace
-        it. An exception in fn aborts the forward and is raised in the caller
+        `act` is a writable float32 array of the activation, [T, ...] for the
+        positions this forward computes (attention scores and patterns
+        [H, T, P]; shapes in include/logitscope.h): edit it in place, or
+        return an array of the same shape and dtype to replace it. It is a
+        copy written back after fn returns, so keeping it is safe. An exception in fn aborts the forward and is raised in the caller
         (the model stays usable). Returns a Hook; h.remove() takes it off."""
         if not callable(fn):
             raise TypeError("fn must be callable as fn(act, name)")
