@@ -122,8 +122,14 @@ fuzz: fuzz-build
 fixtures:
 	$(PYTHON) tests/gen_fixtures.py --ensure --all --out $(BUILD)/fixtures
 
+# Skips are never silent: the C tests print "SKIP <what>: <why>" lines, kept
+# in $(BUILD)/unit-skips.txt; pytest lists its skips with reasons (-rs) and
+# its summary goes to $(BUILD)/pytest-junit.xml; tests/skips.py prints them
+# all as the closing lines of `make test`.
 unit-test: $(UNIT_BIN) fixtures
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
+	@set -e; : > $(BUILD)/unit-skips.txt; for t in $(UNIT_BIN); do echo "== $$t"; \
+	  LSC_FIXTURES=$(BUILD)/fixtures $$t > $(BUILD)/unit-out.txt 2>&1 || { cat $(BUILD)/unit-out.txt; exit 1; }; \
+	  cat $(BUILD)/unit-out.txt; grep '^SKIP' $(BUILD)/unit-out.txt | sed "s|^SKIP |$$(basename $$t): |" >> $(BUILD)/unit-skips.txt || true; done
 
 # The Python package's extension, built in place (python/logitscope/_lsc*.so)
 # from a -fPIC build of the library in build/pic (python/build_ffi.py; `pip
@@ -143,9 +149,10 @@ PY_TEST_ARGS =
 endif
 
 py-test: all $(PY_TEST_DEPS)
-	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests $(PY_TEST_ARGS)
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q -rs --junitxml=$(BUILD)/pytest-junit.xml tests $(PY_TEST_ARGS)
 
 test: all unit-test py-test
+	@$(PYTHON) tests/skips.py $(BUILD)
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,
 # and tests/conftest.py fails any CLI run whose stderr holds a report.

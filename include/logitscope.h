@@ -624,6 +624,31 @@ typedef struct lsc_score_result {
 lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
                      float *logprobs, lsc_score_result *result, lsc_error *err);
 
+/* One text of lsc_score_batch: its ids in; its result, log-probabilities
+ * and status out. */
+typedef struct lsc_score_seq {
+    const int32_t *ids;      /* [n], n >= 2 */
+    size_t n;
+    float *logprobs;         /* NULL, or n - 1 floats the call fills as lsc_score's */
+    lsc_score_result result; /* out */
+    lsc_error err;           /* out: its status (LSC_OK when scored) and message */
+} lsc_score_seq;
+
+/* Scores n_seqs texts with the numbers lsc_score gives each alone (the same
+ * bits: lsc_batch_forward), n_ctxs of them at a time: each context scores
+ * one text, window and chunk as lsc_score does, and takes the next text in
+ * order when it is done; the texts in flight advance together, one chunk
+ * each per lsc_batch_forward step, so short texts share the weight products
+ * with no padding. A text that cannot be scored (fewer than 2 tokens, an id
+ * outside the vocabulary) fails alone in seqs[i].err. The window comes from
+ * `params` and the smallest n_ctx of the contexts (a bad one fails the whole
+ * call). Returns LSC_OK when every text was scored, else the status of the
+ * first that failed (`err` naming its index). Resets the contexts; the
+ * steps run on ctxs[0]'s thread pool. Memory: each step holds up to
+ * 128 n_ctxs rows of logits twice (the step's and each context's). */
+lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *seqs,
+                           size_t n_seqs, lsc_score_params params, lsc_error *err);
+
 /* ------------------------------------------------------------------------ */
 /* Hub: model names, the Hugging Face cache, downloads                       */
 /* ------------------------------------------------------------------------ */

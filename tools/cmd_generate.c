@@ -8,13 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_HELP };
+enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_N, OPT_HELP };
 
 static const char usage[] =
     "usage: logitscope generate [--model DIR|REPO] (--text T | --ids 1,2,3) [--max-new-tokens N]\n"
     "                           [--greedy | --do-sample] [--temperature X] [--top-k K]\n"
     "                           [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
-    "                           [--show-steps] [--no-stop] [--json]\n"
+    "                           [--show-steps] [--no-stop] [--n N] [--json]\n"
     "Generates up to N new tokens, streaming the text, with the defaults of transformers'\n"
     "model.generate(input_ids): those of the model folder's generation_config.json when\n"
     "it has one (do_sample, temperature, top_k, top_p, min_p, repetition_penalty,\n"
@@ -26,7 +26,12 @@ static const char usage[] =
     "eos_token_id, else <|endoftext|>) unless --no-stop. The same --seed (default 0)\n"
     "gives the same tokens.\n"
     "  --show-steps  print 'Iteration i:  <text so far>' after each token\n"
-    "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}\n"
+    "  --n N         N independent samples of the prompt (seeds S, S+1, ...), generated\n"
+    "                together in one batch and printed when done (not with --show-steps,\n"
+    "                --hook or --cache)\n"
+    "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}; with --n,\n"
+    "                {\"prompt_ids\", \"samples\": [{\"seed\", \"new_ids\", \"text\", \"new_text\",\n"
+    "                \"stop\"}, ...]}\n"
     CLI_HOOK_USAGE;
 
 /* What the per-token callback needs. */
@@ -84,6 +89,94 @@ static cJSON *json_ids(const int32_t *ids, size_t n) {
     return a;
 }
 
+/* --n N: N samples of the prompt in one lsc_generate_batch, seeds
+ * sp.seed + i, each on its own context sized for the prompt and its new
+ * tokens (lm's context drives the steps on its threads). Prints every
+ * sample that finished, an error line for each that did not; 0 when all
+ * finished. */
+static int generate_samples(cli_lm *lm, const cli_common *c, lsc_sampler_params sp,
+                            lsc_generate_params gp, size_t n, bool from_config) {
+    lsc_generate_seq *seqs = calloc(n, sizeof *seqs);
+    int rc = 1;
+    lsc_error err;
+    if (!seqs) return cli_error("out of memory");
+    lsc_ctx_params cp = lsc_ctx_default_params();
+    cp.n_ctx = (int)(lm->n + (size_t)gp.max_new_tokens);
+    cp.n_threads = 1; /* only the first context's pool runs the steps */
+    if ((size_t)cp.n_ctx > (size_t)lsc_model_n_ctx(lm->model)) cp.n_ctx = 0;
+    for (size_t i = 0; i < n; i++) {
+        lsc_sampler_params si = sp;
+        si.seed = sp.seed + i;
+        seqs[i].ctx = i ? NULL : lm->ctx;
+        if ((i && lsc_ctx_new(lm->model, cp, &seqs[i].ctx, &err)) ||
+            lsc_sampler_new(si, &seqs[i].sampler, &err)) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+        seqs[i].prompt = lm->ids;
+        seqs[i].n_prompt = lm->n;
+        seqs[i].params = gp;
+    }
+    lsc_status st = lsc_generate_batch(seqs, n, &err);
+    rc = st != LSC_OK;
+    cJSON *o = c->json ? cJSON_CreateObject() : NULL, *arr = NULL;
+    if (o) {
+        cJSON_AddItemToObject(o, "prompt_ids", json_ids(lm->ids, lm->n));
+        arr = cJSON_AddArrayToObject(o, "samples");
+    }
+    for (size_t i = 0; i < n; i++) {
+        lsc_generate_seq *s = &seqs[i];
+        uint64_t seed = sp.seed + i;
+        if (s->err.status) {
+            cli_error("sample %zu (seed %llu): %s", i, (unsigned long long)seed, s->err.message);
+            continue;
+        }
+        bool at_eos = s->n_new > 0 && gp.eos_id >= 0 && s->new_ids[s->n_new - 1] == gp.eos_id;
+        int32_t *all = malloc((lm->n + s->n_new) * sizeof *all);
+        if (!all) {
+            rc = cli_error("out of memory");
+            continue;
+        }
+        memcpy(all, lm->ids, lm->n * sizeof *all);
+        memcpy(all + lm->n, s->new_ids, s->n_new * sizeof *all);
+        if (o) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "seed", (double)seed);
+            cJSON_AddItemToObject(e, "new_ids", json_ids(s->new_ids, s->n_new));
+            cJSON_AddItemToObject(e, "text", json_text(lm->tok, all, lm->n + s->n_new));
+            cJSON_AddItemToObject(e, "new_text", json_text(lm->tok, s->new_ids, s->n_new));
+            cJSON_AddStringToObject(e, "stop", at_eos ? "eos" : "max_new_tokens");
+            cJSON_AddItemToArray(arr, e);
+        } else {
+            char *text;
+            size_t len;
+            printf("--- sample %zu (seed %llu) ---\n", i, (unsigned long long)seed);
+            if (lsc_tokenizer_decode(lm->tok, all, lm->n + s->n_new, &text, &len, NULL) == LSC_OK) {
+                fwrite(text, 1, len, stdout);
+                lsc_free(text);
+            }
+            fputc('\n', stdout);
+        }
+        free(all);
+    }
+    if (o) {
+        cJSON_AddBoolToObject(o, "do_sample", sp.do_sample);
+        cJSON_AddNumberToObject(o, "max_new_tokens", (double)gp.max_new_tokens);
+        cJSON_AddBoolToObject(o, "generation_config", from_config);
+        if (cli_print_json(o)) rc = 1;
+    } else if (fflush(stdout)) {
+        rc = cli_error("cannot write stdout");
+    }
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (i) lsc_ctx_free(seqs[i].ctx);
+        lsc_sampler_free(seqs[i].sampler);
+        lsc_free(seqs[i].new_ids);
+    }
+    free(seqs);
+    return rc;
+}
+
 /* Copies into *sp the sampler flags the user gave (bit opt - OPT_TEMPERATURE
  * of `given`) from *flags: flags override generation_config.json. */
 static void apply_flags(lsc_sampler_params *sp, const lsc_sampler_params *flags, unsigned given) {
@@ -105,12 +198,14 @@ int cmd_generate(int argc, char **argv) {
                                          {"do-sample", no_argument, 0, OPT_DO_SAMPLE},
                                          {"show-steps", no_argument, 0, OPT_SHOW_STEPS},
                                          {"no-stop", no_argument, 0, OPT_NO_STOP},
+                                         {"n", required_argument, 0, OPT_N},
                                          {"help", no_argument, 0, OPT_HELP},
                                          {0, 0, 0, 0}};
     cli_common c = {0};
     lsc_sampler_params flags = lsc_sampler_default_params(), sp;
     unsigned given = 0; /* the sampler flags given, bit opt - OPT_TEMPERATURE */
     long max_new = 0;   /* 0: from generation_config.json or transformers' default */
+    long n_samples = 1; /* --n */
     bool greedy = false, do_sample = false, show_steps = false, no_stop = false;
     const char *warper_flag = NULL; /* a flag that only means something when sampling */
     int opt;
@@ -130,6 +225,9 @@ int cmd_generate(int argc, char **argv) {
             if (!cli_parse_int(optarg, 1, 1000000, &max_new))
                 return cli_error("--max-new-tokens: '%s' is not a whole number from 1 to 1000000",
                                  optarg);
+        } else if (opt == OPT_N) {
+            if (!cli_parse_int(optarg, 1, 256, &n_samples))
+                return cli_error("--n: '%s' is not a whole number from 1 to 256", optarg);
         } else if (opt == OPT_GREEDY) greedy = true;
         else if (opt == OPT_DO_SAMPLE) do_sample = true;
         else if (opt == OPT_SHOW_STEPS) show_steps = true;
@@ -144,6 +242,9 @@ int cmd_generate(int argc, char **argv) {
     if (greedy && do_sample) return cli_error("generate: --greedy and --do-sample exclude each other");
     if (greedy && warper_flag)
         return cli_error("generate: %s only applies when sampling, not with --greedy", warper_flag);
+    if (n_samples > 1 && (show_steps || c.n_hooks || c.n_cache))
+        return cli_error("generate: --n %ld does not combine with %s", n_samples,
+                         show_steps ? "--show-steps" : c.n_hooks ? "--hook" : "--cache");
 
     cli_lm lm;
     int rc = 1;
@@ -170,14 +271,18 @@ int cmd_generate(int argc, char **argv) {
         }
         max_new = n;
     }
-    if (lsc_sampler_new(sp, &smp, &err) != LSC_OK) {
-        cli_error("%s", err.message);
-        goto out;
-    }
     lsc_generate_params gp = lsc_generate_default_params();
     gp.max_new_tokens = (int)max_new;
     int eos = gc.found ? gc.eos_id : lsc_tokenizer_eos_id(lm.tok);
     gp.eos_id = no_stop || eos < 0 || (size_t)eos >= lm.n_vocab ? -1 : eos;
+    if (n_samples > 1) {
+        rc = generate_samples(&lm, &c, sp, gp, (size_t)n_samples, gc.found);
+        goto out;
+    }
+    if (lsc_sampler_new(sp, &smp, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
     g.tok = lm.tok;
     g.show_steps = show_steps;
     g.json = c.json;

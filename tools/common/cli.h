@@ -81,6 +81,10 @@ int cli_common_option(cli_common *c, int opt, const char *arg);
 bool cli_parse_int(const char *s, long min, long max, long *out);
 bool cli_parse_float(const char *s, double *out);
 
+/* True when a JSON text holds the escape \u0000, which cJSON would silently
+ * cut a string at (the --jsonl readers refuse such lines). */
+bool cli_json_has_nul_escape(const char *s);
+
 /* Parses "464,2068,7586" into a new array (free with free()). */
 bool cli_parse_id_list(const char *s, int32_t **ids, size_t *n);
 
