@@ -173,7 +173,7 @@ unit-test: $(UNIT_BIN) fixtures
 # built with them, so tests/python/ is left out of test-sanitize.
 PY_STAMP = build/pic/python.stamp
 python: $(PY_STAMP)
-$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h) python/build_ffi.py
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h src/kernels/*.h) python/build_ffi.py
 	$(PYTHON) python/build_ffi.py
 	@touch $@
 ifeq ($(SANITIZE),1)

@@ -171,3 +171,18 @@ def test_forward_releases_the_gil():
     assert overlap > 0.25 * busy
     m1.close()
     m2.close()
+
+
+def test_bad_k_pos_and_n(m):
+    for bad in (0, -1, 50258, 2.5, True):
+        with pytest.raises(ValueError, match="k must be"):
+            m.next(TEXT, k=bad)
+        with pytest.raises(ValueError, match="k must be"):
+            m.logit_lens(TEXT, k=bad)
+    assert len(m.next(TEXT, k=np.int64(3))) == 3
+    with pytest.raises(ValueError, match="outside the sequence of 9 tokens"):
+        m.next(TEXT, pos=9)
+    with pytest.raises(ValueError, match="n must be"):
+        m.sample(TEXT, n=0)
+    with pytest.raises(ValueError, match="without replacement at most"):
+        m.sample(TEXT, n=5, replacement=False, temperature=0)
