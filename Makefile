@@ -3,6 +3,7 @@
 #   make test         C unit tests, then the Python tests (oracle, CLI)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
+#   make python       the Python package's extension in place (python/logitscope/)
 CC      ?= gcc
 BUILD   ?= build
 PYTHON  ?= python3
@@ -20,48 +21,61 @@ LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
 
-LIB_SRC   = $(wildcard src/*.c)
+# The SIMD levels are built only for their architecture (dispatch.c names
+# them under the same conditions), so `make` works unchanged on aarch64.
+TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine)
+X86_SRC   = src/kernels/avx2.c src/kernels/avx512.c
+ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
+  ARCH_SRC = $(X86_SRC)
+endif
+LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
 TOOL_SRC  = $(wildcard tools/*.c)
+CLI_SRC   = $(wildcard tools/common/*.c)
 SERVER_SRC = $(wildcard server/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h server/*.h tests/unit/*.h)
+HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h server/*.h tests/unit/*.h)
+$(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
 # SIMD kernels: compiled for their instruction set, chosen at run time.
-$(BUILD)/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
-$(BUILD)/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/obj/src/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx512.o: CFLAGS += $(AVX512_FLAGS)
 
-$(BUILD)/obj/tools/plot.o $(BUILD)/obj/tools/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
-# `serve` (server/): built on the public header and the CLI's helpers
-$(BUILD)/obj/server/%.o: CFLAGS += -Itools
+# the CLI: its commands (tools/cmd_*.c, and `serve` in server/) on its shared
+# library (tools/common)
+$(TOOL_OBJ) $(CLI_OBJ): CFLAGS += -Itools/common
+$(BUILD)/obj/tools/cmd_plot.o $(BUILD)/obj/tools/common/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
 # the reference kernels are written to be auto-vectorized
-$(BUILD)/obj/src/kernels.o: CFLAGS += -O3
+$(BUILD)/obj/src/kernels/ref.o: CFLAGS += -O3
 
 $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+$(BUILD)/libcli.a: $(CLI_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h tools/*.c tools/*.h)
+$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+
+# unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h tools/common/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+	$(CC) $(CFLAGS) -Itools/common $(LDFLAGS) -o $@ $< $(BUILD)/libcli.a $(BUILD)/liblogitscope.a \
+	    $(LIBS) $(PLPLOT_LIBS)
 
 # Benchmark helpers in C (bench/*.c), built only on the public header.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
@@ -81,29 +95,25 @@ FUZZ_CFLAGS = $(CFLAGS_BASE) -Wno-error -O1 -fsanitize=address,undefined \
               -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_SECONDS ?= 10
 fuzz-build: $(FUZZ_BIN)
-build-fuzz/obj/%.o: %.c $(wildcard include/*.h src/*.h tools/*.h)
+build-fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-build-fuzz/obj/src/%_avx2.o: src/%_avx2.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
-build-fuzz/obj/src/%_avx512.o: src/%_avx512.c $(wildcard include/*.h src/*.h)
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX512_FLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(SIMD_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/obj/src/kernels/avx2.o: SIMD_FLAGS = -mavx2 -mfma -mf16c
+build-fuzz/obj/src/kernels/avx512.o: SIMD_FLAGS = $(AVX512_FLAGS)
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-# the CLI's parsers (--hook specs, .npy/.npz) for the targets that need them
-FUZZ_TOOL_OBJ = $(filter-out build-fuzz/obj/tools/main.o,$(TOOL_SRC:%.c=build-fuzz/obj/%.o))
-build-fuzz/obj/tools/%.o: tools/%.c $(wildcard include/*.h tools/*.h)
+# the CLI's library (--hook specs, .npy/.npz, options) for the targets that need it
+FUZZ_CLI_OBJ = $(CLI_SRC:%.c=build-fuzz/obj/%.o)
+build-fuzz/obj/tools/common/%.o: tools/common/%.c $(wildcard include/*.h tools/common/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) $(PLPLOT_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-build-fuzz/libtools.a: $(FUZZ_TOOL_OBJ)
+	clang $(FUZZ_CFLAGS) $(PLPLOT_CFLAGS) -Itools/common -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libcli.a: $(FUZZ_CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
-build-fuzz/%: tests/fuzz/%.c build-fuzz/libtools.a build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
+build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a $(wildcard tests/fuzz/*.h)
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools -o $@ $< build-fuzz/libtools.a \
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools/common -o $@ $< build-fuzz/libcli.a \
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
@@ -115,8 +125,25 @@ fixtures:
 unit-test: $(UNIT_BIN) fixtures
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
 
-py-test: all
-	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+# The Python package's extension, built in place (python/logitscope/_lsc*.so)
+# from a -fPIC build of the library in build/pic (python/build_ffi.py; `pip
+# install .` builds the same). Not under the sanitizers: python3 itself is not
+# built with them, so tests/python/ is left out of test-sanitize.
+PY_STAMP = build/pic/python.stamp
+python: $(PY_STAMP)
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h) python/build_ffi.py
+	$(PYTHON) python/build_ffi.py
+	@touch $@
+ifeq ($(SANITIZE),1)
+PY_TEST_DEPS =
+PY_TEST_ARGS = --ignore=tests/python
+else
+PY_TEST_DEPS = $(PY_STAMP)
+PY_TEST_ARGS =
+endif
+
+py-test: all $(PY_TEST_DEPS)
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests $(PY_TEST_ARGS)
 
 test: all unit-test py-test
 

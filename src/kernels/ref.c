@@ -1,0 +1,200 @@
+/* ref.c - the plain reference kernels: the definition of what each fast
+ * kernel computes (matrix products in every weight format, LayerNorm, the
+ * activations, and the one reference attention, which the plain level and
+ * the hooked forward path both run). They use only weights.c (formats). */
+#include "levels.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Rows of x handled together, so each row of W is reused from L1. */
+#define KN_ROWS 4
+/* Rows of x kept hot in cache while W is streamed once per block. */
+#define NK_ROWS 64
+
+void lsc_matmul_kn_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                       size_t T, size_t K, size_t N) {
+    for (size_t t0 = 0; t0 < T; t0 += KN_ROWS) {
+        size_t nt = T - t0 < KN_ROWS ? T - t0 : KN_ROWS;
+        for (size_t r = 0; r < nt; r++) {
+            float *restrict yr = y + (t0 + r) * N;
+            if (b)
+                for (size_t j = 0; j < N; j++) yr[j] = b[j];
+            else
+                memset(yr, 0, N * sizeof *yr);
+        }
+        for (size_t k = 0; k < K; k++) {
+            const lsc_f32u *restrict wk = w + k * N;
+            for (size_t r = 0; r < nt; r++) {
+                float xv = x[(t0 + r) * K + k];
+                float *restrict yr = y + (t0 + r) * N;
+                for (size_t j = 0; j < N; j++) yr[j] += xv * wk[j];
+            }
+        }
+    }
+}
+
+/* sum_i a[i] * b[i] with eight partial sums (so the compiler can vectorize it
+ * without reassociating a single sum). */
+static float dot_ref(const float *restrict a, const lsc_f32u *restrict b, size_t n) {
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+    float s = 0;
+    for (; i < n; i++) s += a[i] * b[i];
+    return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, size_t K,
+                       size_t N) {
+    for (size_t t0 = 0; t0 < T; t0 += NK_ROWS) {
+        size_t nt = T - t0 < NK_ROWS ? T - t0 : NK_ROWS;
+        for (size_t n = 0; n < N; n++)
+            for (size_t r = 0; r < nt; r++)
+                y[(t0 + r) * N + n] = dot_ref(x + (t0 + r) * K, w + n * K, K);
+    }
+}
+
+void lsc_layernorm_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                       size_t T, size_t E, float eps) {
+    for (size_t t = 0; t < T; t++) {
+        const float *xr = x + t * E;
+        float *yr = y + t * E;
+        double mean = 0, var = 0;
+        for (size_t i = 0; i < E; i++) mean += xr[i];
+        mean /= (double)E;
+        for (size_t i = 0; i < E; i++) {
+            double d = xr[i] - mean;
+            var += d * d;
+        }
+        var /= (double)E;
+        float m = (float)mean, inv = (float)(1.0 / sqrt(var + (double)eps));
+        for (size_t i = 0; i < E; i++) yr[i] = (xr[i] - m) * inv * g[i] + b[i];
+    }
+}
+
+void lsc_gelu_new_ref(float *x, size_t n) {
+    const float c = 0.7978845608028654f; /* sqrt(2 / pi) */
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        x[i] = 0.5f * v * (1.0f + tanhf(c * (v + 0.044715f * v * v * v)));
+    }
+}
+
+void lsc_act_apply_ref(lsc_act act, float *x, size_t n) {
+    switch (act) {
+    case LSC_ACT_GELU_NEW:
+        lsc_gelu_new_ref(x, n);
+        return;
+    case LSC_ACT_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+        return;
+    case LSC_ACT_GELU_FAST:
+        for (size_t i = 0; i < n; i++)
+            x[i] = 0.5f * x[i] * (1.0f + tanhf(x[i] * 0.7978845608f * (1.0f + 0.044715f * x[i] * x[i])));
+        return;
+    case LSC_ACT_QUICK_GELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-1.702f * x[i]));
+        return;
+    case LSC_ACT_RELU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? x[i] : 0;
+        return;
+    case LSC_ACT_RELU6:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] > 0 ? (x[i] < 6 ? x[i] : 6) : 0;
+        return;
+    case LSC_ACT_SILU:
+        for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + expf(-x[i]));
+        return;
+    case LSC_ACT_SIGMOID:
+        for (size_t i = 0; i < n; i++) x[i] = 1.0f / (1.0f + expf(-x[i]));
+        return;
+    case LSC_ACT_TANH:
+        for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i]);
+        return;
+    case LSC_ACT_LINEAR:
+        return;
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* Causal self-attention: scores in float, softmax with the max subtracted   */
+/* and the sum in double, then the probability-weighted values. Needs no     */
+/* memory: each row's scores are recomputed in each of its three passes.    */
+/* ------------------------------------------------------------------------ */
+
+/* Row t of head h: the scaled score of key p. */
+static float score(const lsc_attn_args *a, size_t h, size_t t, size_t p) {
+    const float *q = a->q + t * a->q_stride + h * a->D;
+    const float *k = a->kt + h * a->D * a->kt_stride + p;
+    float d = 0.0f;
+    for (size_t i = 0; i < a->D; i++) d += q[i] * k[i * a->kt_stride];
+    return d * a->scale;
+}
+
+void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+        size_t h = i / a->T, t = i % a->T;
+        size_t n = a->n_past + t + 1; /* keys this row sees */
+        float m = -INFINITY;
+        for (size_t p = 0; p < n; p++) m = fmaxf(m, score(a, h, t, p));
+        double sum = 0.0;
+        for (size_t p = 0; p < n; p++) sum += expf(score(a, h, t, p) - m);
+        float *z = a->z + t * a->z_stride + h * a->D;
+        for (size_t d = 0; d < a->D; d++) z[d] = 0.0f;
+        for (size_t p = 0; p < n; p++) {
+            float w = (float)(expf(score(a, h, t, p) - m) / sum);
+            const float *v = a->v + p * a->v_stride + h * a->D;
+            for (size_t d = 0; d < a->D; d++) z[d] += w * v[d];
+        }
+    }
+}
+
+void lsc_attention_ref(const lsc_attn_args *a) { lsc_attention_ref_rows(a, 0, a->H * a->T); }
+
+void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                    size_t T, size_t K, size_t N) {
+    if (w->type == LSC_WEIGHTS_F32) {
+        if (w->nk) {
+            lsc_matmul_nk_ref(x, w->data, y, T, K, N);
+            if (b)
+                for (size_t t = 0; t < T; t++)
+                    for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];
+        } else {
+            lsc_matmul_kn_ref(x, w->data, b, y, T, K, N);
+        }
+        return;
+    }
+    if (w->type == LSC_WEIGHTS_BF16) {
+        for (size_t t = 0; t < T; t++)
+            for (size_t n = 0; n < N; n++) {
+                float s = 0.0f;
+                for (size_t k = 0; k < K; k++) s += x[t * K + k] * lsc_weights_get(w, K, N, k, n);
+                y[t * N + n] = b ? s + b[n] : s;
+            }
+        return;
+    }
+    /* Q8: x rounded to 16 bits one block at a time (lsc_q8_quantize_x on the
+     * block gives the bits it gives on the whole row), the exact integer
+     * block sums scaled and added to each output in block order, then the
+     * bias: no memory needed */
+    size_t nb = (K + LSC_Q8_BLOCK - 1) / LSC_Q8_BLOCK;
+    const int8_t *q = w->data;
+    for (size_t t = 0; t < T; t++) {
+        float *yt = y + t * N;
+        for (size_t n = 0; n < N; n++) yt[n] = 0.0f;
+        for (size_t blk = 0; blk < nb; blk++) {
+            size_t k0 = blk * LSC_Q8_BLOCK, len = K - k0 < LSC_Q8_BLOCK ? K - k0 : LSC_Q8_BLOCK;
+            int16_t xq[LSC_Q8_BLOCK];
+            float xs;
+            lsc_q8_quantize_x(x + t * K + k0, len, xq, &xs);
+            for (size_t n = 0; n < N; n++) {
+                int32_t s = 0;
+                for (size_t i = 0; i < len; i++) s += (int32_t)q[n * K + k0 + i] * xq[i];
+                yt[n] += w->scale[n * nb + blk] * xs * (float)s;
+            }
+        }
+        if (b)
+            for (size_t n = 0; n < N; n++) yt[n] = yt[n] + b[n];
+    }
+}

@@ -1,0 +1,111 @@
+/* weights.c - weight matrices in F32, BF16 and Q8: sizes, conversion at load,
+ * element access and the rounding of x for Q8 products (kernels.h). Formats
+ * only: the products are in ref.c and the levels above it. */
+#include "internal.h"
+#include "levels.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t q8_blocks(size_t K) { return (K + LSC_Q8_BLOCK - 1) / LSC_Q8_BLOCK; }
+
+bool lsc_weights_size(lsc_weight_type type, size_t K, size_t N, size_t *data_bytes,
+                      size_t *scale_bytes) {
+    size_t elems;
+    if (!lsc_mul_size(K, N, &elems)) return false;
+    *scale_bytes = 0;
+    switch (type) {
+    case LSC_WEIGHTS_F32: return lsc_mul_size(elems, sizeof(float), data_bytes);
+    case LSC_WEIGHTS_BF16: return lsc_mul_size(elems, sizeof(uint16_t), data_bytes);
+    case LSC_WEIGHTS_Q8:
+        *data_bytes = elems;
+        return lsc_mul_size(q8_blocks(K), N, scale_bytes) &&
+               lsc_mul_size(*scale_bytes, sizeof(float), scale_bytes);
+    }
+    return false;
+}
+
+/* float32 -> bfloat16 bits, rounding to nearest even (NaN stays NaN). */
+static uint16_t f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    u += 0x7fffu + ((u >> 16) & 1);
+    return (uint16_t)(u >> 16);
+}
+
+static float bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
+                         lsc_weight_type type, void *data, float *scale, lsc_weights *out) {
+    out->type = type;
+    out->nk = 1;
+    out->data = data;
+    out->scale = NULL;
+    if (type == LSC_WEIGHTS_F32) {
+        float *d = data;
+        for (size_t n = 0; n < N; n++)
+            for (size_t k = 0; k < K; k++) d[n * K + k] = src_nk ? w[n * K + k] : w[k * N + n];
+        return;
+    }
+    /* 16 outputs x one block of k at a time: for the [K, N] layout each of
+     * the block's rows gives one 64-byte line of 16 outputs, so the
+     * transposition reads every cache line once */
+    for (size_t n0 = 0; n0 < N; n0 += 16) {
+        size_t nc = N - n0 < 16 ? N - n0 : 16;
+        for (size_t k0 = 0; k0 < K; k0 += LSC_Q8_BLOCK) {
+            size_t len = K - k0 < LSC_Q8_BLOCK ? K - k0 : LSC_Q8_BLOCK;
+            float tile[16][LSC_Q8_BLOCK];
+            for (size_t i = 0; i < len; i++)
+                for (size_t c = 0; c < nc; c++)
+                    tile[c][i] = src_nk ? w[(n0 + c) * K + k0 + i] : w[(k0 + i) * N + n0 + c];
+            for (size_t c = 0; c < nc; c++) {
+                size_t n = n0 + c;
+                const float *v = tile[c];
+                if (type == LSC_WEIGHTS_BF16) {
+                    uint16_t *d = (uint16_t *)data + n * K + k0;
+                    for (size_t i = 0; i < len; i++) d[i] = f32_to_bf16(v[i]);
+                    continue;
+                }
+                float amax = 0.0f;
+                for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(v[i]));
+                float s = amax / 127.0f, inv = s > 0.0f ? 1.0f / s : 0.0f;
+                int8_t *q = (int8_t *)data + n * K + k0;
+                /* round to nearest even by the 1.5 * 2^23 trick (|v inv| <= 127):
+                 * inline, unlike lrintf on baseline x86-64 */
+                for (size_t i = 0; i < len; i++)
+                    q[i] = (int8_t)(int)((v[i] * inv + 12582912.0f) - 12582912.0f);
+                scale[n * q8_blocks(K) + k0 / LSC_Q8_BLOCK] = s;
+            }
+        }
+    }
+    if (type == LSC_WEIGHTS_Q8) out->scale = scale;
+}
+
+float lsc_weights_get(const lsc_weights *w, size_t K, size_t N, size_t k, size_t n) {
+    size_t i = w->nk ? n * K + k : k * N + n;
+    switch (w->type) {
+    case LSC_WEIGHTS_F32: return ((const lsc_f32u *)w->data)[i];
+    case LSC_WEIGHTS_BF16: return bf16_to_f32(((const uint16_t *)w->data)[i]);
+    case LSC_WEIGHTS_Q8:
+        return w->scale[n * q8_blocks(K) + k / LSC_Q8_BLOCK] * (float)((const int8_t *)w->data)[i];
+    }
+    return 0.0f;
+}
+
+void lsc_q8_quantize_x(const float *x, size_t K, int16_t *xq, float *xs) {
+    for (size_t k0 = 0, b = 0; k0 < K; k0 += LSC_Q8_BLOCK, b++) {
+        size_t len = K - k0 < LSC_Q8_BLOCK ? K - k0 : LSC_Q8_BLOCK;
+        float amax = 0.0f;
+        for (size_t i = 0; i < len; i++) amax = fmaxf(amax, fabsf(x[k0 + i]));
+        float inv = amax > 0.0f ? 32767.0f / amax : 0.0f;
+        xs[b] = amax / 32767.0f;
+        for (size_t i = 0; i < len; i++) xq[k0 + i] = (int16_t)lrintf(x[k0 + i] * inv);
+    }
+}

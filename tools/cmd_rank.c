@@ -1,0 +1,114 @@
+/* cmd_rank.c - `logitscope rank`: where one token stands among all the model's
+ * predictions at a position: its id, logit, probability and rank (0 = the
+ * most likely, as torch.where(logits.argsort(descending=True) == id)). */
+#include "cli.h"
+
+#include <cjson/cJSON.h>
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { OPT_POS = 2000, OPT_TOKEN, OPT_TOKEN_ID, OPT_HELP };
+
+static const char usage[] =
+    "usage: logitscope rank [--model DIR|REPO] (--text T | --ids 1,2,3) (--token TEXT | --token-id N)\n"
+    "                       [--pos I] [--json]\n"
+    "The rank (0 = the most likely) of a token among all the vocabulary's logits\n"
+    "after position I (default the last; negative counts from the end), with its\n"
+    "id, logit, probability and log-probability. --token must be exactly one token\n"
+    "(mind the leading space: \" coffee\").\n"
+    "  --json  {\"id\", \"token\", \"rank\", \"logit\", \"prob\", \"logprob\", \"position\", \"n_vocab\"}\n"
+    CLI_HOOK_USAGE;
+
+int cmd_rank(int argc, char **argv) {
+    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
+                                         {"pos", required_argument, 0, OPT_POS},
+                                         {"token", required_argument, 0, OPT_TOKEN},
+                                         {"token-id", required_argument, 0, OPT_TOKEN_ID},
+                                         {"help", no_argument, 0, OPT_HELP},
+                                         {0, 0, 0, 0}};
+    cli_common c = {0};
+    const char *pos_arg = NULL, *token = NULL, *token_id = NULL;
+    int opt;
+    optind = 1;
+    opterr = 0;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        int r = cli_common_option(&c, opt, optarg);
+        if (r < 0) return 1;
+        if (r) continue;
+        if (opt == OPT_POS) pos_arg = optarg;
+        else if (opt == OPT_TOKEN) token = optarg;
+        else if (opt == OPT_TOKEN_ID) token_id = optarg;
+        else if (opt == OPT_HELP || opt == 'h') {
+            fputs(usage, stdout);
+            return 0;
+        } else
+            return cli_error("rank: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+    }
+    if (optind < argc) return cli_error("rank: unexpected argument '%s'", argv[optind]);
+    if (!token == !token_id) return cli_error("rank: give exactly one of --token or --token-id");
+
+    cli_lm lm;
+    int rc = 1;
+    float *lp = NULL, *pr = NULL;
+    if (!cli_lm_open(&c, true, &lm)) goto out;
+    int32_t id;
+    long v;
+    if (token_id) {
+        if (!cli_parse_int(token_id, 0, (long)lm.n_vocab - 1, &v)) {
+            cli_error("--token-id: '%s' is not an id in 0..%zu", token_id, lm.n_vocab - 1);
+            goto out;
+        }
+        id = (int32_t)v;
+    } else if (!cli_single_token(lm.tok, token, c.no_special, &id)) {
+        goto out;
+    } else if ((size_t)id >= lm.n_vocab) {
+        cli_error("--token: id %d is outside the model's vocabulary of %zu", (int)id, lm.n_vocab);
+        goto out;
+    }
+    size_t pos = lm.n - 1;
+    if (pos_arg && !cli_parse_pos(pos_arg, lm.n, &pos)) goto out;
+    const float *row = cli_lm_row(&lm, pos);
+    if (!row) goto out;
+    size_t V = lm.n_vocab, rank;
+    lp = malloc(V * sizeof *lp);
+    pr = malloc(V * sizeof *pr);
+    if (!lp || !pr) {
+        cli_error("out of memory");
+        goto out;
+    }
+    lsc_log_softmax(row, V, lp);
+    lsc_softmax(row, V, pr);
+    lsc_error err;
+    if (lsc_rank(row, V, (size_t)id, &rank, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
+    if (c.json) {
+        cJSON *o = cJSON_CreateObject();
+        char *s = cli_token_text(lm.tok, id, NULL);
+        cJSON_AddNumberToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "token", s ? s : "");
+        lsc_free(s);
+        cJSON_AddNumberToObject(o, "rank", (double)rank);
+        cJSON_AddNumberToObject(o, "logit", row[id]);
+        cJSON_AddNumberToObject(o, "prob", pr[id]);
+        cJSON_AddNumberToObject(o, "logprob", lp[id]);
+        cJSON_AddNumberToObject(o, "position", (double)pos);
+        cJSON_AddNumberToObject(o, "n_vocab", (double)V);
+        rc = cli_print_json(o);
+        goto out;
+    }
+    cli_print_token(stdout, lm.tok, id);
+    printf(" (id %d) after position %zu: rank %zu of %zu, logit %.4f, probability %.6g, "
+           "log-probability %.4f\n",
+           (int)id, pos, rank, V, (double)row[id], (double)pr[id], (double)lp[id]);
+    rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
+out:
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
+    free(lp);
+    free(pr);
+    cli_lm_close(&lm);
+    return rc;
+}
