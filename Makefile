@@ -68,8 +68,21 @@ $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# the explorer page (web/) embedded into the binary by a generator built here
+WEB_FILES = $(sort $(wildcard web/*.html web/*.css web/js/*.mjs))
+WEB_OBJ   = $(BUILD)/obj/gen/web_files.o
+$(BUILD)/embed_files: scripts/embed_files.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+$(BUILD)/gen/web_files.c: $(WEB_FILES) $(BUILD)/embed_files
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed_files $@ $(WEB_FILES)
+$(WEB_OBJ): $(BUILD)/gen/web_files.c server/web_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iserver -c $< -o $@
+
+$(BUILD)/logitscope: $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(wildcard tests/unit/*.h tools/common/*.h)

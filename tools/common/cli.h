@@ -73,6 +73,12 @@ typedef struct cli_common {
  * command can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* While a buffer is set on the calling thread, cli_error writes its message
+ * there (the last one wins) instead of stderr, so the server can hand the
+ * CLI's messages (--hook specs checked by cli_hooks_attach) to its client.
+ * NULL restores stderr. */
+void cli_error_capture(char *buf, size_t size);
+
 /* Handles a common option; returns 1 when `opt` was one (0 otherwise), and -1
  * after printing an error for a malformed value. */
 int cli_common_option(cli_common *c, int opt, const char *arg);
