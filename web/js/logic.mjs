@@ -152,9 +152,9 @@ export function visibleToken(s) {
 
 // The page's state in its URL: what is shared and scriptable.
 export const DEFAULT_STATE = {
-  text: '', pos: -1, view: 'text', colour: 'rank', thresholds: '1,10,100,1000',
+  text: '', pos: -1, view: 'next', colour: 'rank', thresholds: '1,10,100,1000',
   temperature: 1, topK: 0, topP: 1, seed: 0, metric: 'prob', layer: 0, head: 0, hooks: [],
-  theme: 'light',
+  direction: '', theme: 'light',
 };
 
 const NUMERIC = ['pos', 'temperature', 'topK', 'topP', 'seed', 'layer', 'head'];
