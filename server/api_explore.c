@@ -394,21 +394,22 @@ void api_explore_analyze(const http_request *req, http_reply *rep) {
         return explore_fail(&e, rep, 400, e.msg);
     size_t V = (size_t)srv->n_vocab;
     int32_t *top = malloc((size_t)(k ? k : 1) * sizeof *top);
+    float *lp = malloc(V * sizeof *lp); /* the row's log-softmax, as `next --json` gives it */
     cJSON *o = cJSON_CreateObject(), *toks = cJSON_AddArrayToObject(o, "tokens");
     double nll = 0, prev_lse = 0;
-    for (size_t t = 0; top && t < e.n; t++) {
+    for (size_t t = 0; top && lp && t < e.n; t++) {
         const float *row = rows + t * V;
         double lse = lsc_logsumexp(row, V), ent = 0;
         if (!isfinite(lse)) {
             free(top);
+            free(lp);
             cJSON_Delete(o);
             return explore_fail(&e, rep, 500, "the logits are not finite (NaN or Inf in the "
                                               "weights?)");
         }
-        for (size_t j = 0; j < V; j++) {
-            double lp = (double)row[j] - lse;
-            if (row[j] > -INFINITY) ent -= exp(lp) * lp;
-        }
+        lsc_log_softmax(row, V, lp);
+        for (size_t j = 0; j < V; j++)
+            if (lp[j] > -INFINITY) ent -= exp((double)lp[j]) * (double)lp[j];
         cJSON *tk = cJSON_CreateObject();
         cJSON_AddItemToArray(toks, tk);
         cJSON_AddNumberToObject(tk, "pos", (double)t);
@@ -420,11 +421,12 @@ void api_explore_analyze(const http_request *req, http_reply *rep) {
         } else {
             /* exactly lsc_score's and `rank`'s arithmetic on the previous row */
             const float *prev = row - V;
-            float lp = (float)((double)prev[e.ids[t]] - prev_lse);
+            double dlp = (double)prev[e.ids[t]] - prev_lse;
+            float tlp = (float)dlp;
             size_t rank = 0;
             lsc_rank(prev, V, (size_t)e.ids[t], &rank, NULL);
-            nll -= lp;
-            cJSON_AddNumberToObject(tk, "logprob", lp);
+            nll -= dlp;
+            cJSON_AddNumberToObject(tk, "logprob", tlp);
             cJSON_AddNumberToObject(tk, "rank", (double)rank);
         }
         /* the prediction after this token */
@@ -437,12 +439,19 @@ void api_explore_analyze(const http_request *req, http_reply *rep) {
                 cJSON_AddNumberToObject(c, "id", top[i]);
                 add_token_text(c, "text", srv->tok, top[i]);
                 cJSON_AddNumberToObject(c, "logit", row[top[i]]);
-                cJSON_AddNumberToObject(c, "logprob", (double)row[top[i]] - lse);
+                cJSON_AddNumberToObject(c, "logprob", lp[top[i]]);
                 cJSON_AddItemToArray(tops, c);
             }
         prev_lse = lse;
     }
+    if (!top || !lp) {
+        free(top);
+        free(lp);
+        cJSON_Delete(o);
+        return explore_fail(&e, rep, 500, "out of memory");
+    }
     free(top);
+    free(lp);
     cJSON_AddNumberToObject(o, "n_tokens", (double)e.n);
     if (e.n > 1) {
         cJSON_AddNumberToObject(o, "total_nll", nll);
