@@ -1,6 +1,6 @@
 # logitscope - build the library, the CLI and the tests.
 #   make              library (build/liblogitscope.a) and CLI (build/logitscope)
-#   make test         C unit tests, then the Python tests (oracle, CLI)
+#   make test         C unit tests, the page's node tests, then the Python tests (oracle, CLI, browser)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
 #   make python       the Python package's extension in place (python/logitscope/)
@@ -40,7 +40,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
+.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/common/*.h server/*.h tests/unit/*.h)
@@ -158,7 +158,12 @@ endif
 py-test: all $(PY_TEST_DEPS)
 	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests $(PY_TEST_ARGS)
 
-test: all unit-test py-test
+# the explorer page's pure logic (web/js/logic.mjs) under Node's own runner;
+# its browser tests (tests/web/test_explorer_page.py) run with the Python ones
+web-test:
+	node --test tests/web/
+
+test: all unit-test web-test py-test
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,
 # and tests/conftest.py fails any CLI run whose stderr holds a report.
