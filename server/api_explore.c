@@ -319,8 +319,9 @@ static bool explore_begin(const http_request *req, http_reply *rep, explore *e) 
     }
     pthread_mutex_lock(&explore_mu);
     lsc_error err;
-    if (!explore_ctx &&
-        lsc_ctx_new(e->srv->model, lsc_ctx_default_params(), &explore_ctx, &err) != LSC_OK) {
+    lsc_ctx_params cp = lsc_ctx_default_params();
+    cp.n_threads = e->srv->n_threads;
+    if (!explore_ctx && lsc_ctx_new(e->srv->model, cp, &explore_ctx, &err) != LSC_OK) {
         pthread_mutex_unlock(&explore_mu);
         explore_done(e);
         reply_error(rep, 500, NULL, "%s", err.message);
@@ -503,8 +504,16 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
     const lsc_model *m = e.srv->model;
     size_t L = (size_t)lsc_model_n_layer(m) + 1, E = (size_t)lsc_model_n_embd(m),
            V = (size_t)e.srv->n_vocab, n = e.n;
+    /* the positions [pos0, pos0 + n_pos) read through the lens: each costs
+     * n_layer + 1 unembeddings, more than the forward itself */
+    long pos0 = 0, n_pos = (long)n;
+    if (!int_field(&e, "pos0", 0, (long)n - 1, &pos0) ||
+        !int_field(&e, "n_pos", 1, (long)n, &n_pos))
+        return explore_fail(&e, rep, 400, e.msg);
+    if ((size_t)(pos0 + n_pos) > n) n_pos = (long)n - pos0;
+    size_t p0 = (size_t)pos0, np = (size_t)n_pos;
     lens_capture cap = {.resid = malloc(L * n * E * sizeof(float)), .n = n, .E = E};
-    float *out = malloc(LENS_CHUNK * V * sizeof *out), *final_lp = malloc(n * V * sizeof *final_lp);
+    float *out = malloc(LENS_CHUNK * V * sizeof *out), *final_lp = malloc(np * V * sizeof *final_lp);
     int h1 = -1, h2 = -1;
     lsc_error err;
     const float *rows;
@@ -518,7 +527,7 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
     if (h1 >= 0) lsc_ctx_remove_hook(explore_ctx, h1);
     if (h2 >= 0) lsc_ctx_remove_hook(explore_ctx, h2);
     if (ok)
-        for (size_t t = 0; t < n; t++) lsc_log_softmax(rows + t * V, V, final_lp + t * V);
+        for (size_t t = 0; t < np; t++) lsc_log_softmax(rows + (p0 + t) * V, V, final_lp + t * V);
     cJSON *o = cJSON_CreateObject(), *layers = cJSON_AddArrayToObject(o, "layers");
     for (size_t l = 0; ok && l < L; l++) {
         cJSON *ly = cJSON_CreateObject();
@@ -534,8 +543,8 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
               *next_prob = cJSON_AddArrayToObject(ly, "next_prob"),
               *next_rank = cJSON_AddArrayToObject(ly, "next_rank"),
               *kl = cJSON_AddArrayToObject(ly, "kl");
-        for (size_t t0 = 0; ok && t0 < n; t0 += LENS_CHUNK) {
-            size_t r = n - t0 < LENS_CHUNK ? n - t0 : LENS_CHUNK;
+        for (size_t t0 = p0; ok && t0 < p0 + np; t0 += LENS_CHUNK) {
+            size_t r = p0 + np - t0 < LENS_CHUNK ? p0 + np - t0 : LENS_CHUNK;
             if (lsc_ctx_unembed(explore_ctx, cap.resid + (l * n + t0) * E, r, out, &err) != LSC_OK) {
                 snprintf(e.msg, sizeof e.msg, "%s", err.message);
                 ok = false;
@@ -546,7 +555,7 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
                 float *row = out + i * V;
                 size_t a = lsc_argmax(row, V);
                 double lse = lsc_logsumexp(row, V), d = 0;
-                const float *f = final_lp + t * V;
+                const float *f = final_lp + (t - p0) * V;
                 for (size_t j = 0; j < V; j++)
                     if (f[j] > -INFINITY) d += exp((double)f[j]) * ((double)f[j] - ((double)row[j] - lse));
                 cJSON_AddItemToArray(top_id, cJSON_CreateNumber((double)a));
@@ -574,6 +583,8 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
     }
     cJSON_AddNumberToObject(o, "n_layers", (double)L);
     cJSON_AddNumberToObject(o, "n_tokens", (double)n);
+    cJSON_AddNumberToObject(o, "pos0", (double)p0);
+    cJSON_AddNumberToObject(o, "n_pos", (double)np);
     explore_end(&e);
     reply_json(rep, 200, o);
 }

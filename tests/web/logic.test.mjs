@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  DEFAULT_STATE, decodeF32, entropy, hookSpec, kl, logSoftmax, parseThresholds, processLogits,
+  DEFAULT_STATE, argsortDesc, decodeF32, entropy, hookSpec, kl, logSoftmax, parseThresholds, processLogits,
   queryToState, rankBucket, samplingDistribution, sequentialColour, softmax, stateToQuery, textOn,
   visibleToken,
 } from '../../web/js/logic.mjs';
@@ -69,6 +69,13 @@ test('top-p: the smallest set reaching top_p, at least one token', () => {
   const d = samplingDistribution(x, { topP: 0.6 });
   close(d[0], 2 / 3);
   close(d[1], 1 / 3);
+});
+
+test('a given sort order gives the same cuts as sorting', () => {
+  const x = Array.from({ length: 200 }, (_, i) => Math.sin(i * 12.9898) * 5);
+  const order = argsortDesc(x);
+  for (const o of [{ topK: 7 }, { topP: 0.3 }, { temperature: 0.7, topK: 50, topP: 0.9 }])
+    assert.deepEqual(Array.from(processLogits(x, { ...o, order })), Array.from(processLogits(x, o)));
 });
 
 test('temperature then top-k then top-p, as transformers orders the warpers', () => {

@@ -91,6 +91,10 @@ def test_lens_attention_logits_generate(serve, tmp_path):
     # the final layer is the model (float32 log-softmax against double: ~1e-8)
     assert lens["layers"][-1]["kl"] == pytest.approx([0] * n, abs=1e-6)
     assert lens["layers"][0]["next_rank"][-1] is None
+    status, part = s.post("/v1/explore/lens", {"text": TEXT, "pos0": 2, "n_pos": 3})
+    assert status == 200 and part["pos0"] == 2 and part["n_pos"] == 3
+    for key in ("top_id", "top_prob", "next_rank", "kl"):
+        assert [ly[key] for ly in part["layers"]] == [ly[key][2:5] for ly in lens["layers"]], key
 
     status, att = s.post("/v1/explore/attention", {"text": TEXT, "layer": 1})
     assert status == 200, att

@@ -13,7 +13,7 @@ let model = null;       // /v1/explore/model
 let vocab = null;       // token texts by id (/v1/explore/vocab), loaded in the background
 let analysis = null;    // /v1/explore/analyze of state.text
 let analysedText = null;
-const cache = { logits: new Map(), lens: null, attention: new Map(), order: new Map() };
+const cache = { logits: new Map(), lens: null, attention: new Map(), order: new Map(), raw: new Map() };
 // timings the page measures, for docs/explorer.md and the tests
 window.lscTimings = { analysis: [], redraw: [] };
 
@@ -93,6 +93,7 @@ async function analyze() {
   analysedText = text;
   cache.logits.clear();
   cache.order.clear();
+  cache.raw.clear();
   cache.attention.clear();
   cache.lens = null;
   if (state.pos >= analysis.n_tokens) state.pos = -1;
@@ -272,7 +273,8 @@ async function logitsRow(pos) {
     const r = await api('/v1/explore/logits', { text: analysedText, pos });
     const row = decodeF32(r.logits_f32);
     cache.logits.set(pos, row);
-    cache.order.set(pos, argsortDesc(row).slice(0, 200));
+    cache.order.set(pos, argsortDesc(row));
+    cache.raw.set(pos, softmax(row, 1));
   }
   return cache.logits.get(pos);
 }
@@ -305,8 +307,8 @@ function drawNext() {
   const pos = selectedPos(), row = cache.logits.get(pos);
   if (!row) return;
   const t0 = performance.now();
-  const opts = { temperature: state.temperature, topK: state.topK, topP: state.topP };
-  const raw = softmax(row, 1), post = softmax(processLogits(row, opts), 1);
+  const opts = { temperature: state.temperature, topK: state.topK, topP: state.topP, order: cache.order.get(pos) };
+  const raw = cache.raw.get(pos), post = softmax(processLogits(row, opts), 1);
   const rows = cache.order.get(pos).slice(0, 20).map((id) => ({
     id, label: JSON.stringify(tokenText(id)), values: [raw[id], post[id]],
     title: `id ${id} · logit ${row[id].toFixed(4)} · raw ${raw[id].toPrecision(4)} · after sampling ${post[id].toPrecision(4)}`,
@@ -344,9 +346,14 @@ async function extend(doSample) {
 }
 
 let lensGeo = null;
+// The lens covers at most LENS_WINDOW positions (each costs n_layer + 1
+// unembeddings): the window ending at the selected position.
+const LENS_WINDOW = 48;
 async function renderLens() {
-  if (!cache.lens) cache.lens = await api('/v1/explore/lens', { text: analysedText });
-  const lens = cache.lens, L = lens.n_layers, n = lens.n_tokens, V = model.n_vocab;
+  const N = analysis.n_tokens, pos0 = Math.max(0, Math.min(selectedPos() - LENS_WINDOW + 1, N - LENS_WINDOW));
+  if (!cache.lens || cache.lens.pos0 !== pos0)
+    cache.lens = await api('/v1/explore/lens', { text: analysedText, pos0, n_pos: LENS_WINDOW });
+  const lens = cache.lens, L = lens.n_layers, n = lens.n_pos, V = model.n_vocab;
   const metric = state.metric;
   const rows = [], labels = [];
   for (let l = L - 1; l >= 0; l--) { // the final layer on top
@@ -360,7 +367,7 @@ async function renderLens() {
   }
   const cell = n <= 30 ? 34 : n <= 80 ? 16 : 8;
   lensGeo = heatmap($('lens-canvas'), rows, {
-    rowLabels: labels, colLabels: analysis.tokens.map((t) => visibleToken(t.text)), cell, theme: state.theme,
+    rowLabels: labels, colLabels: analysis.tokens.slice(pos0, pos0 + n).map((t) => `${visibleToken(t.text)}`), cell, theme: state.theme,
     cellText: (r, c) => tokenText(lens.layers[L - 1 - r].top_id[c]),
   });
   const legend = metric === 'prob' ? ['top-token probability', '0', '1']
@@ -373,8 +380,8 @@ function lensTip(ev) {
   if (!lensGeo || !cache.lens) return;
   const hit = cellAt($('lens-canvas'), lensGeo, ev);
   if (!hit) return hideTip();
-  const L = cache.lens.n_layers, l = L - 1 - hit.r, t = hit.c, ly = cache.lens.layers[l];
-  showTip(ev, `${ly.stream} · position ${t} ${JSON.stringify(analysis.tokens[t].text)}\n` +
+  const L = cache.lens.n_layers, l = L - 1 - hit.r, t = hit.c, ly = cache.lens.layers[l], p = cache.lens.pos0 + t;
+  showTip(ev, `${ly.stream} · position ${p} ${JSON.stringify(analysis.tokens[p].text)}\n` +
     `top: ${JSON.stringify(tokenText(ly.top_id[t]))} p=${ly.top_prob[t].toPrecision(3)}\n` +
     (ly.next_rank[t] === null ? '' : `actual next: rank ${ly.next_rank[t]}, p=${ly.next_prob[t].toPrecision(3)}\n`) +
     `KL to final: ${ly.kl[t].toFixed(3)} nats`);
@@ -590,7 +597,7 @@ function viewData() {
   const pos = selectedPos();
   const d = { state, analysis };
   if (state.view === 'next' && cache.logits.has(pos)) {
-    const row = cache.logits.get(pos), post = softmax(processLogits(row, state), 1);
+    const row = cache.logits.get(pos), post = softmax(processLogits(row, { ...state, order: cache.order.get(pos) }), 1);
     d.next = cache.order.get(pos).slice(0, 50).map((id) => ({ id, text: tokenText(id), logit: row[id], post: post[id] }));
   }
   if (state.view === 'lens') d.lens = cache.lens;

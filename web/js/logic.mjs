@@ -93,8 +93,9 @@ export function argsortDesc(x) {
 // top-p; removed tokens -Infinity), as lsc_sampler_apply does with
 // do_sample: top-k keeps the k highest and the ties of the k-th; top-p keeps
 // the smallest set of highest tokens whose probability reaches top_p (at
-// least one).
-export function processLogits(logits, { temperature = 1, topK = 0, topP = 1 } = {}) {
+// least one). `order` (optional) is argsortDesc(logits), to spare the sorts
+// when a slider moves.
+export function processLogits(logits, { temperature = 1, topK = 0, topP = 1, order = null } = {}) {
   const n = logits.length, out = new Float64Array(n);
   const t = temperature > 0 ? temperature : 1;
   for (let i = 0; i < n; i++) out[i] = logits[i] / t;
@@ -106,17 +107,17 @@ export function processLogits(logits, { temperature = 1, topK = 0, topP = 1 } = 
     return out;
   }
   if (topK > 0 && topK < n) {
-    const kth = argsortDesc(out)[topK - 1], v = out[kth];
+    const kth = (order || argsortDesc(out))[topK - 1], v = out[kth];
     for (let i = 0; i < n; i++) if (out[i] < v) out[i] = -Infinity;
   }
   if (topP < 1) {
     // transformers: sort ascending, drop the prefix whose cumulative
     // probability is <= 1 - top_p, always keep the last (highest)
-    const p = softmax(out, 1), order = argsortDesc(out).reverse();
+    const p = softmax(out, 1), desc = order || argsortDesc(out);
     let cum = 0;
-    for (let j = 0; j < order.length - 1; j++) {
-      cum += p[order[j]];
-      if (cum <= 1 - topP) out[order[j]] = -Infinity;
+    for (let j = desc.length - 1; j > 0; j--) { // ascending
+      cum += p[desc[j]];
+      if (cum <= 1 - topP) out[desc[j]] = -Infinity;
       else break;
     }
   }
