@@ -2,7 +2,7 @@
 #   make              the library (build/liblogitscope.a and build/liblogitscope.so),
 #                     the CLI (build/logitscope) and the benchmark helpers
 #   make install PREFIX=/usr/local   header, both libraries, the CLI, logitscope.pc
-#   make test         C unit tests, then the Python tests (oracle, CLI)
+#   make test         C unit tests, the page's node tests, then the Python tests (oracle, CLI, browser)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
 #   make python       the Python package's extension in place (python/logitscope/)
@@ -50,7 +50,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install
+.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install
 all: $(BUILD)/liblogitscope.a $(BUILD)/liblogitscope.so $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -103,8 +103,21 @@ $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# the explorer page (web/) embedded into the binary by a generator built here
+WEB_FILES = $(sort $(wildcard web/*.html web/*.css web/js/*.mjs))
+WEB_OBJ   = $(BUILD)/obj/gen/web_files.o
+$(BUILD)/embed_files: scripts/embed_files.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+$(BUILD)/gen/web_files.c: $(WEB_FILES) $(BUILD)/embed_files
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed_files $@ $(WEB_FILES)
+$(WEB_OBJ): $(BUILD)/gen/web_files.c server/web_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iserver -c $< -o $@
+
+$(BUILD)/logitscope: $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
@@ -187,7 +200,12 @@ endif
 py-test: all $(PY_TEST_DEPS)
 	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q -rs --junitxml=$(BUILD)/pytest-junit.xml tests $(PY_TEST_ARGS)
 
-test: all unit-test py-test
+# the explorer page's pure logic (web/js/logic.mjs) under Node's own runner;
+# its browser tests (tests/web/test_explorer_page.py) run with the Python ones
+web-test:
+	node --test tests/web/
+
+test: all unit-test web-test py-test
 	@$(PYTHON) tests/skips.py $(BUILD)
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,
