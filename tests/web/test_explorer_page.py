@@ -123,6 +123,16 @@ def test_tokens_inspector_keyboard_and_no_outside_request(serve, browser):
     wait(lambda: "position 5" in d.find_element(By.ID, "next-pos").text)
     assert "pos=5" in d.current_url
 
+    # the other views draw without an error
+    for view in ("lens", "attention", "figures"):
+        d.find_element(By.CSS_SELECTOR, f'#tabs button[data-view="{view}"]').click()
+        wait(lambda: d.execute_script("return document.getElementById('loading').hidden"))
+        time.sleep(0.3)
+        wait(lambda: d.execute_script("return document.getElementById('loading').hidden"))
+        assert not d.find_element(By.ID, "error").is_displayed(), d.find_element(By.ID, "error").text
+    lens = d.execute_script("return document.getElementById('lens-canvas').width")
+    assert lens > 200
+
     urls = requested_urls(d)
     assert any(u.startswith(s.url + "/v1/explore/analyze") for u in urls)
     outside = [u for u in urls if not u.startswith(s.url + "/") and not u.startswith(("data:", "blob:"))]
@@ -179,8 +189,6 @@ def test_steering_equals_the_cli_hook(serve, browser):
     from selenium.webdriver.support.ui import Select
     from selenium.webdriver.common.by import By
     Select(d.find_element(By.ID, "hook-op")).select_by_value("set")
-    d.find_element(By.ID, "hook-strength").clear()
-    d.find_element(By.ID, "hook-strength").send_keys("2")
     spec = d.find_element(By.ID, "hook-spec").text
     assert spec == "lm_head:set: coffee=max+2"
     d.find_element(By.ID, "steer").click()

@@ -352,7 +352,7 @@ const LENS_WINDOW = 48;
 async function renderLens() {
   const N = analysis.n_tokens, pos0 = Math.max(0, Math.min(selectedPos() - LENS_WINDOW + 1, N - LENS_WINDOW));
   if (!cache.lens || cache.lens.pos0 !== pos0)
-    cache.lens = await api('/v1/explore/lens', { text: analysedText, pos0, n_pos: LENS_WINDOW });
+    cache.lens = await api('/v1/explore/lens', { text: analysedText, pos0, n_pos: Math.min(LENS_WINDOW, N) });
   const lens = cache.lens, L = lens.n_layers, n = lens.n_pos, V = model.n_vocab;
   const metric = state.metric;
   const rows = [], labels = [];
@@ -467,6 +467,7 @@ function showSpec() {
 
 async function renderSteer(apply) {
   if (apply) {
+    showSpec();
     const r = steerRequest();
     state.hooks = r.hooks;
     state.direction = r.direction ? JSON.stringify(r.direction) : '';
@@ -654,7 +655,7 @@ async function main() {
   $('attn-canvas').addEventListener('mousemove', attnTip);
   $('attn-canvas').addEventListener('mouseleave', attnTip);
   for (const id of ['hook-op', 'hook-point', 'hook-pos', 'hook-strength', 'hook-token', 'dir-plus', 'dir-minus'])
-    $(id).addEventListener('input', showSpec);
+    for (const ev of ['input', 'change']) $(id).addEventListener(ev, showSpec);
   $('steer').addEventListener('click', () => { clearError(); renderSteer(true).catch(showError); });
   $('steer-clear').addEventListener('click', () => {
     state.hooks = [];
