@@ -802,9 +802,13 @@ static void rows_range(void *arg, int ith, int nth) {
     }
 }
 
+/* Row-wise steps over fewer rows than this run on the calling thread: waking
+ * the pool costs more than the work of a few rows (decode has T = 1). */
+#define ROWS_MIN_PARALLEL 32
+
 static void run_rows(lsc_ctx *c, int l, size_t T, size_t E, rows_op op) {
     rows_job j = {c, l, T, E, op};
-    lsc_pool_run(T >= 32 ? c->pool : NULL, rows_range, &j);
+    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? c->pool : NULL, rows_range, &j);
 }
 
 /* One transformer block on the residual stream c->x [T, E]. */
