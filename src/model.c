@@ -418,6 +418,7 @@ struct lsc_ctx {
     int n_threads;
     int n_past;
     struct lsc_pool *pool; /* n_threads threads (0: one per CPU) for the kernels */
+    lsc_kernels *kern;     /* the kernels' level, on pool, with their scratch */
     /* per layer: keys transposed [E, kt_ld] (dimension e of position p at
      * e * kt_ld + p: the attention kernels read a dimension of consecutive
      * keys at once), values [n_ctx, E] */
@@ -441,7 +442,7 @@ struct lsc_ctx {
 };
 
 lsc_ctx_params lsc_ctx_default_params(void) {
-    lsc_ctx_params p = {.n_ctx = 0, .n_threads = 0};
+    lsc_ctx_params p = {.n_ctx = 0, .n_threads = 0, .simd = LSC_SIMD_BEST};
     return p;
 }
 
@@ -454,6 +455,7 @@ void lsc_ctx_free(lsc_ctx *c) {
     free(c->v_cache);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
     free(c->mlp); free(c->qkv); free(c->scores); free(c->logits);
+    lsc_kernels_free(c->kern);
     lsc_pool_free(c->pool);
     free(c);
 }
@@ -486,6 +488,7 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
                         m->cfg.n_layer, c->n_ctx, m->cfg.n_embd);
     }
     lsc_status st = lsc_pool_new(params.n_threads, &c->pool, err);
+    if (!st) st = lsc_kernels_new(params.simd, c->pool, &c->kern, err);
     if (st) {
         lsc_ctx_free(c);
         return st;
@@ -501,6 +504,7 @@ void lsc_ctx_reset(lsc_ctx *c) {
 }
 
 int lsc_ctx_n_past(const lsc_ctx *c) { return c->n_past; }
+const char *lsc_ctx_simd_level(const lsc_ctx *c) { return lsc_simd_name(lsc_kernels_level(c->kern)); }
 int lsc_ctx_n_ctx(const lsc_ctx *c) { return c->n_ctx; }
 const lsc_model *lsc_ctx_model(const lsc_ctx *c) { return c->m; }
 
@@ -548,7 +552,8 @@ static lsc_status ensure_scratch(lsc_ctx *c, size_t T, size_t P, size_t rows, ls
         return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scores for %zu x %zu", T, P);
     if (!grow(&c->logits, &c->cap_logits, rows * (size_t)cfg->n_vocab))
         return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", rows);
-    return LSC_OK;
+    /* the kernels' products: K is E or M; N of [K, N] weights 3E, E or M */
+    return lsc_kernels_reserve(c->kern, T, E > M ? E : M, 3 * E > M ? 3 * E : M, P, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -689,62 +694,25 @@ static lsc_status fire_hooks(lsc_ctx *c, int point, int layer, float *data, int 
 static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
     const lsc_config *cfg = &c->m->cfg;
     lsc_status st;
-    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = c->n_past, P = n_past + T;
+    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = c->n_past;
     const float *kc = c->k_cache + (size_t)l * c->kt_ld * E;
     const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
-    float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
-    if (!c->point_hooks[HP_BLOCK(l, HP_SCORES)] && !c->point_hooks[HP_BLOCK(l, HP_PATTERN)] &&
-        lsc_simd_active() != LSC_SIMD_REF) {
-        /* nobody looks at the [H, T, P] scores: the fused kernel (kernels.h) */
-        float scale = 1.0f;
-        if (cfg->scale_attn_weights) scale /= sqrt_d;
-        if (cfg->scale_attn_by_inverse_layer_idx) scale /= layer_div;
-        lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
-                           (size_t)T, (size_t)n_past, (size_t)H, (size_t)D, scale};
-        lsc_attention(c->pool, &a);
+    lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
+                       (size_t)T, (size_t)n_past, (size_t)H, (size_t)D,
+                       cfg->scale_attn_weights ? sqrtf((float)D) : 1.0f,
+                       cfg->scale_attn_by_inverse_layer_idx ? (float)(l + 1) : 1.0f};
+    if (!c->point_hooks[HP_BLOCK(l, HP_SCORES)] && !c->point_hooks[HP_BLOCK(l, HP_PATTERN)]) {
+        lsc_attention(c->kern, &a); /* nobody looks at the [H, T, P] scores */
         return LSC_OK;
     }
-    float *S = c->scores; /* [H, T, P] */
-    for (int h = 0; h < H; h++)
-        for (int t = 0; t < T; t++) {
-            const float *qr = c->q + (size_t)t * E + (size_t)h * D;
-            float *row = S + ((size_t)h * T + t) * P;
-            int last = n_past + t; /* causal: positions 0..last */
-            for (int p = 0; p <= last; p++) {
-                const float *kr = kc + (size_t)h * D * c->kt_ld + p;
-                float s = 0;
-                for (int d = 0; d < D; d++) s += qr[d] * kr[(size_t)d * c->kt_ld];
-                if (cfg->scale_attn_weights) s /= sqrt_d;
-                if (cfg->scale_attn_by_inverse_layer_idx) s /= layer_div;
-                row[p] = s;
-            }
-            for (int p = last + 1; p < P; p++) row[p] = -INFINITY;
-        }
+    /* the same kernels in steps, the [H, T, P] scores and pattern in between
+     * for the hooks: the same bits as lsc_attention */
+    float *S = c->scores;
+    lsc_attn_scores(c->kern, &a, S);
     FIRE(HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
-    for (size_t r = 0; r < (size_t)H * T; r++) {
-        float *row = S + r * P, mx = -INFINITY;
-        for (int p = 0; p < P; p++) mx = row[p] > mx ? row[p] : mx;
-        double sum = 0;
-        for (int p = 0; p < P; p++) {
-            row[p] = expf(row[p] - mx);
-            sum += row[p];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int p = 0; p < P; p++) row[p] *= inv;
-    }
+    lsc_attn_softmax(c->kern, &a, S);
     FIRE(HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < H; h++) {
-            float *zr = c->z + (size_t)t * E + (size_t)h * D;
-            const float *row = S + ((size_t)h * T + t) * P;
-            memset(zr, 0, (size_t)D * sizeof *zr);
-            for (int p = 0; p < P; p++) {
-                float w = row[p];
-                if (w == 0) continue;
-                const float *vr = vc + (size_t)p * E + (size_t)h * D;
-                for (int d = 0; d < D; d++) zr[d] += w * vr[d];
-            }
-        }
+    lsc_attn_values(c->kern, &a, S);
     return LSC_OK;
 }
 
@@ -816,9 +784,9 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
     int n_past = c->n_past;
     FIRE(HP_BLOCK(l, HP_RESID_PRE), l, c->x, T, n_past);
-    lsc_layernorm(c->pool, c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(c->kern, c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN1), l, c->h, T, n_past);
-    lsc_matmul(c->pool, c->h, &w->attn, w->attn_b, c->qkv, T, E, 3 * E);
+    lsc_matmul(c->kern, c->h, &w->attn, w->attn_b, c->qkv, T, E, 3 * E);
     run_rows(c, l, (size_t)T, E, ROWS_SPLIT_QKV);
     FIRE(HP_BLOCK(l, HP_Q), l, c->q, T, n_past);
     FIRE(HP_BLOCK(l, HP_K), l, c->k, T, n_past);
@@ -826,17 +794,17 @@ static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
     run_rows(c, l, (size_t)T, E, ROWS_STORE_KV);
     if ((st = attention(c, l, T, err))) return st;
     FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
-    lsc_matmul(c->pool, c->z, &w->proj, w->proj_b, c->o, T, E, E);
+    lsc_matmul(c->kern, c->z, &w->proj, w->proj_b, c->o, T, E, E);
     FIRE(HP_BLOCK(l, HP_ATTN_OUT), l, c->o, T, n_past);
     run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
     FIRE(HP_BLOCK(l, HP_RESID_MID), l, c->x, T, n_past);
-    lsc_layernorm(c->pool, c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(c->kern, c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
     FIRE(HP_BLOCK(l, HP_LN2), l, c->h, T, n_past);
-    lsc_matmul(c->pool, c->h, &w->fc, w->fc_b, c->mlp, T, E, M);
+    lsc_matmul(c->kern, c->h, &w->fc, w->fc_b, c->mlp, T, E, M);
     FIRE(HP_BLOCK(l, HP_MLP_PRE), l, c->mlp, T, n_past);
-    lsc_act_apply(c->pool, m->act, c->mlp, T * M);
+    lsc_act_apply(c->kern, m->act, c->mlp, T * M);
     FIRE(HP_BLOCK(l, HP_MLP_POST), l, c->mlp, T, n_past);
-    lsc_matmul(c->pool, c->mlp, &w->fc2, w->fc2_b, c->o, T, M, E);
+    lsc_matmul(c->kern, c->mlp, &w->fc2, w->fc2_b, c->o, T, M, E);
     FIRE(HP_BLOCK(l, HP_MLP_OUT), l, c->o, T, n_past);
     run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
     FIRE(HP_BLOCK(l, HP_RESID_POST), l, c->x, T, n_past);
@@ -865,10 +833,10 @@ static lsc_status forward(lsc_ctx *c, const int32_t *ids, int T, lsc_logits_mode
     for (int l = 0; l < L; l++)
         if ((st = block(c, l, T, err))) return st;
     int r0 = mode == LSC_LOGITS_LAST ? T - 1 : 0, rows = T - r0;
-    lsc_layernorm(c->pool, c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
+    lsc_layernorm(c->kern, c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
                       cfg->layer_norm_epsilon);
     FIRE(HP_LN_FINAL(L), -1, c->h, rows, n_past + r0);
-    lsc_matmul(c->pool, c->h, &m->lm, NULL, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
+    lsc_matmul(c->kern, c->h, &m->lm, NULL, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
     FIRE(HP_LOGITS(L), -1, c->logits, rows, n_past + r0);
     c->n_logit_rows = (size_t)rows;
     c->n_past = n_past + T;
@@ -910,11 +878,13 @@ lsc_status lsc_ctx_unembed(lsc_ctx *c, const float *resid, size_t rows, float *o
     size_t E = (size_t)m->cfg.n_embd, bytes;
     if (!lsc_mul_size(rows, E * sizeof(float), &bytes))
         return lsc_fail(err, LSC_ERR_NOMEM, "lsc_ctx_unembed: %zu rows is too many", rows);
+    lsc_status st = lsc_kernels_reserve(c->kern, rows, E, 0, 0, err);
+    if (st) return st;
     float *h = malloc(bytes ? bytes : 1);
     if (!h) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for %zu rows", rows);
     /* the same kernels as the end of forward() */
-    lsc_layernorm(c->pool, resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
-    lsc_matmul(c->pool, h, &m->lm, NULL, out, rows, E, (size_t)m->cfg.n_vocab);
+    lsc_layernorm(c->kern, resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
+    lsc_matmul(c->kern, h, &m->lm, NULL, out, rows, E, (size_t)m->cfg.n_vocab);
     free(h);
     return LSC_OK;
 }
