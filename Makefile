@@ -15,19 +15,25 @@ ifeq ($(SANITIZE),1)
 endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+PKG_CONFIG ?= pkg-config
 PKGS    = libcjson libpcre2-8 libcurl libcrypto
-LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
-PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
-PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
+LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
+PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot)
+PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot)
 
 # The SIMD levels are built only for their architecture (dispatch.c names
 # them under the same conditions), so `make` works unchanged on aarch64.
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine)
 X86_SRC   = src/kernels/avx2.c src/kernels/avx512.c
+ARM_SRC   = src/kernels/neon.c
 ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
   ARCH_SRC = $(X86_SRC)
 endif
-LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
+ifneq ($(filter aarch64%,$(TARGET_ARCH_NAME)),)
+  ARCH_SRC = $(ARM_SRC)
+endif
+LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC) $(ARM_SRC),$(wildcard src/kernels/*.c)) \
+            $(ARCH_SRC)
 TOOL_SRC  = $(wildcard tools/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -36,7 +42,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz
+.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz test-arm64
 all: $(BUILD)/liblogitscope.a $(BUILD)/logitscope $(BENCH_BIN)
 
 HDRS = $(wildcard include/*.h src/*.h src/kernels/*.h tools/*.h tests/unit/*.h)
@@ -64,7 +70,19 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblogitscope.a $(wildcard tests/unit/
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
-# Benchmark helpers in C (bench/*.c), built only on the public header.
+# The cross-architecture check's logits dump (tests/cross/run).
+$(BUILD)/tests/logits_dump: tests/cross/logits_dump.c $(BUILD)/liblogitscope.a include/logitscope.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+
+# aarch64: cross-compiled (gcc-aarch64-linux-gnu, the libraries' arm64
+# packages) into build-arm64/ and run under qemu-user: the C unit tests and
+# logits against this machine's (correctness only; tests/cross/run).
+test-arm64: fixtures $(BUILD)/tests/logits_dump
+	tests/cross/run
+
+# Benchmark helpers in C (bench/*.c): the public API, except kernels_bench.c,
+# which times the kernels alone through src/kernels/levels.h.
 $(BUILD)/bench/%: bench/%.c $(BUILD)/liblogitscope.a include/logitscope.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
@@ -129,4 +147,4 @@ bench: all
 	bench/run
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-arm64

@@ -91,6 +91,17 @@ void lsc_attn_scores_ref(const lsc_attn_args *a, size_t i, float *row);
 void lsc_attn_softmax_ref(float *row, size_t P);
 void lsc_attn_values_ref(const lsc_attn_args *a, size_t i, const float *row);
 
+/* The reference on a slice of the output (the signatures of lsc_level's
+ * entries; BF16 takes x as is), for levels with no kernel of their own. */
+void lsc_bf16_prep_ref(const float *x, size_t K, float *xr);
+void lsc_matvec_bf16_ref(const float *x, const uint16_t *w, const lsc_f32u *b, float *y,
+                         size_t K, size_t n0, size_t n1);
+void lsc_matvec_q8_ref(const int16_t *xq, const float *xs, const int8_t *q, const float *scale,
+                       const lsc_f32u *b, float *y, size_t K, size_t n0, size_t n1);
+void lsc_layernorm_rows_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                            size_t E, float eps, size_t t0, size_t t1);
+void lsc_attention_rows_ref(const lsc_attn_args *a, size_t i0, size_t i1, float *row);
+
 /* The scale the fast levels multiply q.k by (the same bits as dividing
  * 1.0f by each divisor in turn). */
 static inline float lsc_attn_scale(const lsc_attn_args *a) {
@@ -227,5 +238,19 @@ void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b,
 void lsc_gelu_new_avx512(float *x, size_t n);
 /* lsc_attention_rows_avx2 with the AVX-512 scores and 4-row values. */
 void lsc_attention_rows_avx512(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
+
+/* ------------------------------------------------------------------------ */
+/* neon.c: the aarch64 Advanced SIMD level                                   */
+/* ------------------------------------------------------------------------ */
+/* The F32 products, which dominate decode and prefill, in the AVX2 level's
+ * per-element order (so the same bits as AVX2 for them); everything else
+ * is the reference on slices (above). */
+void lsc_matvec_kn_neon(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t N, size_t n0, size_t n1);
+void lsc_matvec_nk_neon(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t n0, size_t n1);
+#define LSC_GEMM_PACK_NEON (LSC_GEMM_KC * 128)
+void lsc_gemm_w_neon(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                     size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
 
 #endif

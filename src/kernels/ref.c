@@ -216,3 +216,49 @@ void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, flo
             for (size_t n = 0; n < N; n++) yt[n] = yt[n] + b[n];
     }
 }
+
+/* ------------------------------------------------------------------------ */
+/* The reference on one slice of the output, for the table of a level that  */
+/* has no kernel of its own for something (dispatch.c splits them over the  */
+/* threads; each output is computed as the whole-product reference does).   */
+/* ------------------------------------------------------------------------ */
+
+void lsc_bf16_prep_ref(const float *x, size_t K, float *xr) { memcpy(xr, x, K * sizeof *xr); }
+
+void lsc_matvec_bf16_ref(const float *x, const uint16_t *w, const lsc_f32u *b, float *y,
+                         size_t K, size_t n0, size_t n1) {
+    lsc_weights wt = {LSC_WEIGHTS_BF16, 1, w, NULL};
+    for (size_t n = n0; n < n1; n++) {
+        float s = 0.0f;
+        for (size_t k = 0; k < K; k++) s += x[k] * lsc_weights_get(&wt, K, 0, k, n);
+        y[n] = b ? s + b[n] : s;
+    }
+}
+
+void lsc_matvec_q8_ref(const int16_t *xq, const float *xs, const int8_t *q, const float *scale,
+                       const lsc_f32u *b, float *y, size_t K, size_t n0, size_t n1) {
+    size_t nb = (K + LSC_Q8_BLOCK - 1) / LSC_Q8_BLOCK;
+    for (size_t n = n0; n < n1; n++) {
+        float s = 0.0f;
+        for (size_t blk = 0; blk < nb; blk++) {
+            int32_t t = 0;
+            for (size_t k = blk * LSC_Q8_BLOCK; k < K && k < (blk + 1) * LSC_Q8_BLOCK; k++)
+                t += (int32_t)q[n * K + k] * xq[k];
+            s += scale[n * nb + blk] * xs[blk] * (float)t;
+        }
+        y[n] = b ? s + b[n] : s;
+    }
+}
+
+void lsc_layernorm_rows_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                            size_t E, float eps, size_t t0, size_t t1) {
+    lsc_layernorm_ref(x + t0 * E, g, b, y + t0 * E, t1 - t0, E, eps);
+}
+
+void lsc_attention_rows_ref(const lsc_attn_args *a, size_t i0, size_t i1, float *row) {
+    for (size_t i = i0; i < i1; i++) {
+        lsc_attn_scores_ref(a, i, row);
+        lsc_attn_softmax_ref(row, a->n_past + a->T);
+        lsc_attn_values_ref(a, i, row);
+    }
+}

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #define T 40
-#define ROUNDS 20
+#define ROUNDS 6
 
 static lsc_model *load_fixture(const char *name) {
     const char *root = getenv("LSC_FIXTURES");
