@@ -12,12 +12,6 @@
 #define LSC_PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define LSC_PRINTF(f, a)
-/* Testing hooks of the tokenizer (tests/unit/test_tokenizer.c): pieces of at
- * least `n` bytes use the heap BPE, shorter ones the plain scan (n = 0: heap
- * always, INT_MAX: scan always); and the piece cache on or off. */
-void lsc_tokenizer_set_bpe_heap_threshold(lsc_tokenizer *tok, int n);
-void lsc_tokenizer_set_cache(lsc_tokenizer *tok, bool on);
-
 #endif
 
 /* Fills `err` (which may be NULL) with `status` and a formatted one-line

@@ -1,29 +1,16 @@
-/* sampling.c - what is done with a row of logits: softmax, log-softmax,
- * argmax, top-k, rank; a seeded rng and multinomial draws; and the sampler,
- * which applies transformers' logits processors and warpers in their order
- * (repetition penalty, temperature, top-k, top-p, min-p) and picks a token. */
+/* sampling.c - choosing a token from a row of logits: a seeded rng,
+ * multinomial draws (torch.multinomial), and the sampler, which applies
+ * transformers' logits processors and warpers in their order (repetition
+ * penalty, temperature, top-k, top-p, min-p) and picks a token. Reading a row
+ * (softmax, top-k, rank) is inspect.c. */
 #include "internal.h"
+#include "order.h"
 #include "torchsort.h"
 
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* ------------------------------------------------------------------------ */
-/* Ordering: "a comes before b" in a descending sort                         */
-/* ------------------------------------------------------------------------ */
-
-/* True when value a (at index ia) sorts before value b (at index ib) in a
- * stable descending sort: larger first, NaN first of all (as torch), ties by
- * lower index. The order of argmax, of the sampler's top-k cut (where only
- * the k-th value matters) and of draws without replacement; lsc_top_k and
- * lsc_rank follow torch's own tie order (torchsort.c). */
-static inline bool before(double a, size_t ia, double b, size_t ib) {
-    if (isnan(a)) return !isnan(b) || ia < ib;
-    if (isnan(b)) return false;
-    return a > b || (a == b && ia < ib);
-}
 
 /* Values to select from: a float row or a double row (one is NULL). */
 typedef struct keys {
@@ -38,11 +25,11 @@ static inline double key_at(keys k, size_t i) { return k.f ? (double)k.f[i] : k.
 static void heap_sift_down(keys k, int32_t *heap, size_t len, size_t i) {
     for (;;) {
         size_t l = 2 * i + 1, r = l + 1, worst = i;
-        if (l < len && before(key_at(k, (size_t)heap[worst]), (size_t)heap[worst],
-                              key_at(k, (size_t)heap[l]), (size_t)heap[l]))
+        if (l < len && lsc_before(key_at(k, (size_t)heap[worst]), (size_t)heap[worst],
+                                  key_at(k, (size_t)heap[l]), (size_t)heap[l]))
             worst = l;
-        if (r < len && before(key_at(k, (size_t)heap[worst]), (size_t)heap[worst],
-                              key_at(k, (size_t)heap[r]), (size_t)heap[r]))
+        if (r < len && lsc_before(key_at(k, (size_t)heap[worst]), (size_t)heap[worst],
+                                  key_at(k, (size_t)heap[r]), (size_t)heap[r]))
             worst = r;
         if (worst == i) return;
         int32_t t = heap[i];
@@ -56,8 +43,8 @@ static void heap_sift_down(keys k, int32_t *heap, size_t len, size_t i) {
 static void heap_sift_up(keys k, int32_t *heap, size_t i) {
     while (i > 0) {
         size_t p = (i - 1) / 2;
-        if (!before(key_at(k, (size_t)heap[p]), (size_t)heap[p], key_at(k, (size_t)heap[i]),
-                    (size_t)heap[i]))
+        if (!lsc_before(key_at(k, (size_t)heap[p]), (size_t)heap[p], key_at(k, (size_t)heap[i]),
+                        (size_t)heap[i]))
             return;
         int32_t t = heap[i];
         heap[i] = heap[p];
@@ -67,8 +54,8 @@ static void heap_sift_up(keys k, int32_t *heap, size_t i) {
 }
 
 /* Writes the indices of the min(want, n) first values of `k` in sorted order
- * (see before()) into out, using out itself as a bounded heap: O(n log want),
- * no allocation. Returns the count written. */
+ * (lsc_before, order.h) into out, using out itself as a bounded heap:
+ * O(n log want), no allocation. Returns the count written. */
 static size_t select_first(keys k, size_t n, size_t want, int32_t *out) {
     if (want > n) want = n;
     if (want == 0) return 0;
@@ -77,7 +64,7 @@ static size_t select_first(keys k, size_t n, size_t want, int32_t *out) {
         if (len < want) {
             out[len] = (int32_t)i;
             heap_sift_up(k, out, len++);
-        } else if (before(key_at(k, i), i, key_at(k, (size_t)out[0]), (size_t)out[0])) {
+        } else if (lsc_before(key_at(k, i), i, key_at(k, (size_t)out[0]), (size_t)out[0])) {
             out[0] = (int32_t)i;
             heap_sift_down(k, out, len, 0);
         }
@@ -90,105 +77,6 @@ static size_t select_first(keys k, size_t n, size_t want, int32_t *out) {
         heap_sift_down(k, out, end - 1, 0);
     }
     return len;
-}
-
-/* ------------------------------------------------------------------------ */
-/* Inspection                                                                */
-/* ------------------------------------------------------------------------ */
-
-/* The largest value of x[n] (-inf for n == 0); NaN when any value is NaN. */
-static double row_max(const float *x, size_t n) {
-    double m = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(x[i])) return NAN;
-        if (x[i] > m) m = x[i];
-    }
-    return m;
-}
-
-double lsc_logsumexp(const float *x, size_t n) {
-    double m = row_max(x, n);
-    if (!isfinite(m)) return m; /* -inf (nothing finite), +inf or NaN */
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
-    return m + log(sum);
-}
-
-void lsc_softmax(const float *x, size_t n, float *out) {
-    double m = row_max(x, n);
-    if (!isfinite(m)) {
-        for (size_t i = 0; i < n; i++) out[i] = NAN;
-        return;
-    }
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
-    for (size_t i = 0; i < n; i++) out[i] = (float)(exp((double)x[i] - m) / sum);
-}
-
-void lsc_log_softmax(const float *x, size_t n, float *out) {
-    double lse = lsc_logsumexp(x, n);
-    if (!isfinite(lse)) {
-        for (size_t i = 0; i < n; i++) out[i] = NAN;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) out[i] = (float)((double)x[i] - lse);
-}
-
-size_t lsc_argmax(const float *x, size_t n) {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (before(x[i], i, x[best], best)) best = i;
-    return best;
-}
-
-/* A new array of the pairs (x[j], j) for torchsort.c; NULL when out of
- * memory. The caller frees it. */
-static lsc_pair *make_pairs(const float *x, size_t n) {
-    lsc_pair *q = malloc((n ? n : 1) * sizeof *q);
-    if (!q) return NULL;
-    for (size_t j = 0; j < n; j++) {
-        q[j].v = x[j];
-        q[j].i = (int32_t)j;
-    }
-    return q;
-}
-
-lsc_status lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices, lsc_error *err) {
-    if (n > INT32_MAX) return lsc_fail(err, LSC_ERR_INVALID_ARG, "top_k: %zu values is too many", n);
-    if (k > n) k = n;
-    if (k == 0) return LSC_OK;
-    lsc_pair *q = make_pairs(x, n);
-    if (!q) return lsc_fail(err, LSC_ERR_NOMEM, "top_k: cannot allocate %zu pairs", n);
-    lsc_torch_topk(q, n, k);
-    for (size_t j = 0; j < k; j++) indices[j] = q[j].i;
-    free(q);
-    return LSC_OK;
-}
-
-lsc_status lsc_rank(const float *x, size_t n, size_t id, size_t *rank, lsc_error *err) {
-    if (id >= n) return lsc_fail(err, LSC_ERR_INVALID_ARG, "rank: index %zu is outside [0, %zu)", id, n);
-    if (n > INT32_MAX) return lsc_fail(err, LSC_ERR_INVALID_ARG, "rank: %zu values is too many", n);
-    /* torch's order: a before b when a is NaN and b is not, or a > b */
-    float v = x[id];
-    size_t above = 0, tied = 0;
-    for (size_t j = 0; j < n; j++) {
-        bool a_before = (isnan(x[j]) && !isnan(v)) || x[j] > v;
-        bool b_before = (isnan(v) && !isnan(x[j])) || v > x[j];
-        above += a_before;
-        tied += !a_before && !b_before;
-    }
-    if (tied == 1) { /* only itself: no tie to place */
-        *rank = above;
-        return LSC_OK;
-    }
-    lsc_pair *q = make_pairs(x, n);
-    if (!q) return lsc_fail(err, LSC_ERR_NOMEM, "rank: cannot allocate %zu pairs", n);
-    lsc_std_sort_desc(q, n);
-    size_t r = above;
-    while (q[r].i != (int32_t)id) r++; /* id sits among its ties */
-    free(q);
-    *rank = r;
-    return LSC_OK;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -234,14 +122,12 @@ lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int rep
     if (n == 0) return lsc_fail(err, LSC_ERR_INVALID_ARG, "multinomial: no categories");
     if (n > INT32_MAX)
         return lsc_fail(err, LSC_ERR_INVALID_ARG, "multinomial: %zu categories is too many", n);
-    double total = 0.0;
     size_t nonzero = 0;
     for (size_t i = 0; i < n; i++) {
         if (!(probs[i] >= 0.0f) || isinf(probs[i]))
             return lsc_fail(err, LSC_ERR_INVALID_ARG,
                             "multinomial: weight %zu is %g (weights must be finite and >= 0)", i,
                             (double)probs[i]);
-        total += probs[i];
         nonzero += probs[i] > 0.0f;
     }
     if (nonzero == 0)

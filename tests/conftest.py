@@ -42,3 +42,33 @@ def run_cli(*args, input=None, check=False, env=None):
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+# Tests of what an unwritable folder does: root writes anywhere, so under root
+# (CI's case) the command runs as nobody, for whom the folder's mode counts.
+NOBODY = 65534
+
+
+def as_unprivileged():
+    """The command prefix that drops root (setpriv to nobody), or [] when not
+    root."""
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] \
+        if os.geteuid() == 0 else []
+
+
+def unwritable_folder():
+    """A folder the command (run with as_unprivileged()) cannot write to,
+    inside a world-readable folder: not under pytest's tmp_path, which is in
+    a 0700 folder of root's that nobody cannot even enter (a 'Permission
+    denied' for the wrong reason). Under root, nobody owns it and lacks the
+    write bit. Returns (the parent, the folder); the caller removes the
+    parent."""
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="lsc-unwritable-"))
+    base.chmod(0o755)
+    d = base / "ro"
+    d.mkdir()
+    if os.geteuid() == 0:
+        os.chown(d, NOBODY, NOBODY)  # nobody owns it but lacks the write bit
+    d.chmod(0o500)
+    return base, d

@@ -1,5 +1,5 @@
 /* fuzz_hookspec.c - libFuzzer target for the --hook spec parser
- * (tools/hookspec.c): any bytes, cut at the first NUL, must parse or fail with
+ * (tools/common/hookspec.c): any bytes, cut at the first NUL, must parse or fail with
  * a one-line message, never crash; a spec that parses holds together (point
  * non-empty, counts within their limits, an argument for add/patch/set), and
  * its position and head selectors answer for any position without trouble. */

@@ -1,5 +1,5 @@
 /* fuzz_npy.c - libFuzzer target for the .npy and .npz readers that --hook
- * add:/patch: use (tools/npy.c). The first byte picks the reader, the rest is
+ * add:/patch: use (tools/common/npy.c). The first byte picks the reader, the rest is
  * written to a temporary file and read with a 1 MiB data limit: reading must
  * either fail with a one-line message and a zeroed result, or give arrays
  * whose element count is the product of their shape, within the limit, and

@@ -1,8 +1,10 @@
-/* test_hookspec.c - the --hook spec parser (tools/hookspec.c, compiled in
- * here): every form of point, heads, positions and op, and the errors. */
+/* test_hookspec.c - the --hook spec parser (tools/common/hookspec.c, from the
+ * CLI's library build/libcli.a): every form of point, heads, positions and op, and the errors. */
 #include "check.h"
 
-#include "../../tools/hookspec.c"
+#include "hookspec.h"
+
+#include <string.h>
 
 static hookspec hs;
 static char err[256];

@@ -1,0 +1,110 @@
+/* inspect.c - reading a row of logits: softmax, log-softmax, logsumexp,
+ * argmax, top-k and rank (torch's tie order, torchsort.c). Sampling from a
+ * row is sampling.c. */
+#include "internal.h"
+#include "order.h"
+#include "torchsort.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------------ */
+/* Inspection                                                                */
+/* ------------------------------------------------------------------------ */
+
+/* The largest value of x[n] (-inf for n == 0); NaN when any value is NaN. */
+static double row_max(const float *x, size_t n) {
+    double m = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i])) return NAN;
+        if (x[i] > m) m = x[i];
+    }
+    return m;
+}
+
+double lsc_logsumexp(const float *x, size_t n) {
+    double m = row_max(x, n);
+    if (!isfinite(m)) return m; /* -inf (nothing finite), +inf or NaN */
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
+    return m + log(sum);
+}
+
+void lsc_softmax(const float *x, size_t n, float *out) {
+    double m = row_max(x, n);
+    if (!isfinite(m)) {
+        for (size_t i = 0; i < n; i++) out[i] = NAN;
+        return;
+    }
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
+    for (size_t i = 0; i < n; i++) out[i] = (float)(exp((double)x[i] - m) / sum);
+}
+
+void lsc_log_softmax(const float *x, size_t n, float *out) {
+    double lse = lsc_logsumexp(x, n);
+    if (!isfinite(lse)) {
+        for (size_t i = 0; i < n; i++) out[i] = NAN;
+        return;
+    }
+    for (size_t i = 0; i < n; i++) out[i] = (float)((double)x[i] - lse);
+}
+
+size_t lsc_argmax(const float *x, size_t n) {
+    size_t best = 0;
+    for (size_t i = 1; i < n; i++)
+        if (lsc_before(x[i], i, x[best], best)) best = i;
+    return best;
+}
+
+/* A new array of the pairs (x[j], j) for torchsort.c; NULL when out of
+ * memory. The caller frees it. */
+static lsc_pair *make_pairs(const float *x, size_t n) {
+    lsc_pair *q = malloc((n ? n : 1) * sizeof *q);
+    if (!q) return NULL;
+    for (size_t j = 0; j < n; j++) {
+        q[j].v = x[j];
+        q[j].i = (int32_t)j;
+    }
+    return q;
+}
+
+lsc_status lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices, lsc_error *err) {
+    if (n > INT32_MAX) return lsc_fail(err, LSC_ERR_INVALID_ARG, "top_k: %zu values is too many", n);
+    if (k > n) k = n;
+    if (k == 0) return LSC_OK;
+    lsc_pair *q = make_pairs(x, n);
+    if (!q) return lsc_fail(err, LSC_ERR_NOMEM, "top_k: cannot allocate %zu pairs", n);
+    lsc_torch_topk(q, n, k);
+    for (size_t j = 0; j < k; j++) indices[j] = q[j].i;
+    free(q);
+    return LSC_OK;
+}
+
+lsc_status lsc_rank(const float *x, size_t n, size_t id, size_t *rank, lsc_error *err) {
+    if (id >= n) return lsc_fail(err, LSC_ERR_INVALID_ARG, "rank: index %zu is outside [0, %zu)", id, n);
+    if (n > INT32_MAX) return lsc_fail(err, LSC_ERR_INVALID_ARG, "rank: %zu values is too many", n);
+    /* torch's order: a before b when a is NaN and b is not, or a > b */
+    float v = x[id];
+    size_t above = 0, tied = 0;
+    for (size_t j = 0; j < n; j++) {
+        bool a_before = (isnan(x[j]) && !isnan(v)) || x[j] > v;
+        bool b_before = (isnan(v) && !isnan(x[j])) || v > x[j];
+        above += a_before;
+        tied += !a_before && !b_before;
+    }
+    if (tied == 1) { /* only itself: no tie to place */
+        *rank = above;
+        return LSC_OK;
+    }
+    lsc_pair *q = make_pairs(x, n);
+    if (!q) return lsc_fail(err, LSC_ERR_NOMEM, "rank: cannot allocate %zu pairs", n);
+    lsc_std_sort_desc(q, n);
+    size_t r = above;
+    while (q[r].i != (int32_t)id) r++; /* id sits among its ties */
+    free(q);
+    *rank = r;
+    return LSC_OK;
+}
