@@ -2,7 +2,8 @@
  * contexts of one model at different levels run at the same time and each
  * gives the bits it gives alone; a level the CPU lacks is refused; and
  * observing the attention pattern (a hook on it) changes no bit of the
- * logits at any level. Needs build/fixtures (make fixtures). */
+ * logits at any level; a batched step refuses contexts of different levels.
+ * Needs build/fixtures (make fixtures). */
 #include "check.h"
 #include "logitscope.h"
 
@@ -118,6 +119,26 @@ static void test_refusals(void) {
     lsc_model_free(m);
 }
 
+/* A batched step runs on one context's kernels: contexts of different levels
+ * are refused (each sequence must get the bits of its own level). */
+static void test_batch_refuses_mixed_levels(void) {
+    lsc_model *m = load_fixture("tiny");
+    lsc_ctx *c[2] = {new_ctx(m, LSC_SIMD_REF, 1), new_ctx(m, LSC_SIMD_BEST, 1)};
+    const int32_t *idp[2] = {ids, ids};
+    size_t n[2] = {3, 3};
+    lsc_error err;
+    lsc_status st = lsc_batch_forward(c, idp, n, 2, NULL, NULL, &err);
+    if (strcmp(lsc_ctx_simd_level(c[1]), "ref")) {
+        CHECK(st == LSC_ERR_INVALID_ARG && strstr(err.message, "kernels") != NULL);
+        CHECK(lsc_ctx_n_past(c[0]) == 0 && lsc_ctx_n_past(c[1]) == 0);
+    } else {
+        CHECK(st == LSC_OK);
+    }
+    lsc_ctx_free(c[0]);
+    lsc_ctx_free(c[1]);
+    lsc_model_free(m);
+}
+
 static int observe(lsc_activation *a, void *user_data) {
     (*(int *)user_data)++;
     return 0;
@@ -154,6 +175,7 @@ int main(void) {
     }
     RUN(test_two_levels_at_once);
     RUN(test_refusals);
+    RUN(test_batch_refuses_mixed_levels);
     RUN(test_observing_changes_nothing);
     return CHECK_DONE();
 }
