@@ -21,20 +21,26 @@ ifeq ($(SANITIZE),1)
 endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
+PKG_CONFIG ?= pkg-config
 PKGS    = libcjson libpcre2-8 libcurl libcrypto
-MHD_LIBS = $(shell pkg-config --libs libmicrohttpd)
-LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
-PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
-PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
+MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
+LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
+PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot)
+PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot)
 
 # The SIMD levels are built only for their architecture (dispatch.c names
 # them under the same conditions), so `make` works unchanged on aarch64.
 TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine)
 X86_SRC   = src/kernels/avx2.c src/kernels/avx512.c
+ARM_SRC   = src/kernels/neon.c
 ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
   ARCH_SRC = $(X86_SRC)
 endif
-LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
+ifneq ($(filter aarch64%,$(TARGET_ARCH_NAME)),)
+  ARCH_SRC = $(ARM_SRC)
+endif
+LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC) $(ARM_SRC),$(wildcard src/kernels/*.c)) \
+            $(ARCH_SRC)
 
 # The library's version; the shared library's soname carries the major.
 VERSION   = $(shell sed -n 's/^\#define LSC_VERSION "\(.*\)"/\1/p' include/logitscope.h)
@@ -42,6 +48,12 @@ SOMAJOR   = $(firstword $(subst ., ,$(VERSION)))
 SONAME    = liblogitscope.so.$(SOMAJOR)
 TOOL_SRC  = $(wildcard tools/*.c)
 CLI_SRC   = $(wildcard tools/common/*.c)
+# without plplot (the aarch64 cross build of make test-arm64, which builds
+# the library and the unit tests, not the CLI) the CLI's library leaves out
+# the plot drawing
+ifeq ($(shell $(PKG_CONFIG) --exists plplot && echo yes),)
+  CLI_SRC := $(filter-out tools/common/plot_draw.c,$(CLI_SRC))
+endif
 SERVER_SRC = $(wildcard server/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -51,7 +63,8 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install
+.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install \
+        test-arm64
 all: $(BUILD)/liblogitscope.a $(BUILD)/liblogitscope.so $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -126,6 +139,17 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itools/common $(LDFLAGS) -o $@ $< $(BUILD)/libcli.a $(BUILD)/liblogitscope.a \
 	    $(LIBS) $(PLPLOT_LIBS)
+
+# The cross-architecture check's logits dump (tests/cross/run).
+$(BUILD)/tests/logits_dump: tests/cross/logits_dump.c $(BUILD)/liblogitscope.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
+
+# aarch64: cross-compiled (gcc-aarch64-linux-gnu, the libraries' arm64
+# packages) into build-arm64/ and run under qemu-user: the C unit tests and
+# logits against this machine's (correctness only; tests/cross/run).
+test-arm64: fixtures $(BUILD)/tests/logits_dump
+	tests/cross/run
 
 # Benchmark helpers in C (bench/*.c), on the public header; kernels_bench.c
 # also times the internal kernels (src/kernels.h) one by one.
@@ -228,7 +252,7 @@ bench: all
 	bench/run
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-arm64
 
 # the headers each object, test and benchmark was built from (-MMD)
 -include $(shell find $(BUILD) build-fuzz -name '*.d' 2>/dev/null)

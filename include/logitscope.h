@@ -104,10 +104,20 @@ typedef struct lsc_error {
 /* Static text for a status, e.g. "format error". Never NULL. */
 LSC_API const char *lsc_status_str(lsc_status status);
 
-/* The instruction set the numeric kernels use in this process: "ref" (plain
- * C), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/BW/VL/DQ), the best the CPU
- * has unless the environment variable LSC_SIMD names a lower one. F32
- * results are the same bits at "avx2" and "avx512". */
+/* The instruction-set levels of the numeric kernels. Each context runs the
+ * one its lsc_ctx_params.simd names (contexts in one process may differ). */
+typedef enum lsc_simd {
+    LSC_SIMD_BEST = 0, /* the best this CPU has, capped by the environment
+                          variable LSC_SIMD ("ref", "avx2", "avx512", "neon") */
+    LSC_SIMD_REF,      /* plain C, the reference kernels */
+    LSC_SIMD_AVX2,     /* x86-64 AVX2 + FMA */
+    LSC_SIMD_AVX512,   /* x86-64 AVX-512 F/BW/VL/DQ */
+    LSC_SIMD_NEON      /* aarch64 Advanced SIMD */
+} lsc_simd;
+
+/* The level a context made with the default parameters runs: the best the
+ * CPU has unless LSC_SIMD names a lower one ("ref", "avx2", "avx512",
+ * "neon"). F32 results are the same bits at "avx2" and "avx512". */
 LSC_API const char *lsc_simd_level(void);
 
 /* Frees an array the library returned through an out-parameter. NULL is fine. */
@@ -189,9 +199,16 @@ LSC_API lsc_status lsc_model_check_finite(const lsc_model *model, lsc_error *err
 
 typedef struct lsc_ctx lsc_ctx;
 
+/* Threads: a model may be shared by any number of contexts on any threads;
+ * a context (its KV cache, scratch, thread pool and hooks) is used by one
+ * thread at a time. Contexts share no kernel state, so two of them may run
+ * different SIMD levels at the same time. */
 typedef struct lsc_ctx_params {
     int n_ctx;     /* tokens the KV cache holds; 0 = the model's n_ctx */
     int n_threads; /* 0 = all cores */
+    lsc_simd simd; /* the kernels' level; LSC_SIMD_BEST (default) = the best
+                      the CPU has; LSC_SIMD in the environment caps it; a
+                      level the CPU lacks is an error */
 } lsc_ctx_params;
 
 LSC_API lsc_ctx_params lsc_ctx_default_params(void);
@@ -206,6 +223,9 @@ LSC_API void lsc_ctx_reset(lsc_ctx *ctx);
 
 /* Tokens already in the KV cache. */
 LSC_API int lsc_ctx_n_past(const lsc_ctx *ctx);
+
+/* The kernels' level this context runs: "ref", "avx2", "avx512" or "neon". */
+LSC_API const char *lsc_ctx_simd_level(const lsc_ctx *ctx);
 
 /* Tokens the KV cache holds in all (the n_ctx it was made with). */
 LSC_API int lsc_ctx_n_ctx(const lsc_ctx *ctx);

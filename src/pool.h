@@ -37,12 +37,13 @@ int lsc_pool_n_threads(const lsc_pool *pool);
  * pool is NULL or has one thread) and returns when all calls have returned. */
 void lsc_pool_run(lsc_pool *pool, lsc_pool_fn fn, void *arg);
 
-/* One item of a lsc_pool_for loop. */
-typedef void (*lsc_pool_item_fn)(void *arg, size_t item);
+/* One item of a lsc_pool_for loop, run by thread ith of the pool (so that
+ * an item may use that thread's scratch). */
+typedef void (*lsc_pool_item_fn)(void *arg, size_t item, int ith);
 
-/* Calls fn(arg, i) once for every i in [0, n_items), the threads taking the
- * next item from a shared counter until none are left: a thread that the OS
- * deschedules (the machine may be shared) delays only its current item.
+/* Calls fn(arg, i, ith) once for every i in [0, n_items), the threads taking
+ * the next item from a shared counter until none are left: a thread that the
+ * OS deschedules (the machine may be shared) delays only its current item.
  * Returns when all items are done. */
 void lsc_pool_for(lsc_pool *pool, size_t n_items, lsc_pool_item_fn fn, void *arg);
 
