@@ -112,7 +112,4 @@ char *token_bpe_string(const lsc_tokenizer *tok, int32_t id);
 lsc_status server_encode(server *srv, const char *text, size_t len, int32_t **ids, size_t *n,
                          lsc_error *err);
 
-/* serve.c: `logitscope serve` */
-int serve_main(int argc, char **argv);
-
 #endif

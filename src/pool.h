@@ -17,9 +17,6 @@
 
 typedef struct lsc_pool lsc_pool;
 
-/* The most threads a pool (and so an lsc_ctx) may have. */
-#define LSC_MAX_THREADS 1024
-
 /* The job: called once on each thread with its index ith in [0, nth). */
 typedef void (*lsc_pool_fn)(void *arg, int ith, int nth);
 

@@ -4,7 +4,8 @@
  * lengths, joining and leaving between steps, prefill beside decode; a hook on
  * one context changes only its logits; one sequence's bad input, full
  * context or aborting hook fails it alone, its cache as before;
- * lsc_generate_batch gives each sequence the tokens lsc_generate gives it.
+ * lsc_generate_batch gives each sequence the tokens lsc_generate gives it,
+ * lsc_score_batch each text lsc_score's numbers.
  *
  *   test_batch [FIXTURE...]   (default: the tiny fixtures; the pytest
  *                              tests/test_batch.py passes distilgpt2-shape and
@@ -446,6 +447,50 @@ static void test_generate_batch(void) {
     }
 }
 
+/* lsc_score_batch gives each text lsc_score's numbers alone, bit for bit,
+ * with fewer contexts than texts (slots taken in turn), sliding windows, and
+ * a text too short or with a bad id failing alone. */
+static void check_score_batch(lsc_model *m, lsc_score_params sp) {
+    enum { N = 7, LEN = 300 };
+    int V = lsc_model_n_vocab(m);
+    size_t lens[N] = {2, 1, 140, 5, 60, 9, 250};
+    static int32_t ids[N][LEN];
+    static float lp_batch[N][LEN], lp_alone[LEN];
+    for (int i = 0; i < N; i++) make_ids(ids[i], LEN, V, 500u + (uint32_t)i);
+    ids[5][3] = -1;
+    lsc_score_seq q[N];
+    for (int i = 0; i < N; i++)
+        q[i] = (lsc_score_seq){.ids = ids[i], .n = lens[i], .logprobs = lp_batch[i]};
+    lsc_ctx *ctxs[3] = {new_ctx(m, 64, 2), new_ctx(m, 64, 1), new_ctx(m, 64, 1)};
+    lsc_error err;
+    lsc_status st = lsc_score_batch(ctxs, 3, q, N, sp, &err);
+    CHECK(st == LSC_ERR_INVALID_ARG && strstr(err.message, "text 1") != NULL);
+    CHECK(q[1].err.status == LSC_ERR_INVALID_ARG && q[5].err.status == LSC_ERR_INVALID_ARG);
+    printf("  score: [1] %s\n         [5] %s\n", q[1].err.message, q[5].err.message);
+    lsc_ctx *c = new_ctx(m, 64, 1);
+    size_t windows = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 1 || i == 5) continue;
+        CHECK(q[i].err.status == LSC_OK);
+        lsc_score_result r;
+        CHECK(lsc_score(c, ids[i], lens[i], sp, lp_alone, &r, &err) == LSC_OK);
+        CHECK(r.nll == q[i].result.nll && r.n_windows == q[i].result.n_windows &&
+              r.n_scored == q[i].result.n_scored && r.perplexity == q[i].result.perplexity);
+        CHECK(!memcmp(lp_alone, lp_batch[i], (lens[i] - 1) * sizeof(float)));
+        windows += r.n_windows;
+    }
+    printf("  score: 5 texts (%zu windows) on 3 contexts equal lsc_score alone bit for bit\n",
+           windows);
+    lsc_ctx_free(c);
+    for (int i = 0; i < 3; i++) lsc_ctx_free(ctxs[i]);
+}
+
+static void test_score_batch(void) {
+    check_score_batch(tiny, lsc_score_default_params());
+    lsc_score_params sp = {.max_length = 48, .stride = 16};
+    check_score_batch(tiny, sp);
+}
+
 int main(int argc, char **argv) {
     static const char *const tiny_fixtures[] = {"tiny", "tiny-scale-inv", "tiny-gelu",
                                                 "tiny-untied"};
@@ -457,6 +502,7 @@ int main(int argc, char **argv) {
     RUN(test_failures_stay_alone);
     RUN(test_bad_calls);
     RUN(test_generate_batch);
+    RUN(test_score_batch);
     lsc_model_free(tiny);
     return CHECK_DONE();
 }
