@@ -21,7 +21,8 @@ ifeq ($(SANITIZE),1)
 endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
-PKGS    = libcjson libpcre2-8 libcurl libcrypto libmicrohttpd
+PKGS    = libcjson libpcre2-8 libcurl libcrypto
+MHD_LIBS = $(shell pkg-config --libs libmicrohttpd)
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
@@ -117,7 +118,8 @@ $(WEB_OBJ): $(BUILD)/gen/web_files.c server/web_files.h
 	$(CC) $(CFLAGS) -Iserver -c $< -o $@
 
 $(BUILD)/logitscope: $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(MHD_LIBS) \
+	    $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
@@ -164,6 +166,12 @@ build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools/common -o $@ $< build-fuzz/libcli.a \
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# fuzz_server: the request handler (server/ without the HTTP glue and `serve`)
+FUZZ_SERVER_OBJ = $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out server/http.c server/serve.c,$(SERVER_SRC)))
+build-fuzz/fuzz_server: tests/fuzz/fuzz_server.c $(FUZZ_SERVER_OBJ) build-fuzz/liblogitscope.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserver -o $@ $< $(FUZZ_SERVER_OBJ) \
+	    build-fuzz/liblogitscope.a $(LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
 
@@ -186,7 +194,7 @@ unit-test: $(UNIT_BIN) fixtures
 # built with them, so tests/python/ is left out of test-sanitize.
 PY_STAMP = build/pic/python.stamp
 python: $(PY_STAMP)
-$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h) python/build_ffi.py
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h src/kernels/*.h) python/build_ffi.py
 	$(PYTHON) python/build_ffi.py
 	@touch $@
 ifeq ($(SANITIZE),1)

@@ -458,10 +458,10 @@ int main(void) {
     /* a level this CPU lacks is not tested here: say so (make test lists
      * these lines at its end), never pass in silence */
     if (lsc_simd_best() < LSC_SIMD_AVX2)
-        printf("SKIP avx2 level: the CPU lacks AVX2/FMA, src/kernels_avx2.c is not tested here\n");
+        printf("SKIP avx2 level: the CPU lacks AVX2/FMA, src/kernels/avx2.c is not tested here\n");
     if (lsc_simd_best() < LSC_SIMD_AVX512)
-        printf("SKIP avx512 level: the CPU lacks AVX-512 (F, BW, VL, DQ), src/kernels_avx512.c "
-               "and src/kernels_mv_avx512.c are not tested here\n");
+        printf("SKIP avx512 level: the CPU lacks AVX-512 (F, BW, VL, DQ), src/kernels/avx512.c "
+               "is not tested here\n");
     RUN(test_levels);
     RUN(test_pool);
     RUN(test_matmul);

@@ -105,11 +105,20 @@ bool cli_single_token(lsc_tokenizer *tok, const char *flag, const char *text, bo
 /* Prints tokenizer.decode([id]) as Python's repr. */
 void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id);
 
-/* Prints a cJSON value as one line on stdout and frees it; returns 0, or 1
- * after an error when it is NULL (an allocation failed while building it)
- * or stdout cannot be written. */
+/* ---- JSON output: json.c ---- */
+
+/* Prints a cJSON value as one compact line on stdout and frees it; returns 0,
+ * or 1 after an error when it is NULL (an allocation failed while building
+ * it) or stdout cannot be written. */
 struct cJSON;
 int cli_print_json(struct cJSON *obj);
+
+/* Prints s[0..n) as a JSON string literal (escaped as cJSON does; U+0000 as
+ * \u0000); false when out of memory. */
+bool cli_json_string(FILE *out, const char *s, size_t n);
+
+/* Prints ids[0..n) as a compact JSON array: [1,2,3]. */
+void cli_json_ids(FILE *out, const int32_t *ids, size_t n);
 
 /* ---- Interventions and the activation cache: hooks.c ---- */
 
