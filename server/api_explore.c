@@ -221,6 +221,13 @@ static bool direction_spec(explore *e, char *spec, size_t size) {
                  "\"strength\": NUMBER, \"positions\": \"-1\" (optional)}");
         return false;
     }
+    /* the positions go into the spec's text: only what POSITIONS allows */
+    if (pos && (!pos->valuestring[0] ||
+                strspn(pos->valuestring, "0123456789-:,") != strlen(pos->valuestring))) {
+        snprintf(e->msg, sizeof e->msg,
+                 "direction: 'positions' must be like -1, 3, 0:5 or 1,4 (digits, '-', ':', ',')");
+        return false;
+    }
     const lsc_model *m = e->srv->model;
     int idx = lsc_model_hook_point_index(m, point->valuestring);
     int64_t shape[4];
@@ -335,15 +342,15 @@ static bool explore_begin(const http_request *req, http_reply *rep, explore *e) 
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = e->srv->n_threads;
     if (!explore_ctx && lsc_ctx_new(e->srv->model, cp, &explore_ctx, &err) != LSC_OK) {
-        pthread_mutex_unlock(&explore_mu);
         explore_done(e);
+        pthread_mutex_unlock(&explore_mu);
         reply_error(rep, 500, NULL, "%s", err.message);
         return false;
     }
     if (!read_input(e) || !attach_hooks(e)) {
-        pthread_mutex_unlock(&explore_mu);
         reply_error(rep, 400, NULL, "%s", e->msg);
-        explore_done(e);
+        explore_done(e); /* removes hooks from the context: still under the lock */
+        pthread_mutex_unlock(&explore_mu);
         return false;
     }
     return true;

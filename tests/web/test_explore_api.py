@@ -133,6 +133,11 @@ def test_errors_and_the_page(serve):
                       ({"text": TEXT, "hooks": ["blocks.0.hook_mlp_out:frobnicate"]}, "--hook"),
                       ({"text": TEXT, "hooks": ["lm_head@40:zero"]}, "selected nothing"),
                       ({"ids": [1, 99999999]}, "ids[1]"),
+                      ({"text": TEXT, "direction": {"point": "blocks.0.hook_resid_post", "plus": "a",
+                                                    "minus": "b", "positions": "-1:add:/etc/x.npy"}},
+                       "'positions' must be"),
+                      ({"text": TEXT, "direction": {"point": "blocks.0.attn.hook_pattern", "plus": "a",
+                                                    "minus": "b"}}, "one vector per position"),
                       ({"text": ""}, "empty"),
                       ({}, "exactly one of")):
         status, out = s.post("/v1/explore/analyze", body)
