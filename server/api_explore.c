@@ -36,6 +36,18 @@
 
 static pthread_mutex_t explore_mu = PTHREAD_MUTEX_INITIALIZER;
 static lsc_ctx *explore_ctx; /* made on first use, kept for the server's life */
+/* The ids whose logits explore_ctx holds from a run without hooks (the page
+ * asks for the analysis, then a row of the same text): n == 0 when none. */
+static struct {
+    int32_t *ids;
+    size_t n;
+} last_run;
+
+static void forget_last_run(void) {
+    free(last_run.ids);
+    last_run.ids = NULL;
+    last_run.n = 0;
+}
 
 /* One request's input and the hooks it put on the context. */
 typedef struct explore {
@@ -178,6 +190,7 @@ static bool last_row(explore *e, const char *point, const char *prompt, float *o
         snprintf(e->msg, sizeof e->msg, "direction: %s", err.message);
         ok = false;
     }
+    forget_last_run();
     lsc_ctx_reset(explore_ctx);
     if (ok && lsc_ctx_forward(explore_ctx, ids, n, LSC_LOGITS_LAST, &err) != LSC_OK) {
         snprintf(e->msg, sizeof e->msg, "direction: %s", err.message);
@@ -206,6 +219,13 @@ static bool direction_spec(explore *e, char *spec, size_t size) {
         snprintf(e->msg, sizeof e->msg,
                  "'direction' must be {\"point\": NAME, \"plus\": TEXT, \"minus\": TEXT, "
                  "\"strength\": NUMBER, \"positions\": \"-1\" (optional)}");
+        return false;
+    }
+    /* the positions go into the spec's text: only what POSITIONS allows */
+    if (pos && (!pos->valuestring[0] ||
+                strspn(pos->valuestring, "0123456789-:,") != strlen(pos->valuestring))) {
+        snprintf(e->msg, sizeof e->msg,
+                 "direction: 'positions' must be like -1, 3, 0:5 or 1,4 (digits, '-', ':', ',')");
         return false;
     }
     const lsc_model *m = e->srv->model;
@@ -322,15 +342,15 @@ static bool explore_begin(const http_request *req, http_reply *rep, explore *e) 
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = e->srv->n_threads;
     if (!explore_ctx && lsc_ctx_new(e->srv->model, cp, &explore_ctx, &err) != LSC_OK) {
-        pthread_mutex_unlock(&explore_mu);
         explore_done(e);
+        pthread_mutex_unlock(&explore_mu);
         reply_error(rep, 500, NULL, "%s", err.message);
         return false;
     }
     if (!read_input(e) || !attach_hooks(e)) {
-        pthread_mutex_unlock(&explore_mu);
         reply_error(rep, 400, NULL, "%s", e->msg);
-        explore_done(e);
+        explore_done(e); /* removes hooks from the context: still under the lock */
+        pthread_mutex_unlock(&explore_mu);
         return false;
     }
     return true;
@@ -373,15 +393,29 @@ static void add_token_text(cJSON *o, const char *key, const lsc_tokenizer *tok, 
     lsc_free(s);
 }
 
-/* Runs the whole input with a logits row per position. */
-static bool forward_all(explore *e, const float **rows) {
+/* Runs the whole input with a logits row per position. With `reuse`, a
+ * request without hooks whose ids are those of the last run takes that
+ * run's logits (still in the context) instead of running again; callers
+ * that register hooks of their own (the lens, attention) pass false, and
+ * their runs are not kept (the lens unembeds on the context afterwards). */
+static bool forward_all(explore *e, const float **rows, bool reuse) {
     lsc_error err;
+    if (reuse && !e->hooks && last_run.n == e->n &&
+        !memcmp(last_run.ids, e->ids, e->n * sizeof *e->ids)) {
+        *rows = lsc_ctx_logits(explore_ctx, NULL);
+        return true;
+    }
+    forget_last_run();
     lsc_ctx_reset(explore_ctx);
     if (lsc_ctx_forward(explore_ctx, e->ids, e->n, LSC_LOGITS_ALL, &err) != LSC_OK) {
         snprintf(e->msg, sizeof e->msg, "%s", err.message);
         return false;
     }
     *rows = lsc_ctx_logits(explore_ctx, NULL);
+    if (reuse && !e->hooks && (last_run.ids = malloc(e->n * sizeof *e->ids))) {
+        memcpy(last_run.ids, e->ids, e->n * sizeof *e->ids);
+        last_run.n = e->n;
+    }
     return finish_hooks(e);
 }
 
@@ -391,7 +425,7 @@ void api_explore_analyze(const http_request *req, http_reply *rep) {
     server *srv = e.srv;
     long k = 10;
     const float *rows;
-    if (!int_field(&e, "top_k", 0, MAX_TOP_K, &k) || !forward_all(&e, &rows))
+    if (!int_field(&e, "top_k", 0, MAX_TOP_K, &k) || !forward_all(&e, &rows, true))
         return explore_fail(&e, rep, 400, e.msg);
     size_t V = (size_t)srv->n_vocab;
     int32_t *top = malloc((size_t)(k ? k : 1) * sizeof *top);
@@ -471,7 +505,7 @@ void api_explore_logits(const http_request *req, http_reply *rep) {
     if (!int_field(&e, "pos", -(long)e.n, (long)e.n - 1, &pos))
         return explore_fail(&e, rep, 400, e.msg);
     if (pos < 0) pos += (long)e.n;
-    if (!forward_all(&e, &rows)) return explore_fail(&e, rep, 400, e.msg);
+    if (!forward_all(&e, &rows, true)) return explore_fail(&e, rep, 400, e.msg);
     size_t V = (size_t)e.srv->n_vocab;
     char *b64 = base64_f32(rows + (size_t)pos * V, V);
     cJSON *o = cJSON_CreateObject();
@@ -523,7 +557,7 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
               lsc_ctx_add_hook(explore_ctx, "blocks.*.hook_resid_post", grab_resid, &cap, &h2,
                                &err) == LSC_OK;
     if (!ok) snprintf(e.msg, sizeof e.msg, "%s", cap.resid && out && final_lp ? err.message : "out of memory");
-    ok = ok && forward_all(&e, &rows);
+    ok = ok && forward_all(&e, &rows, false);
     if (h1 >= 0) lsc_ctx_remove_hook(explore_ctx, h1);
     if (h2 >= 0) lsc_ctx_remove_hook(explore_ctx, h2);
     if (ok)
@@ -623,7 +657,7 @@ void api_explore_attention(const http_request *req, http_reply *rep) {
     bool ok = cap.pattern &&
               lsc_ctx_add_hook(explore_ctx, point, grab_pattern, &cap, &h, &err) == LSC_OK;
     if (!ok) snprintf(e.msg, sizeof e.msg, "%s", cap.pattern ? err.message : "out of memory");
-    ok = ok && forward_all(&e, &rows);
+    ok = ok && forward_all(&e, &rows, false);
     if (h >= 0) lsc_ctx_remove_hook(explore_ctx, h);
     char *b64 = ok ? base64_f32(cap.pattern, H * n * n) : NULL;
     free(cap.pattern);
@@ -673,6 +707,7 @@ void api_explore_generate(const http_request *req, http_reply *rep) {
     gp.eos_id = srv->eos_id;
     int32_t *out = NULL;
     size_t n_new = 0;
+    forget_last_run();
     lsc_status st = lsc_generate(explore_ctx, s, e.ids, e.n, gp, NULL, NULL, &out, &n_new, &err);
     lsc_sampler_free(s);
     if (st != LSC_OK) return explore_fail(&e, rep, 400, err.message);

@@ -104,6 +104,13 @@ def test_lens_attention_logits_generate(serve, tmp_path):
             "blocks.1.attn.hook_pattern", "--cache-out", tmp_path / "c.npz", check=True)
     np.testing.assert_array_equal(pat, np.load(tmp_path / "c.npz")["blocks.1.attn.hook_pattern"])
 
+    # the logits row: after another text, after a hooked run of the same text
+    # and after the same text's analysis (the server reuses that run's logits)
+    for before in ({"text": "Other words"}, {"text": TEXT, "hooks": ["lm_head:zero"]}, {"text": TEXT}):
+        assert s.post("/v1/explore/analyze", before)[0] == 200
+        status, lg = s.post("/v1/explore/logits", {"text": TEXT, "pos": 4})
+        row = np.frombuffer(base64.b64decode(lg["logits_f32"]), dtype="<f4")
+        assert int(np.argmax(row)) == cli_json("next", "--text", TEXT, "--pos", "4")["argmax"]["id"]
     status, lg = s.post("/v1/explore/logits", {"text": TEXT, "pos": 4})
     row = np.frombuffer(base64.b64decode(lg["logits_f32"]), dtype="<f4")
     nxt = cli_json("next", "--text", TEXT, "--pos", "4", "--top-k", "3")
@@ -126,6 +133,11 @@ def test_errors_and_the_page(serve):
                       ({"text": TEXT, "hooks": ["blocks.0.hook_mlp_out:frobnicate"]}, "--hook"),
                       ({"text": TEXT, "hooks": ["lm_head@40:zero"]}, "selected nothing"),
                       ({"ids": [1, 99999999]}, "ids[1]"),
+                      ({"text": TEXT, "direction": {"point": "blocks.0.hook_resid_post", "plus": "a",
+                                                    "minus": "b", "positions": "-1:add:/etc/x.npy"}},
+                       "'positions' must be"),
+                      ({"text": TEXT, "direction": {"point": "blocks.0.attn.hook_pattern", "plus": "a",
+                                                    "minus": "b"}}, "one vector per position"),
                       ({"text": ""}, "empty"),
                       ({}, "exactly one of")):
         status, out = s.post("/v1/explore/analyze", body)

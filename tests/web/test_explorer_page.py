@@ -75,6 +75,10 @@ def tokens(d):
         ({pos: e.dataset.pos, id: e.dataset.id, logprob: e.dataset.logprob, rank: e.dataset.rank}))""")
 
 
+def ids_now(d):
+    return [int(t["id"]) for t in tokens(d)]
+
+
 def requested_urls(d):
     urls = []
     for entry in d.get_log("performance"):
@@ -167,6 +171,25 @@ def test_temperature_slider_and_candidate(serve, browser):
     b3 = wait(lambda: (lambda b: b if b and b[2]["post"] == 0 else None)(bars()))
     assert b3[0]["post"] + b3[1]["post"] == pytest.approx(1, abs=1e-9)
     assert max(d.execute_script("return window.lscTimings.redraw")) < 1000
+
+    # export: the view's data as JSON, its chart as SVG and PNG (downloads caught)
+    d.execute_script("window.__dl = []; window.__blobs = new Map(); const make = URL.createObjectURL;"
+                     "URL.createObjectURL = (b) => { const u = make(b); window.__blobs.set(u, b); return u; };"
+                     "HTMLAnchorElement.prototype.click = function () {"
+                     " window.__dl.push([this.download, this.href]); };")
+    for b in ("export-json", "export-svg", "export-png"):
+        d.find_element(By.ID, b).click()
+    dl = wait(lambda: (lambda x: x if len(x) == 3 else None)(d.execute_script("return window.__dl")))
+    got = {}
+    for name, href in dl:
+        got[name] = d.execute_async_script(
+            "const done = arguments[1]; window.__blobs.get(arguments[0]).arrayBuffer()"
+            ".then(b => done(Array.from(new Uint8Array(b))))", href)
+    data = json.loads(bytes(got["logitscope-next.json"]))
+    assert [t["id"] for t in data["analysis"]["tokens"]] == ids_now(d)
+    assert data["state"]["topK"] == 2 and len(data["next"]) == 50
+    assert b"<svg" in bytes(got["logitscope-next.svg"])[:200]
+    assert bytes(got["logitscope-next.png"])[:8] == b"\x89PNG\r\n\x1a\n"
 
     # click a candidate whose text extends the token list by itself
     ids = [int(t["id"]) for t in tokens(d)]

@@ -504,6 +504,31 @@ async function renderSteer(apply) {
   });
 }
 
+// The steering controls from the state (a shared link): the direction, or a
+// hook spec of the forms the panel builds.
+function syncSteerControls() {
+  let m;
+  if (state.direction) {
+    try {
+      const dir = JSON.parse(state.direction);
+      $('hook-op').value = 'add';
+      $('hook-point').value = dir.point;
+      $('dir-plus').value = dir.plus;
+      $('dir-minus').value = dir.minus;
+      $('hook-strength').value = dir.strength;
+      $('hook-pos').value = dir.positions || '';
+    } catch (e) { state.direction = ''; }
+  } else if (state.hooks.length && (m = /^lm_head(?:@([^:]*))?:set:(.*)=max([+-][^=]*)$/.exec(state.hooks[0]))) {
+    $('hook-op').value = 'set';
+    [$('hook-pos').value, $('hook-token').value, $('hook-strength').value] = [m[1] || '', m[2], Number(m[3])];
+  } else if (state.hooks.length && (m = /^([\w.]+)(?:@([^:]*))?:(zero|scale:(.*))$/.exec(state.hooks[0]))) {
+    $('hook-op').value = m[3] === 'zero' ? 'zero' : 'scale';
+    $('hook-point').value = m[1];
+    $('hook-pos').value = m[2] || '';
+    if (m[4]) $('hook-strength').value = m[4];
+  }
+}
+
 // ---- the notebook's figures ----
 const figZoom = new Map();
 const figPick = new Map();
@@ -687,6 +712,7 @@ async function main() {
   for (const name of model.hook_points) if (!/hook_logits|attn_scores|hook_pattern/.test(name)) hp.add(new Option(name, name));
   hp.value = model.hook_points.includes(`blocks.${Math.floor(model.n_layer / 2)}.hook_resid_post`)
     ? `blocks.${Math.floor(model.n_layer / 2)}.hook_resid_post` : hp.options[0].value;
+  syncSteerControls();
   showSpec();
   api('/v1/explore/vocab').then((v) => { vocab = v.tokens; }).catch(() => {});
   document.body.dataset.ready = '1';
