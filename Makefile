@@ -2,9 +2,10 @@
 #   make              the library (build/liblogitscope.a and build/liblogitscope.so),
 #                     the CLI (build/logitscope) and the benchmark helpers
 #   make install PREFIX=/usr/local   header, both libraries, the CLI, logitscope.pc
-#   make test         C unit tests, then the Python tests (oracle, CLI)
+#   make test         C unit tests, the page's node tests, then the Python tests (oracle, CLI, browser)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
+#   make python       the Python package's extension in place (python/logitscope/)
 CC      ?= gcc
 BUILD   ?= build
 PYTHON  ?= python3
@@ -21,27 +22,36 @@ endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 PKGS    = libcjson libpcre2-8 libcurl libcrypto
+MHD_LIBS = $(shell pkg-config --libs libmicrohttpd)
 LIBS    = $(shell pkg-config --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell pkg-config --cflags plplot)
 PLPLOT_LIBS   = $(shell pkg-config --libs plplot)
+
+# The SIMD levels are built only for their architecture (dispatch.c names
+# them under the same conditions), so `make` works unchanged on aarch64.
+TARGET_ARCH_NAME := $(shell $(CC) -dumpmachine)
+X86_SRC   = src/kernels/avx2.c src/kernels/avx512.c
+ifneq ($(filter x86_64% i686% i386%,$(TARGET_ARCH_NAME)),)
+  ARCH_SRC = $(X86_SRC)
+endif
+LIB_SRC   = $(wildcard src/*.c) $(filter-out $(X86_SRC),$(wildcard src/kernels/*.c)) $(ARCH_SRC)
 
 # The library's version; the shared library's soname carries the major.
 VERSION   = $(shell sed -n 's/^\#define LSC_VERSION "\(.*\)"/\1/p' include/logitscope.h)
 SOMAJOR   = $(firstword $(subst ., ,$(VERSION)))
 SONAME    = liblogitscope.so.$(SOMAJOR)
-
-LIB_SRC   = $(wildcard src/*.c)
 TOOL_SRC  = $(wildcard tools/*.c)
 CLI_SRC   = $(wildcard tools/common/*.c)
+SERVER_SRC = $(wildcard server/*.c)
 UNIT_SRC  = $(wildcard tests/unit/test_*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
-TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  = $(TOOL_SRC:%.c=$(BUILD)/obj/%.o) $(SERVER_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ   = $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz install
+.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install
 all: $(BUILD)/liblogitscope.a $(BUILD)/liblogitscope.so $(BUILD)/logitscope $(BENCH_BIN)
 
 $(BUILD)/obj/%.o: %.c
@@ -54,19 +64,16 @@ $(BUILD)/obj/%.o: %.c
 $(LIB_OBJ): CFLAGS += -fPIC -fvisibility=hidden
 
 # SIMD kernels: compiled for their instruction set, chosen at run time.
-$(BUILD)/obj/src/%_avx2.o: src/%_avx2.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -mavx2 -mfma -mf16c -c $< -o $@
-$(BUILD)/obj/src/%_avx512.o: src/%_avx512.c
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(AVX512_FLAGS) -c $< -o $@
+$(BUILD)/obj/src/kernels/avx2.o: CFLAGS += -mavx2 -mfma -mf16c
+$(BUILD)/obj/src/kernels/avx512.o: CFLAGS += $(AVX512_FLAGS)
 
-# the CLI: its commands (tools/cmd_*.c) on its shared library (tools/common)
+# the CLI: its commands (tools/cmd_*.c, and `serve` in server/) on its shared
+# library (tools/common)
 $(TOOL_OBJ) $(CLI_OBJ): CFLAGS += -Itools/common
 $(BUILD)/obj/tools/cmd_plot.o $(BUILD)/obj/tools/common/plot_draw.o: CFLAGS += $(PLPLOT_CFLAGS)
 
 # the reference kernels are written to be auto-vectorized
-$(BUILD)/obj/src/kernels.o: CFLAGS += -O3
+$(BUILD)/obj/src/kernels/ref.o: CFLAGS += -O3
 
 $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
@@ -95,8 +102,22 @@ $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# the explorer page (web/) embedded into the binary by a generator built here
+WEB_FILES = $(sort $(wildcard web/*.html web/*.css web/js/*.mjs))
+WEB_OBJ   = $(BUILD)/obj/gen/web_files.o
+$(BUILD)/embed_files: scripts/embed_files.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+$(BUILD)/gen/web_files.c: $(WEB_FILES) $(BUILD)/embed_files
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed_files $@ $(WEB_FILES)
+$(WEB_OBJ): $(BUILD)/gen/web_files.c server/web_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iserver -c $< -o $@
+
+$(BUILD)/logitscope: $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(MHD_LIBS) \
+	    $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
@@ -125,13 +146,9 @@ FUZZ_SECONDS ?= 10
 fuzz-build: $(FUZZ_BIN)
 build-fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
-build-fuzz/obj/src/%_avx2.o: src/%_avx2.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -mf16c -c $< -o $@
-build-fuzz/obj/src/%_avx512.o: src/%_avx512.c
-	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(AVX512_FLAGS) -c $< -o $@
+	clang $(FUZZ_CFLAGS) $(SIMD_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/obj/src/kernels/avx2.o: SIMD_FLAGS = -mavx2 -mfma -mf16c
+build-fuzz/obj/src/kernels/avx512.o: SIMD_FLAGS = $(AVX512_FLAGS)
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
@@ -147,6 +164,12 @@ build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools/common -o $@ $< build-fuzz/libcli.a \
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# fuzz_server: the request handler (server/ without the HTTP glue and `serve`)
+FUZZ_SERVER_OBJ = $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out server/http.c server/serve.c,$(SERVER_SRC)))
+build-fuzz/fuzz_server: tests/fuzz/fuzz_server.c $(FUZZ_SERVER_OBJ) build-fuzz/liblogitscope.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserver -o $@ $< $(FUZZ_SERVER_OBJ) \
+	    build-fuzz/liblogitscope.a $(LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
 
@@ -154,13 +177,42 @@ fuzz: fuzz-build
 fixtures:
 	$(PYTHON) tests/gen_fixtures.py --ensure --all --out $(BUILD)/fixtures
 
+# Skips are never silent: the C tests print "SKIP <what>: <why>" lines, kept
+# in $(BUILD)/unit-skips.txt; pytest lists its skips with reasons (-rs) and
+# its summary goes to $(BUILD)/pytest-junit.xml; tests/skips.py prints them
+# all as the closing lines of `make test`.
 unit-test: $(UNIT_BIN) fixtures
-	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; LSC_FIXTURES=$(BUILD)/fixtures $$t; done
+	@set -e; : > $(BUILD)/unit-skips.txt; for t in $(UNIT_BIN); do echo "== $$t"; \
+	  LSC_FIXTURES=$(BUILD)/fixtures $$t > $(BUILD)/unit-out.txt 2>&1 || { cat $(BUILD)/unit-out.txt; exit 1; }; \
+	  cat $(BUILD)/unit-out.txt; grep '^SKIP' $(BUILD)/unit-out.txt | sed "s|^SKIP |$$(basename $$t): |" >> $(BUILD)/unit-skips.txt || true; done
 
-py-test: all
-	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests
+# The Python package's extension, built in place (python/logitscope/_lsc*.so)
+# from a -fPIC build of the library in build/pic (python/build_ffi.py; `pip
+# install .` builds the same). Not under the sanitizers: python3 itself is not
+# built with them, so tests/python/ is left out of test-sanitize.
+PY_STAMP = build/pic/python.stamp
+python: $(PY_STAMP)
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h src/kernels/*.h) python/build_ffi.py
+	$(PYTHON) python/build_ffi.py
+	@touch $@
+ifeq ($(SANITIZE),1)
+PY_TEST_DEPS =
+PY_TEST_ARGS = --ignore=tests/python
+else
+PY_TEST_DEPS = $(PY_STAMP)
+PY_TEST_ARGS =
+endif
 
-test: all unit-test py-test
+py-test: all $(PY_TEST_DEPS)
+	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q -rs --junitxml=$(BUILD)/pytest-junit.xml tests $(PY_TEST_ARGS)
+
+# the explorer page's pure logic (web/js/logic.mjs) under Node's own runner;
+# its browser tests (tests/web/test_explorer_page.py) run with the Python ones
+web-test:
+	node --test tests/web/
+
+test: all unit-test web-test py-test
+	@$(PYTHON) tests/skips.py $(BUILD)
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,
 # and tests/conftest.py fails any CLI run whose stderr holds a report.

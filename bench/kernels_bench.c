@@ -7,7 +7,7 @@
  *             from our pool, and its own threads), when built with -DWITH_OPENBLAS
  *   pool    : round trip of an empty job, our pool and OpenMP (with -fopenmp)
  * Usage: kernels_bench [threads] [which...]. Prints medians of repeats. */
-#include "kernels.h"
+#include "kernels/levels.h"
 #include "pool.h"
 
 #include <stdio.h>

@@ -248,9 +248,21 @@ LSC_API const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
  * when every sequence advanced, otherwise the status of the first failed one
  * (with `err` naming its index).
  *
- * Every context must belong to the same model and appear once; the weight
- * products run on the thread pool of ctxs[0]. No context may be used by
- * another thread during the call. */
+ * The rows of all sequences are stacked: the layer norms, the weight
+ * products and the activations run once over all of them (the weights are
+ * read once per step, not once per sequence); attention runs per sequence on
+ * its own cache. Same bits: with F32 weights always (every kernel sums a row
+ * in an order that does not depend on the other rows); with BF16 or Q8
+ * weights a step of one row alone takes the matrix-vector kernels, which
+ * round x differently from the products of several rows, so a one-token step
+ * may differ from its batched twin within the weights' precision.
+ *
+ * Every context must belong to the same model and appear once. The kernels
+ * run on the thread pool of ctxs[0] (the other contexts' pools are not used:
+ * they may be made with n_threads = 1), and the stacked rows live in ctxs[0]'s
+ * scratch, which grows to the step's total rows (about (9 E + 2 M) floats
+ * per row, plus [rows, n_vocab] logits when several sequences take part).
+ * No context may be used by another thread during the call. */
 LSC_API lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                              const size_t *n_ids, size_t n_seqs,
                              const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err);
@@ -549,6 +561,35 @@ LSC_API lsc_status lsc_generate(lsc_ctx *ctx, lsc_sampler *sampler, const int32_
                         size_t n_prompt, lsc_generate_params params, lsc_token_fn fn,
                         void *user_data, int32_t **new_ids, size_t *n_new, lsc_error *err);
 
+/* One sequence of lsc_generate_batch: its own context, sampler, prompt,
+ * limits and callback in; its new tokens and status out. */
+typedef struct lsc_generate_seq {
+    lsc_ctx *ctx;               /* its context (reset by the call); one per sequence */
+    lsc_sampler *sampler;       /* its sampler (its rng advances as when alone) */
+    const int32_t *prompt;      /* [n_prompt], n_prompt >= 1 */
+    size_t n_prompt;
+    lsc_generate_params params; /* its max_new_tokens and eos_id */
+    lsc_token_fn fn;            /* may be NULL; sees its tokens as they come */
+    void *user_data;            /* passed to fn */
+    int32_t *new_ids;           /* out: its generated ids (free with lsc_free), NULL on failure */
+    size_t n_new;               /* out: how many */
+    lsc_error err;              /* out: its status (LSC_OK when it finished) and message */
+} lsc_generate_seq;
+
+/* Generates for n_seqs sequences at once, as lsc_generate would for each
+ * alone and with the same tokens (greedy or seeded: each sequence's logits
+ * are the same bits in the batch, lsc_batch_forward): the prompts run in one
+ * step, then every sequence still going adds its token in the next step, until
+ * each stops (eos, max_new_tokens, or its callback returning non-zero).
+ * Sequences whose input is bad (empty prompt, too long for its context, an id
+ * outside the vocabulary) or whose sampling or hooks fail stop alone with
+ * seqs[i].err set; the others go on. Returns LSC_OK when every sequence
+ * finished, else the status of the first that failed (`err` naming its
+ * index). The steps run on the thread pool of seqs[0].ctx (the other contexts
+ * may be made with n_threads = 1); the contexts must share a model and
+ * differ. Callbacks run on the calling thread, in sequence order per step. */
+LSC_API lsc_status lsc_generate_batch(lsc_generate_seq *seqs, size_t n_seqs, lsc_error *err);
+
 /* A model folder's generation_config.json, read as transformers'
  * model.generate(input_ids) reads it (GenerationConfig). */
 typedef struct lsc_generation_config {
@@ -607,6 +648,31 @@ typedef struct lsc_score_result {
  * resets) `ctx`. */
 LSC_API lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
                      float *logprobs, lsc_score_result *result, lsc_error *err);
+
+/* One text of lsc_score_batch: its ids in; its result, log-probabilities
+ * and status out. */
+typedef struct lsc_score_seq {
+    const int32_t *ids;      /* [n], n >= 2 */
+    size_t n;
+    float *logprobs;         /* NULL, or n - 1 floats the call fills as lsc_score's */
+    lsc_score_result result; /* out */
+    lsc_error err;           /* out: its status (LSC_OK when scored) and message */
+} lsc_score_seq;
+
+/* Scores n_seqs texts with the numbers lsc_score gives each alone (the same
+ * bits: lsc_batch_forward), n_ctxs of them at a time: each context scores
+ * one text, window and chunk as lsc_score does, and takes the next text in
+ * order when it is done; the texts in flight advance together, one chunk
+ * each per lsc_batch_forward step, so short texts share the weight products
+ * with no padding. A text that cannot be scored (fewer than 2 tokens, an id
+ * outside the vocabulary) fails alone in seqs[i].err. The window comes from
+ * `params` and the smallest n_ctx of the contexts (a bad one fails the whole
+ * call). Returns LSC_OK when every text was scored, else the status of the
+ * first that failed (`err` naming its index). Resets the contexts; the
+ * steps run on ctxs[0]'s thread pool. Memory: each step holds up to
+ * 128 n_ctxs rows of logits twice (the step's and each context's). */
+LSC_API lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *seqs,
+                           size_t n_seqs, lsc_score_params params, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Hub: model names, the Hugging Face cache, downloads                       */

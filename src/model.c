@@ -424,7 +424,8 @@ struct lsc_ctx {
     float *k_cache, *v_cache;
     size_t kt_ld; /* n_ctx padded so that rows are not 4 KiB apart (which
                      would put every row in the same L1 set) */
-    /* scratch, grown on demand to cap_T rows */
+    /* scratch, grown on demand to cap_T rows: the rows of every step this
+     * context drives (lsc_ctx_forward, or as ctxs[0] of lsc_batch_forward) */
     size_t cap_T;
     float *x, *h, *q, *k, *v, *z, *o; /* [T, E] */
     float *mlp;                       /* [T, M] */
@@ -433,6 +434,8 @@ struct lsc_ctx {
     float *scores; /* [H, T, P] */
     size_t cap_logits;
     float *logits; /* [rows, V] */
+    size_t cap_step_logits;
+    float *step_logits; /* [rows, V] of a step of several sequences it drives */
     size_t n_logit_rows;
     /* hooks */
     hook_reg *hooks;
@@ -453,7 +456,7 @@ void lsc_ctx_free(lsc_ctx *c) {
     free(c->k_cache);
     free(c->v_cache);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
-    free(c->mlp); free(c->qkv); free(c->scores); free(c->logits);
+    free(c->mlp); free(c->qkv); free(c->scores); free(c->logits); free(c->step_logits);
     lsc_pool_free(c->pool);
     free(c);
 }
@@ -521,33 +524,29 @@ static bool grow(float **buf, size_t *cap, size_t n) {
     return true;
 }
 
-/* Makes the scratch buffers big enough for T new rows attending to P
- * positions with `rows` rows of logits. */
-static lsc_status ensure_scratch(lsc_ctx *c, size_t T, size_t P, size_t rows, lsc_error *err) {
+/* Makes the row buffers of a step big enough for T rows (the context is
+ * the step's driver); the attention scores and the logits are grown per
+ * sequence where they are used. */
+static lsc_status ensure_rows(lsc_ctx *c, size_t T, lsc_error *err) {
     const lsc_config *cfg = &c->m->cfg;
-    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, H = (size_t)cfg->n_head;
-    if (T > c->cap_T) {
-        float **bufs[] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->z, &c->o};
-        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
-            free(*bufs[i]);
-            *bufs[i] = NULL;
-        }
-        free(c->mlp);
-        free(c->qkv);
-        c->mlp = c->qkv = NULL;
-        c->cap_T = 0;
-        bool ok = true;
-        for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-            ok = ok && (*bufs[i] = malloc(T * E * sizeof(float)));
-        ok = ok && (c->mlp = malloc(T * M * sizeof(float)));
-        ok = ok && (c->qkv = malloc(T * 3 * E * sizeof(float)));
-        if (!ok) return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate scratch for %zu tokens", T);
-        c->cap_T = T;
+    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, n;
+    if (T <= c->cap_T) return LSC_OK;
+    float **bufs[] = {&c->x, &c->h, &c->q, &c->k, &c->v, &c->z, &c->o};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        free(*bufs[i]);
+        *bufs[i] = NULL;
     }
-    if (!grow(&c->scores, &c->cap_scores, H * T * P))
-        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scores for %zu x %zu", T, P);
-    if (!grow(&c->logits, &c->cap_logits, rows * (size_t)cfg->n_vocab))
-        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", rows);
+    free(c->mlp);
+    free(c->qkv);
+    c->mlp = c->qkv = NULL;
+    c->cap_T = 0;
+    bool ok = lsc_mul_size(T, (M > 3 * E ? M : 3 * E) * sizeof(float), &n);
+    for (size_t i = 0; ok && i < sizeof bufs / sizeof bufs[0]; i++)
+        ok = (*bufs[i] = malloc(T * E * sizeof(float))) != NULL;
+    ok = ok && (c->mlp = malloc(T * M * sizeof(float)));
+    ok = ok && (c->qkv = malloc(T * 3 * E * sizeof(float)));
+    if (!ok) return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate scratch for %zu tokens", T);
+    c->cap_T = T;
     return LSC_OK;
 }
 
@@ -666,61 +665,113 @@ static lsc_status fire_hooks(lsc_ctx *c, int point, int layer, float *data, int 
     return LSC_OK;
 }
 
-/* Fires the hooks of `point` if it has any: a single load and branch when not.
- * -DLSC_BENCH_NO_HOOKS compiles the checks out (bench/hooks_cost compares). */
+/* ------------------------------------------------------------------------ */
+/* Forward pass over a step of one or more sequences                         */
+/* ------------------------------------------------------------------------ */
+/*
+ * Every forward call is a step: one or more contexts, each adding its own new
+ * tokens. Their rows are stacked into one [R, .] set of buffers (the driver
+ * context's scratch), so that the layer norms, the weight products and the
+ * activations run once over all R rows; attention runs per sequence, on its
+ * own KV cache. Every kernel computes a row in an order that does not depend
+ * on the other rows (kernels.h), so a sequence's results are the same bits
+ * whatever else is in the step. lsc_ctx_forward is a step of one.
+ */
+
+/* One sequence of a step. */
+typedef struct step_seq {
+    lsc_ctx *c;
+    const int32_t *ids;
+    int T;           /* new tokens */
+    int n_past;      /* tokens cached before the step */
+    size_t r0;       /* its first row in the step's [R, .] buffers */
+    int first;       /* first new position whose logits are kept (T - 1 for LAST) */
+    size_t l0;       /* its first row in the step's logits [Rl, V] */
+    lsc_error *err;  /* where its failure goes */
+    lsc_status st;   /* LSC_OK until one of its hooks aborts (or it runs out of memory) */
+} step_seq;
+
+typedef struct step {
+    lsc_ctx *d;       /* the driver: its pool runs the kernels, its scratch holds the rows */
+    step_seq *s;
+    size_t n;         /* sequences */
+    size_t n_live;    /* sequences not yet failed */
+    size_t R, Rl;     /* rows, logits rows */
+    float *logits;    /* [Rl, V]: the driver's step buffer, or the only sequence's own */
+} step;
+
+/* Fires the hooks of `point` for sequence s on its rows of `data`, unless it
+ * has failed already; a hook that aborts fails the sequence alone. */
+static void fire_seq(step *b, step_seq *s, int point, int layer, float *data, int T, int pos0) {
+    if (s->st || !s->c->point_hooks[point]) return;
+    if ((s->st = fire_hooks(s->c, point, layer, data, T, pos0, s->err))) b->n_live--;
+}
+
+/* Fires `point` for every sequence on its rows of the [R, width] buffer
+ * `buf`; stops the step when no sequence is left. -DLSC_BENCH_NO_HOOKS
+ * compiles the checks out (bench/hooks_cost compares). */
 #ifndef LSC_BENCH_NO_HOOKS
-#define FIRE(point, layer, data, T, pos0)                                           \
-    do {                                                                            \
-        if (c->point_hooks[(point)] &&                                              \
-            (st = fire_hooks(c, (point), (layer), (data), (T), (pos0), err)))      \
-            return st;                                                              \
+#define FIRE_ROWS(point, layer, buf, width)                                              \
+    do {                                                                                 \
+        for (size_t i_ = 0; i_ < b->n; i_++)                                             \
+            fire_seq(b, &b->s[i_], (point), (layer), (buf) + b->s[i_].r0 * (width),      \
+                     b->s[i_].T, b->s[i_].n_past);                                       \
+        if (!b->n_live) return;                                                          \
     } while (0)
 #else
-#define FIRE(point, layer, data, T, pos0) ((void)st, (void)fire_hooks)
+#define FIRE_ROWS(point, layer, buf, width) ((void)fire_seq)
 #endif
 
-/* ------------------------------------------------------------------------ */
-/* Forward pass                                                              */
-/* ------------------------------------------------------------------------ */
-
-/* Causal self-attention of block l for T new rows of q [T, E] against the
- * cached keys/values of P = n_past + T positions; writes z [T, E]. Fires
- * hook_attn_scores and hook_pattern on the [H, T, P] scores. */
-static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
+/* Causal self-attention of block l for sequence s: its T queries (rows of
+ * the step's q) against its cache of n_past + T positions; writes its rows
+ * of z. Fires hook_attn_scores and hook_pattern on the [H, T, P] scores. */
+static void attention(step *b, step_seq *s, int l) {
+    lsc_ctx *c = s->c;
     const lsc_config *cfg = &c->m->cfg;
-    lsc_status st;
-    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = c->n_past, P = n_past + T;
+    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = s->n_past, T = s->T,
+        P = n_past + T;
+    const float *q = b->d->q + s->r0 * E;
+    float *z = b->d->z + s->r0 * E;
     const float *kc = c->k_cache + (size_t)l * c->kt_ld * E;
     const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
     float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
-    if (!c->point_hooks[HP_BLOCK(l, HP_SCORES)] && !c->point_hooks[HP_BLOCK(l, HP_PATTERN)] &&
-        lsc_simd_active() != LSC_SIMD_REF) {
+    bool hooked = !s->st && (c->point_hooks[HP_BLOCK(l, HP_SCORES)] ||
+                             c->point_hooks[HP_BLOCK(l, HP_PATTERN)]);
+    if (!hooked && lsc_simd_active() != LSC_SIMD_REF) {
         /* nobody looks at the [H, T, P] scores: the fused kernel (kernels.h) */
         float scale = 1.0f;
         if (cfg->scale_attn_weights) scale /= sqrt_d;
         if (cfg->scale_attn_by_inverse_layer_idx) scale /= layer_div;
-        lsc_attn_args a = {c->q, kc, vc, c->z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
+        lsc_attn_args a = {q, kc, vc, z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
                            (size_t)T, (size_t)n_past, (size_t)H, (size_t)D, scale};
-        lsc_attention(c->pool, &a);
-        return LSC_OK;
+        lsc_attention(b->d->pool, &a);
+        return;
+    }
+    if (!grow(&c->scores, &c->cap_scores, (size_t)H * T * P)) {
+        if (!s->st) {
+            s->st = lsc_fail(s->err, LSC_ERR_NOMEM,
+                             "cannot allocate attention scores for %d x %d", T, P);
+            b->n_live--;
+        }
+        return; /* its rows are not used any more */
     }
     float *S = c->scores; /* [H, T, P] */
     for (int h = 0; h < H; h++)
         for (int t = 0; t < T; t++) {
-            const float *qr = c->q + (size_t)t * E + (size_t)h * D;
+            const float *qr = q + (size_t)t * E + (size_t)h * D;
             float *row = S + ((size_t)h * T + t) * P;
             int last = n_past + t; /* causal: positions 0..last */
             for (int p = 0; p <= last; p++) {
                 const float *kr = kc + (size_t)h * D * c->kt_ld + p;
-                float s = 0;
-                for (int d = 0; d < D; d++) s += qr[d] * kr[(size_t)d * c->kt_ld];
-                if (cfg->scale_attn_weights) s /= sqrt_d;
-                if (cfg->scale_attn_by_inverse_layer_idx) s /= layer_div;
-                row[p] = s;
+                float sc = 0;
+                for (int d = 0; d < D; d++) sc += qr[d] * kr[(size_t)d * c->kt_ld];
+                if (cfg->scale_attn_weights) sc /= sqrt_d;
+                if (cfg->scale_attn_by_inverse_layer_idx) sc /= layer_div;
+                row[p] = sc;
             }
             for (int p = last + 1; p < P; p++) row[p] = -INFINITY;
         }
-    FIRE(HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
+    fire_seq(b, s, HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
     for (size_t r = 0; r < (size_t)H * T; r++) {
         float *row = S + r * P, mx = -INFINITY;
         for (int p = 0; p < P; p++) mx = row[p] > mx ? row[p] : mx;
@@ -732,10 +783,10 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
         float inv = (float)(1.0 / sum);
         for (int p = 0; p < P; p++) row[p] *= inv;
     }
-    FIRE(HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
+    fire_seq(b, s, HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
     for (int t = 0; t < T; t++)
         for (int h = 0; h < H; h++) {
-            float *zr = c->z + (size_t)t * E + (size_t)h * D;
+            float *zr = z + (size_t)t * E + (size_t)h * D;
             const float *row = S + ((size_t)h * T + t) * P;
             memset(zr, 0, (size_t)D * sizeof *zr);
             for (int p = 0; p < P; p++) {
@@ -745,7 +796,6 @@ static lsc_status attention(lsc_ctx *c, int l, int T, lsc_error *err) {
                 for (int d = 0; d < D; d++) zr[d] += w * vr[d];
             }
         }
-    return LSC_OK;
 }
 
 /* Writes the keys k [T, E] transposed into a layer's cache kt [E, ld] at
@@ -760,11 +810,13 @@ static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E)
 
 /* The row-wise copies and adds of a block, run over the pool by ranges of
  * rows: cheap per row, but in a long prefill they would keep the other
- * threads waiting. */
+ * threads waiting. ROWS_STORE_KV covers one sequence's rows, the others all
+ * R rows of the step. */
 typedef enum { ROWS_SPLIT_QKV, ROWS_STORE_KV, ROWS_ADD_O } rows_op;
 
 typedef struct rows_job {
-    lsc_ctx *c;
+    lsc_ctx *d;          /* the driver (the step's buffers) */
+    const step_seq *s;   /* ROWS_STORE_KV: the sequence */
     int l;
     size_t T, E;
     rows_op op;
@@ -772,30 +824,31 @@ typedef struct rows_job {
 
 static void rows_range(void *arg, int ith, int nth) {
     const rows_job *j = arg;
-    lsc_ctx *c = j->c;
+    lsc_ctx *d = j->d;
     size_t E = j->E, t0, t1;
     lsc_pool_split(j->T, 16, ith, nth, &t0, &t1);
     if (t0 >= t1) return;
     switch (j->op) {
     case ROWS_SPLIT_QKV:
         for (size_t t = t0; t < t1; t++) {
-            const float *r = c->qkv + t * 3 * E;
-            memcpy(c->q + t * E, r, E * sizeof(float));
-            memcpy(c->k + t * E, r + E, E * sizeof(float));
-            memcpy(c->v + t * E, r + 2 * E, E * sizeof(float));
+            const float *r = d->qkv + t * 3 * E;
+            memcpy(d->q + t * E, r, E * sizeof(float));
+            memcpy(d->k + t * E, r + E, E * sizeof(float));
+            memcpy(d->v + t * E, r + 2 * E, E * sizeof(float));
         }
         break;
     case ROWS_STORE_KV: {
-        size_t n_past = (size_t)c->n_past;
-        memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + n_past + t0) * E, c->v + t0 * E,
-               (t1 - t0) * E * sizeof(float));
+        lsc_ctx *c = j->s->c;
+        size_t n_past = (size_t)j->s->n_past, r0 = j->s->r0;
+        memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + n_past + t0) * E,
+               d->v + (r0 + t0) * E, (t1 - t0) * E * sizeof(float));
         store_keys(c->k_cache + (size_t)j->l * c->kt_ld * E + n_past + t0, c->kt_ld,
-                   c->k + t0 * E, t1 - t0, E);
+                   d->k + (r0 + t0) * E, t1 - t0, E);
         break;
     }
     case ROWS_ADD_O: {
-        float *restrict x = c->x;
-        const float *restrict o = c->o;
+        float *restrict x = d->x;
+        const float *restrict o = d->o;
         for (size_t i = t0 * E; i < t1 * E; i++) x[i] += o[i];
         break;
     }
@@ -806,83 +859,109 @@ static void rows_range(void *arg, int ith, int nth) {
  * the pool costs more than the work of a few rows (decode has T = 1). */
 #define ROWS_MIN_PARALLEL 32
 
-static void run_rows(lsc_ctx *c, int l, size_t T, size_t E, rows_op op) {
-    rows_job j = {c, l, T, E, op};
-    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? c->pool : NULL, rows_range, &j);
+static void run_rows(step *b, const step_seq *s, int l, size_t T, rows_op op) {
+    rows_job j = {b->d, s, l, T, (size_t)b->d->m->cfg.n_embd, op};
+    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? b->d->pool : NULL, rows_range, &j);
 }
 
-/* One transformer block on the residual stream c->x [T, E]. */
-static lsc_status block(lsc_ctx *c, int l, int T, lsc_error *err) {
-    const lsc_model *m = c->m;
+/* One transformer block on the step's residual stream x [R, E]. */
+static void block(step *b, int l) {
+    lsc_ctx *d = b->d;
+    const lsc_model *m = d->m;
     const lsc_config *cfg = &m->cfg;
     const layer_weights *w = &m->layers[l];
-    lsc_status st;
-    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
-    int n_past = c->n_past;
-    FIRE(HP_BLOCK(l, HP_RESID_PRE), l, c->x, T, n_past);
-    lsc_layernorm(c->pool, c->x, w->ln1_g, w->ln1_b, c->h, T, E, cfg->layer_norm_epsilon);
-    FIRE(HP_BLOCK(l, HP_LN1), l, c->h, T, n_past);
-    lsc_matmul(c->pool, c->h, &w->attn, w->attn_b, c->qkv, T, E, 3 * E);
-    run_rows(c, l, (size_t)T, E, ROWS_SPLIT_QKV);
-    FIRE(HP_BLOCK(l, HP_Q), l, c->q, T, n_past);
-    FIRE(HP_BLOCK(l, HP_K), l, c->k, T, n_past);
-    FIRE(HP_BLOCK(l, HP_V), l, c->v, T, n_past);
-    run_rows(c, l, (size_t)T, E, ROWS_STORE_KV);
-    if ((st = attention(c, l, T, err))) return st;
-    FIRE(HP_BLOCK(l, HP_Z), l, c->z, T, n_past);
-    lsc_matmul(c->pool, c->z, &w->proj, w->proj_b, c->o, T, E, E);
-    FIRE(HP_BLOCK(l, HP_ATTN_OUT), l, c->o, T, n_past);
-    run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
-    FIRE(HP_BLOCK(l, HP_RESID_MID), l, c->x, T, n_past);
-    lsc_layernorm(c->pool, c->x, w->ln2_g, w->ln2_b, c->h, T, E, cfg->layer_norm_epsilon);
-    FIRE(HP_BLOCK(l, HP_LN2), l, c->h, T, n_past);
-    lsc_matmul(c->pool, c->h, &w->fc, w->fc_b, c->mlp, T, E, M);
-    FIRE(HP_BLOCK(l, HP_MLP_PRE), l, c->mlp, T, n_past);
-    lsc_act_apply(c->pool, m->act, c->mlp, T * M);
-    FIRE(HP_BLOCK(l, HP_MLP_POST), l, c->mlp, T, n_past);
-    lsc_matmul(c->pool, c->mlp, &w->fc2, w->fc2_b, c->o, T, M, E);
-    FIRE(HP_BLOCK(l, HP_MLP_OUT), l, c->o, T, n_past);
-    run_rows(c, l, (size_t)T, E, ROWS_ADD_O);
-    FIRE(HP_BLOCK(l, HP_RESID_POST), l, c->x, T, n_past);
-    return LSC_OK;
+    size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, R = b->R;
+    FIRE_ROWS(HP_BLOCK(l, HP_RESID_PRE), l, d->x, E);
+    lsc_layernorm(d->pool, d->x, w->ln1_g, w->ln1_b, d->h, R, E, cfg->layer_norm_epsilon);
+    FIRE_ROWS(HP_BLOCK(l, HP_LN1), l, d->h, E);
+    lsc_matmul(d->pool, d->h, &w->attn, w->attn_b, d->qkv, R, E, 3 * E);
+    run_rows(b, NULL, l, R, ROWS_SPLIT_QKV);
+    FIRE_ROWS(HP_BLOCK(l, HP_Q), l, d->q, E);
+    FIRE_ROWS(HP_BLOCK(l, HP_K), l, d->k, E);
+    FIRE_ROWS(HP_BLOCK(l, HP_V), l, d->v, E);
+    for (size_t i = 0; i < b->n; i++) {
+        run_rows(b, &b->s[i], l, (size_t)b->s[i].T, ROWS_STORE_KV);
+        attention(b, &b->s[i], l);
+    }
+    if (!b->n_live) return;
+    FIRE_ROWS(HP_BLOCK(l, HP_Z), l, d->z, E);
+    lsc_matmul(d->pool, d->z, &w->proj, w->proj_b, d->o, R, E, E);
+    FIRE_ROWS(HP_BLOCK(l, HP_ATTN_OUT), l, d->o, E);
+    run_rows(b, NULL, l, R, ROWS_ADD_O);
+    FIRE_ROWS(HP_BLOCK(l, HP_RESID_MID), l, d->x, E);
+    lsc_layernorm(d->pool, d->x, w->ln2_g, w->ln2_b, d->h, R, E, cfg->layer_norm_epsilon);
+    FIRE_ROWS(HP_BLOCK(l, HP_LN2), l, d->h, E);
+    lsc_matmul(d->pool, d->h, &w->fc, w->fc_b, d->mlp, R, E, M);
+    FIRE_ROWS(HP_BLOCK(l, HP_MLP_PRE), l, d->mlp, M);
+    lsc_act_apply(d->pool, m->act, d->mlp, R * M);
+    FIRE_ROWS(HP_BLOCK(l, HP_MLP_POST), l, d->mlp, M);
+    lsc_matmul(d->pool, d->mlp, &w->fc2, w->fc2_b, d->o, R, M, E);
+    FIRE_ROWS(HP_BLOCK(l, HP_MLP_OUT), l, d->o, E);
+    run_rows(b, NULL, l, R, ROWS_ADD_O);
+    FIRE_ROWS(HP_BLOCK(l, HP_RESID_POST), l, d->x, E);
 }
 
-/* The whole pass for T checked tokens; n_past advances only on success. */
-static lsc_status forward(lsc_ctx *c, const int32_t *ids, int T, lsc_logits_mode mode,
-                          lsc_error *err) {
-    const lsc_model *m = c->m;
+/* The whole pass for a step of checked sequences whose buffers are in
+ * place; a sequence's n_past and logits change only when it succeeds. */
+static void forward(step *b) {
+    lsc_ctx *d = b->d;
+    const lsc_model *m = d->m;
     const lsc_config *cfg = &m->cfg;
-    lsc_status st;
-    size_t E = (size_t)cfg->n_embd;
-    int n_past = c->n_past, L = cfg->n_layer;
+    size_t E = (size_t)cfg->n_embd, V = (size_t)cfg->n_vocab;
+    int L = cfg->n_layer;
     /* embeddings: token rows in h, position rows in o, summed into x */
-    for (int t = 0; t < T; t++) {
-        const lsc_f32u *te = m->wte + (size_t)ids[t] * E, *pe = m->wpe + (size_t)(n_past + t) * E;
-        for (size_t i = 0; i < E; i++) {
-            c->h[t * E + i] = te[i];
-            c->o[t * E + i] = pe[i];
+    for (size_t i = 0; i < b->n; i++) {
+        const step_seq *s = &b->s[i];
+        for (int t = 0; t < s->T; t++) {
+            const lsc_f32u *te = m->wte + (size_t)s->ids[t] * E,
+                           *pe = m->wpe + (size_t)(s->n_past + t) * E;
+            float *h = d->h + (s->r0 + (size_t)t) * E, *o = d->o + (s->r0 + (size_t)t) * E;
+            for (size_t e = 0; e < E; e++) {
+                h[e] = te[e];
+                o[e] = pe[e];
+            }
         }
     }
-    FIRE(HP_EMBED, -1, c->h, T, n_past);
-    FIRE(HP_POS_EMBED, -1, c->o, T, n_past);
-    for (size_t i = 0; i < T * E; i++) c->x[i] = c->h[i] + c->o[i];
-    for (int l = 0; l < L; l++)
-        if ((st = block(c, l, T, err))) return st;
-    int r0 = mode == LSC_LOGITS_LAST ? T - 1 : 0, rows = T - r0;
-    lsc_layernorm(c->pool, c->x + (size_t)r0 * E, m->lnf_g, m->lnf_b, c->h, (size_t)rows, E,
-                      cfg->layer_norm_epsilon);
-    FIRE(HP_LN_FINAL(L), -1, c->h, rows, n_past + r0);
-    lsc_matmul(c->pool, c->h, &m->lm, NULL, c->logits, (size_t)rows, E, (size_t)cfg->n_vocab);
-    FIRE(HP_LOGITS(L), -1, c->logits, rows, n_past + r0);
-    c->n_logit_rows = (size_t)rows;
-    c->n_past = n_past + T;
-    return LSC_OK;
+    FIRE_ROWS(HP_EMBED, -1, d->h, E);
+    FIRE_ROWS(HP_POS_EMBED, -1, d->o, E);
+    for (size_t i = 0; i < b->R * E; i++) d->x[i] = d->h[i] + d->o[i];
+    for (int l = 0; l < L; l++) {
+        block(b, l);
+        if (!b->n_live) return;
+    }
+    /* the rows whose logits are kept, packed into h [Rl, E] */
+    for (size_t i = 0; i < b->n; i++) {
+        const step_seq *s = &b->s[i];
+        lsc_layernorm(d->pool, d->x + (s->r0 + (size_t)s->first) * E, m->lnf_g, m->lnf_b,
+                      d->h + s->l0 * E, (size_t)(s->T - s->first), E, cfg->layer_norm_epsilon);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        step_seq *s = &b->s[i];
+        fire_seq(b, s, HP_LN_FINAL(L), -1, d->h + s->l0 * E, s->T - s->first,
+                 s->n_past + s->first);
+    }
+    if (!b->n_live) return;
+    lsc_matmul(d->pool, d->h, &m->lm, NULL, b->logits, b->Rl, E, V);
+    for (size_t i = 0; i < b->n; i++) {
+        step_seq *s = &b->s[i];
+        fire_seq(b, s, HP_LOGITS(L), -1, b->logits + s->l0 * V, s->T - s->first,
+                 s->n_past + s->first);
+    }
+    for (size_t i = 0; i < b->n; i++) {
+        step_seq *s = &b->s[i];
+        if (s->st) continue;
+        size_t rows = (size_t)(s->T - s->first);
+        if (b->logits != s->c->logits)
+            memcpy(s->c->logits, b->logits + s->l0 * V, rows * V * sizeof(float));
+        s->c->n_logit_rows = rows;
+        s->c->n_past = s->n_past + s->T;
+    }
 }
 
-lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_mode mode,
-                           lsc_error *err) {
-    if (!c) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_forward: context is NULL");
-    c->n_logit_rows = 0;
+/* Checks one sequence's input: ids in the vocabulary, room in its context,
+ * a known mode. */
+static lsc_status check_input(const lsc_ctx *c, const int32_t *ids, size_t n,
+                              lsc_logits_mode mode, lsc_error *err) {
     if (n == 0 || !ids) return lsc_fail(err, LSC_ERR_INVALID_ARG, "no tokens to run the model on");
     if (mode != LSC_LOGITS_LAST && mode != LSC_LOGITS_ALL)
         return lsc_fail(err, LSC_ERR_INVALID_ARG, "unknown logits mode %d", (int)mode);
@@ -896,10 +975,68 @@ lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_
         return lsc_fail(err, LSC_ERR_CONTEXT_FULL,
                         "%zu tokens after %d cached ones exceed the context of %d positions (n_positions)",
                         n, c->n_past, c->n_ctx);
-    size_t T = n, P = (size_t)c->n_past + n;
-    lsc_status st = ensure_scratch(c, T, P, mode == LSC_LOGITS_ALL ? T : 1, err);
+    return LSC_OK;
+}
+
+/* Runs the step of the b->n checked sequences in b->s (T, ids, c, err and
+ * mode-derived `first` set): lays out their rows, grows the buffers and runs
+ * the pass. A sequence whose buffers cannot be had fails alone. */
+static void run_step(step *b) {
+    lsc_ctx *d = b->d;
+    size_t V = (size_t)d->m->cfg.n_vocab;
+    b->R = b->Rl = 0;
+    b->n_live = 0;
+    for (size_t i = 0; i < b->n; i++) {
+        step_seq *s = &b->s[i];
+        size_t rows = (size_t)(s->T - s->first);
+        s->c->n_logit_rows = 0;
+        s->n_past = s->c->n_past;
+        if (!s->st && !grow(&s->c->logits, &s->c->cap_logits, rows * V))
+            s->st = lsc_fail(s->err, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", rows);
+        if (s->st) { /* no rows: it takes no part */
+            s->T = s->first = 0;
+            continue;
+        }
+        s->r0 = b->R;
+        s->l0 = b->Rl;
+        b->R += (size_t)s->T;
+        b->Rl += rows;
+        b->n_live++;
+    }
+    if (!b->n_live) return;
+    lsc_error e;
+    lsc_status st = ensure_rows(d, b->R, &e);
+    b->logits = NULL;
+    if (!st && b->n_live == 1) {
+        for (size_t i = 0; i < b->n; i++)
+            if (!b->s[i].st) b->logits = b->s[i].c->logits; /* straight into its own */
+    } else if (!st && !grow(&d->step_logits, &d->cap_step_logits, b->Rl * V)) {
+        st = lsc_fail(&e, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", b->Rl);
+    }
+    if (!st) b->logits = b->logits ? b->logits : d->step_logits;
+    if (st) {
+        for (size_t i = 0; i < b->n; i++)
+            if (!b->s[i].st) {
+                b->s[i].st = st;
+                if (b->s[i].err) *b->s[i].err = e;
+            }
+        b->n_live = 0;
+        return;
+    }
+    forward(b);
+}
+
+lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_mode mode,
+                           lsc_error *err) {
+    if (!c) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_forward: context is NULL");
+    c->n_logit_rows = 0;
+    lsc_status st = check_input(c, ids, n, mode, err);
     if (st) return st;
-    return forward(c, ids, (int)T, mode, err);
+    step_seq s = {.c = c, .ids = ids, .T = (int)n, .err = err,
+                  .first = mode == LSC_LOGITS_ALL ? 0 : (int)n - 1};
+    step b = {.d = c, .s = &s, .n = 1};
+    run_step(&b);
+    return s.st;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -977,8 +1114,6 @@ lsc_status lsc_ctx_logit_lens(lsc_ctx *c, const int32_t *ids, size_t n, int pos0
 /* Batches                                                                   */
 /* ------------------------------------------------------------------------ */
 
-/* First version: each sequence runs on its own (the contract of the header,
- * not yet the shared weight products). */
 lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                              const size_t *n_ids, size_t n_seqs,
                              const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err) {
@@ -994,17 +1129,36 @@ lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                 return lsc_fail(err, LSC_ERR_INVALID_ARG,
                                 "lsc_batch_forward: context %zu appears twice (also at %zu)", i, j);
     }
-    lsc_status first = LSC_OK;
-    for (size_t i = 0; i < n_seqs; i++) {
-        lsc_error e = {LSC_OK, ""};
-        if (n_ids[i])
-            e.status = lsc_ctx_forward(ctxs[i], ids[i], n_ids[i],
-                                       modes ? modes[i] : LSC_LOGITS_LAST, &e);
-        if (errs) errs[i] = e;
-        if (e.status && !first) {
-            first = e.status;
-            lsc_fail(err, e.status, "sequence %zu: %s", i, e.message);
-        }
+    step_seq *seqs = n_seqs ? calloc(n_seqs, sizeof *seqs) : NULL;
+    lsc_error *own = NULL;
+    if (!errs && n_seqs) errs = own = calloc(n_seqs, sizeof *own);
+    if (n_seqs && (!seqs || !errs)) {
+        free(seqs);
+        free(own);
+        return lsc_fail(err, LSC_ERR_NOMEM, "lsc_batch_forward: out of memory for %zu sequences",
+                        n_seqs);
     }
+    /* the sequences that take part, each checked alone */
+    step b = {.d = n_seqs ? ctxs[0] : NULL, .s = seqs};
+    for (size_t i = 0; i < n_seqs; i++) {
+        errs[i].status = LSC_OK;
+        errs[i].message[0] = '\0';
+        if (!n_ids[i]) continue; /* sits this step out */
+        lsc_logits_mode mode = modes ? modes[i] : LSC_LOGITS_LAST;
+        ctxs[i]->n_logit_rows = 0;
+        if (check_input(ctxs[i], ids[i], n_ids[i], mode, &errs[i])) continue;
+        step_seq *s = &seqs[b.n++];
+        *s = (step_seq){.c = ctxs[i], .ids = ids[i], .T = (int)n_ids[i], .err = &errs[i],
+                        .first = mode == LSC_LOGITS_ALL ? 0 : (int)n_ids[i] - 1};
+    }
+    if (b.n) run_step(&b);
+    lsc_status first = LSC_OK;
+    for (size_t i = 0; i < n_seqs && !first; i++)
+        if (errs[i].status) {
+            first = errs[i].status;
+            lsc_fail(err, first, "sequence %zu: %s", i, errs[i].message);
+        }
+    free(seqs);
+    free(own);
     return first;
 }

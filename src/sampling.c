@@ -122,14 +122,12 @@ lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int rep
     if (n == 0) return lsc_fail(err, LSC_ERR_INVALID_ARG, "multinomial: no categories");
     if (n > INT32_MAX)
         return lsc_fail(err, LSC_ERR_INVALID_ARG, "multinomial: %zu categories is too many", n);
-    double total = 0.0;
     size_t nonzero = 0;
     for (size_t i = 0; i < n; i++) {
         if (!(probs[i] >= 0.0f) || isinf(probs[i]))
             return lsc_fail(err, LSC_ERR_INVALID_ARG,
                             "multinomial: weight %zu is %g (weights must be finite and >= 0)", i,
                             (double)probs[i]);
-        total += probs[i];
         nonzero += probs[i] > 0.0f;
     }
     if (nonzero == 0)

@@ -42,3 +42,39 @@ def run_cli(*args, input=None, check=False, env=None, cwd=None):
 @pytest.fixture(scope="session")
 def cli():
     return run_cli
+
+
+# Tests of what an unwritable folder does: root writes anywhere, so under root
+# (CI's case) the command runs as nobody, for whom the folder's mode counts.
+NOBODY = 65534
+
+
+def unwritable_folder():
+    """(base, folder): a new world-readable folder `base` (not under pytest's
+    tmp_path, which is in a 0700 folder of root's that nobody cannot enter:
+    a 'Permission denied' for the wrong reason) holding `folder`, which the
+    command of unprivileged_cli(base) cannot write to (under root, nobody
+    owns it and lacks the write bit). Whatever else the command reads must be
+    copied into base. The caller removes base."""
+    import tempfile
+    base = pathlib.Path(tempfile.mkdtemp(prefix="lsc-unwritable-"))
+    base.chmod(0o755)
+    d = base / "ro"
+    d.mkdir()
+    if os.geteuid() == 0:
+        os.chown(d, NOBODY, NOBODY)
+    d.chmod(0o500)
+    return base, d
+
+
+def unprivileged_cli(base):
+    """The logitscope command line for tests of permissions: as root, a copy
+    of the binary in `base` run as nobody (setpriv), so the checkout's own
+    permissions do not matter; otherwise the binary itself."""
+    if os.geteuid() != 0:
+        return [str(BIN)]
+    import shutil
+    exe = base / "logitscope"
+    shutil.copy(BIN, exe)
+    exe.chmod(0o755)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(exe)]

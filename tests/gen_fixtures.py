@@ -61,9 +61,29 @@ FAMILY = {
 }
 FIXTURES.update(FAMILY)
 
+# Config options varied against transformers (tests/test_config_variants.py):
+# one small checkpoint per option value, with a 4096-token vocabulary. Each
+# differs from the defaults in one key only, chosen so that ignoring the key
+# moves the logits far beyond the oracle tolerance (epsilon 0.1 is large
+# against the layer inputs' variance of about 0.4).
+VARIANT_SHAPE = dict(vocab_size=4096, n_embd=32, n_layer=2, n_head=4, n_positions=64)
+ACTIVATIONS = ["gelu_new", "gelu_pytorch_tanh", "gelu_python_tanh", "gelu", "gelu_python",
+               "gelu_fast", "quick_gelu", "relu", "relu6", "silu", "swish", "sigmoid", "tanh",
+               "linear"]
+VARIANTS = {
+    "var-eps": dict(layer_norm_epsilon=0.1),
+    "var-noscale": dict(scale_attn_weights=False),
+    "var-scale-inv": dict(scale_attn_by_inverse_layer_idx=True),
+    "var-reorder": dict(reorder_and_upcast_attn=True),
+    "var-reorder-inv": dict(reorder_and_upcast_attn=True, scale_attn_by_inverse_layer_idx=True),
+}
+VARIANTS.update({f"var-act-{a}": dict(activation_function=a) for a in ACTIVATIONS})
+for _i, (_name, _cfg) in enumerate(VARIANTS.items()):
+    FIXTURES[_name] = (VARIANT_SHAPE, dict(seed=100 + _i, config=dict(FAMILY_CONFIG, **_cfg)))
+
 # The fixtures `make test` generates before the C unit tests (the 124M one and
 # the family are made only on demand).
-DEFAULT = [n for n in FIXTURES if n != "gpt2-124m" and n not in FAMILY]
+DEFAULT = [n for n in FIXTURES if n != "gpt2-124m" and n not in FAMILY and n not in VARIANTS]
 
 
 def to_bf16_bytes(a):

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BIN, BUILD, ROOT, run_cli
+from conftest import BIN, BUILD, ROOT, run_cli, unprivileged_cli, unwritable_folder
 from fixtures import fixture_dir
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -238,16 +238,20 @@ def test_npy_path_under_a_file(tmp_path):
     assert f.read_text() == "x"
 
 
-def test_npy_read_only_folder(tmp_path):
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o555)
-    tmp_path.chmod(0o755)
-    prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if os.geteuid() == 0 else []
-    p = subprocess.run([*prefix, str(BIN), "logits", "--model", str(fixture_dir("tiny")), "--ids", IDS,
-                        "--npy", str(d / "x.npy")], capture_output=True, text=True, timeout=60)
-    one_line_error(p, "x.npy", "Permission denied")
-    assert list(d.iterdir()) == []
+def test_npy_read_only_folder():
+    base, d = unwritable_folder()
+    try:
+        model = base / "model"  # readable by nobody whatever the checkout's permissions
+        shutil.copytree(fixture_dir("tiny"), model)
+        for f in [model, *model.iterdir()]:
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        p = subprocess.run([*unprivileged_cli(base), "logits", "--model", str(model), "--ids", IDS,
+                            "--npy", str(d / "x.npy")], capture_output=True, text=True, timeout=60)
+        one_line_error(p, "x.npy", "Permission denied")
+        assert list(d.iterdir()) == []
+    finally:
+        d.chmod(0o700)
+        shutil.rmtree(base)
 
 
 # (these use links and device nodes of their own in tmp_path, never /dev's

@@ -15,7 +15,7 @@ from fixtures import fixture_dir
 
 TEXT = "After a long night of work, I really need a hot cup of"
 COMMANDS = ["tokenize", "detokenize", "logits", "next", "rank", "softmax", "sample", "generate",
-            "score", "lens", "plot", "arch", "download", "tour"]
+            "score", "lens", "plot", "arch", "download", "tour", "serve"]
 
 
 @pytest.fixture(scope="module")

@@ -151,3 +151,39 @@ def test_bad_generation_config(tmp_path, text, msg):
     assert p.returncode != 0 and p.stdout == ""
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "generation_config.json" in lines[0] and msg in lines[0], p.stderr
+
+
+def min_p_violations(ids, new_ids, temperature, min_p):
+    """How many drawn tokens had p / p_max < min_p under transformers'
+    logits of their position, divided by the temperature."""
+    from test_oracle_logits import oracle_logits
+    logits = oracle_logits(NAME, ids + new_ids).astype(np.float64)
+    bad = 0
+    for i, tok in enumerate(new_ids):
+        row = logits[len(ids) - 1 + i] / temperature
+        bad += np.exp(row[tok] - row.max()) < min_p
+    return int(bad)
+
+
+def test_min_p_from_flag_and_file_reaches_the_sampler(tmp_path):
+    """--min-p and generation_config.json's min_p filter the draws: at
+    temperature 3 every token drawn with min_p 0.3 has p >= 0.3 p_max under
+    transformers' logits, while the same seeds without min_p draw some that
+    do not (so the check can fail); min_p 1 leaves only the argmax (greedy)."""
+    require_oracle()
+    ids = prompt(5, seed=5)
+    base = ["--do-sample", "--temperature", "3", "--top-k", "0", "--max-new-tokens", "30", "--no-stop"]
+    d = model_copy(tmp_path, {"do_sample": True, "temperature": 3, "top_k": 0, "min_p": 0.3,
+                              "max_new_tokens": 30})
+    plain = flag = from_file = 0
+    for seed in ("1", "2", "3"):
+        plain += min_p_violations(ids, ours(fixture_dir(NAME), ids, "--seed", seed, *base)["new_ids"], 3, 0.3)
+        flag += min_p_violations(ids, ours(fixture_dir(NAME), ids, "--seed", seed, *base,
+                                           "--min-p", "0.3")["new_ids"], 3, 0.3)
+        from_file += min_p_violations(ids, ours(d, ids, "--seed", seed, "--no-stop")["new_ids"], 3, 0.3)
+    print(f"tokens with p < 0.3 p_max in 90 draws at temperature 3: without min_p {plain}, "
+          f"--min-p 0.3 {flag}, min_p 0.3 in the file {from_file}")
+    assert plain > 0
+    assert flag == 0 and from_file == 0
+    greedy = ours(fixture_dir(NAME), ids, "--max-new-tokens", "30", "--no-stop")["new_ids"]
+    assert ours(fixture_dir(NAME), ids, "--seed", "1", *base, "--min-p", "1")["new_ids"] == greedy

@@ -144,6 +144,34 @@ def test_tour_runs_the_notebook(tiny):
     assert o["rank"]["token"] == " coffee"
 
 
+def test_tour_numbers_are_the_other_commands(tiny):
+    """Every number tour prints is what the command for that step gives."""
+    o = jrun("tour", "--model", tiny)
+    tok = jrun("tokenize", "--model", tiny, "--text", TEXT)
+    assert o["text"] == TEXT and o["ids"] == tok["ids"] and o["tokens"] == tok["tokens"]
+    assert o["n_tokens"] == len(tok["ids"])
+    at5 = jrun("next", "--model", tiny, "--text", TEXT, "--pos", 5)
+    assert o["position_5"]["argmax"] == at5["argmax"]["id"]
+    assert o["position_5"]["logit"] == at5["argmax"]["logit"]
+    assert o["position_5"]["logit_sum"] == at5["logit_sum"]
+    last = jrun("next", "--model", tiny, "--text", TEXT, "--top-k", 10)
+    assert o["last"]["top"] == [{k: e[k] for k in ("id", "token", "logit", "prob", "logprob")}
+                                for e in last["top"]]
+    assert o["last"]["logit_sum"] == last["logit_sum"]
+    assert o["last"]["max_prob"] == last["top"][0]["prob"]
+    assert o["last"]["max_logprob"] == last["top"][0]["logprob"]
+    assert abs(o["last"]["prob_sum"] - 1) < 1e-6
+    r = jrun("rank", "--model", tiny, "--text", TEXT, "--token", " coffee")
+    assert o["rank"] == {k: r[k] for k in ("id", "token", "rank", "logit", "prob")}
+    smp = jrun("sample", "--model", tiny, "--text", TEXT, "-n", 5, "--seed", o["samples"]["seed"])
+    assert o["samples"]["ids"] == smp["ids"] and o["samples"]["tokens"] == smp["tokens"]
+    for i, text in enumerate(o["loop"]):  # the greedy loop, one token per iteration
+        g = jrun("generate", "--model", tiny, "--text", TEXT, "--max-new-tokens", i + 1)
+        assert text == g["text"], i
+    g = jrun("generate", "--model", tiny, "--text", TEXT, "--max-new-tokens", 20)
+    assert o["generate"]["new_ids"] == g["new_ids"] and o["generate"]["text"] == g["text"]
+
+
 BAD = [
     # (args after the command's --model, words the one-line error must contain)
     (("next", "--text", ""), "empty"),

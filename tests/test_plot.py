@@ -12,11 +12,13 @@ Content is checked independently of the program's own report:
 import json
 import os
 import re
+import shutil
 import struct
+import subprocess
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, unprivileged_cli, unwritable_folder
 
 V = 50257
 MAX_ID = 31337  # the synthetic row's argmax
@@ -293,16 +295,19 @@ def test_output_is_a_folder(tmp_path, logits_npy):
     assert_clean_failure(p, tmp_path, "is a folder", keep=["fig.png"])
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
 def test_unwritable_folder(tmp_path, logits_npy):
-    d = tmp_path / "ro"
-    d.mkdir()
-    d.chmod(0o500)
+    """A folder without the write bit (as nobody when the tests run as root)."""
+    base, d = unwritable_folder()
     try:
-        p = plot("logits", "--npy", logits_npy[0], "-o", d / "fig.png", check=False)
+        npy = base / "logits.npy"
+        shutil.copyfile(logits_npy[0], npy)
+        npy.chmod(0o644)
+        p = subprocess.run([*unprivileged_cli(base), "plot", "logits", "--npy", str(npy),
+                            "-o", str(d / "fig.png")], capture_output=True, text=True, timeout=120)
         assert_clean_failure(p, d, "Permission denied")
     finally:
         d.chmod(0o700)
+        shutil.rmtree(base)
 
 
 @pytest.mark.parametrize("pos", ["3", "-4", "x"])

@@ -4,6 +4,7 @@ GPT2Tokenizer (the notebook's tokenizer; in transformers 5 it runs the Rust
 the same vocab.json/merges.txt. Every batch goes through one `--jsonl` process.
 """
 import json
+import os
 import pathlib
 import random
 import subprocess
@@ -50,11 +51,15 @@ def token_bytes():
 
 @pytest.fixture(scope="module")
 def tiktoken_enc(token_bytes):
+    """tiktoken's GPT-2 encoding, or None when tiktoken is absent (a failure
+    under LSC_REQUIRE_ORACLE=1): the GPT2Tokenizer comparisons run without
+    it, and the tiktoken ones skip, saying so."""
     try:
         import tiktoken
-    except ImportError:
-        require_oracle()
-        pytest.skip("tiktoken not installed")
+    except ImportError as e:
+        if os.environ.get("LSC_REQUIRE_ORACLE") == "1":
+            pytest.fail(f"tiktoken required but not importable: {e}")
+        return None
     ranks = {b: i for i, b in token_bytes.items() if i != 50256}
     return tiktoken.Encoding("gpt2-offline", pat_str=GPT2_PAT, mergeable_ranks=ranks,
                              special_tokens={"<|endoftext|>": 50256})
@@ -101,9 +106,11 @@ def test_corpus_matches_gpt2tokenizer_and_tiktoken(hf, tiktoken_enc):
     out = run_jsonl("tokenize", [{"text": s} for s in texts], "--pieces")
     ours = [r["ids"] for r in out]
     want_hf = hf(texts)["input_ids"]
-    want_tt = tiktoken_enc.encode_batch(texts, allowed_special="all", num_threads=1)
     n_hf = report("vs transformers GPT2Tokenizer", texts, ours, want_hf, cats)
-    n_tt = report("vs tiktoken gpt2 (offline)", texts, ours, want_tt, cats)
+    n_tt = 0
+    if tiktoken_enc is not None:
+        want_tt = tiktoken_enc.encode_batch(texts, allowed_special="all", num_threads=1)
+        n_tt = report("vs tiktoken gpt2 (offline)", texts, ours, want_tt, cats)
     n_pc = report("pieces vs GPT2Tokenizer's pre-tokenizer", texts, [r["pieces"] for r in out],
                   [hf_pieces(hf, s) for s in texts], cats)
     print(f"corpus: {len(texts)} strings, {sum(len(s) for s in texts)} characters, "
@@ -116,9 +123,12 @@ def test_corpus_matches_gpt2tokenizer_and_tiktoken(hf, tiktoken_enc):
     ours = [r["ids"] for r in run_jsonl("tokenize", [{"text": s} for s in special], "--no-special")]
     n_hf = report("--no-special vs GPT2Tokenizer(split_special_tokens=True)", special, ours,
                   hf(special, split_special_tokens=True)["input_ids"])
-    n_tt = report("--no-special vs tiktoken encode_ordinary", special, ours,
-                  tiktoken_enc.encode_ordinary_batch(special, num_threads=1))
+    if tiktoken_enc is not None:
+        n_tt = report("--no-special vs tiktoken encode_ordinary", special, ours,
+                      tiktoken_enc.encode_ordinary_batch(special, num_threads=1))
     assert n_hf == 0 and n_tt == 0
+    if tiktoken_enc is None:
+        pytest.skip("tiktoken not installed: compared with GPT2Tokenizer only (which passed)")
 
 
 def test_roundtrip_decode_encode():
@@ -197,8 +207,10 @@ def test_every_code_point(hf, tiktoken_enc):
                       [hf_pieces(hf, s) for s in texts])
     ours_ids = [o["ids"] for o in out]
     n_hf = report("code point ids vs GPT2Tokenizer", texts, ours_ids, hf(texts)["input_ids"])
-    n_tt = report("code point ids vs tiktoken", texts, ours_ids,
-                  tiktoken_enc.encode_ordinary_batch(texts, num_threads=1))
+    n_tt = 0
+    if tiktoken_enc is not None:
+        n_tt = report("code point ids vs tiktoken", texts, ours_ids,
+                      tiktoken_enc.encode_ordinary_batch(texts, num_threads=1))
     print(f"code points: {len(cps)} in {len(texts)} strings")
     assert n_pieces == 0 and n_hf == 0 and n_tt == 0
 
@@ -208,3 +220,5 @@ def test_every_code_point(hf, tiktoken_enc):
           f"assigned code points split differently; {differ.count(False)} of {assigned.count(False)} strings "
           f"of code points unassigned in Unicode {unicodedata.unidata_version} (it has newer tables)")
     assert differ.count(True) == 0
+    if tiktoken_enc is None:
+        pytest.skip("tiktoken not installed: compared with GPT2Tokenizer only (which passed)")

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP };
+enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_N };
 
 static int run(int argc, char **argv);
 
@@ -20,6 +20,9 @@ static const cli_opt opts[] = {
     {"show-steps", 0, NULL, OPT_SHOW_STEPS,
      "print 'Iteration i:  <text so far>' after each token (--json: \"steps\")"},
     {"no-stop", 0, NULL, OPT_NO_STOP, "do not stop at the eos token"},
+    {"n", 0, "N", OPT_N,
+     "N independent samples of the prompt (seeds S, S+1, ...), generated together in one "
+     "batch and printed when done (not with --show-steps, --hook or --cache)"},
     {0},
 };
 
@@ -38,7 +41,9 @@ const cli_command cli_cmd_generate = {
     .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_SAMPLER | CLI_HOOKS | CLI_OUTPUT,
     .opts = opts,
     .json = "  {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\", \"do_sample\",\n"
-            "   \"seed\", \"max_new_tokens\", \"generation_config\"} (+ \"steps\" with --show-steps)\n",
+            "   \"seed\", \"max_new_tokens\", \"generation_config\"} (+ \"steps\" with --show-steps);\n"
+            "  with --n: {\"prompt_ids\", \"samples\": [{\"seed\", \"new_ids\", \"text\",\n"
+            "   \"new_text\", \"stop\"}, ...]}\n",
     .run = run,
 };
 
@@ -106,6 +111,94 @@ static cJSON *json_ids(const int32_t *ids, size_t n) {
     return a;
 }
 
+/* --n N: N samples of the prompt in one lsc_generate_batch, seeds
+ * sp.seed + i, each on its own context sized for the prompt and its new
+ * tokens (lm's context drives the steps on its threads). Prints every
+ * sample that finished, an error line for each that did not; 0 when all
+ * finished. */
+static int generate_samples(cli_lm *lm, const cli_common *c, lsc_sampler_params sp,
+                            lsc_generate_params gp, size_t n, bool from_config) {
+    lsc_generate_seq *seqs = calloc(n, sizeof *seqs);
+    int rc = 1;
+    lsc_error err;
+    if (!seqs) return cli_error("out of memory");
+    lsc_ctx_params cp = lsc_ctx_default_params();
+    cp.n_ctx = (int)(lm->n + (size_t)gp.max_new_tokens);
+    cp.n_threads = 1; /* only the first context's pool runs the steps */
+    if ((size_t)cp.n_ctx > (size_t)lsc_model_n_ctx(lm->model)) cp.n_ctx = 0;
+    for (size_t i = 0; i < n; i++) {
+        lsc_sampler_params si = sp;
+        si.seed = sp.seed + i;
+        seqs[i].ctx = i ? NULL : lm->ctx;
+        if ((i && lsc_ctx_new(lm->model, cp, &seqs[i].ctx, &err)) ||
+            lsc_sampler_new(si, &seqs[i].sampler, &err)) {
+            cli_error("%s", err.message);
+            goto out;
+        }
+        seqs[i].prompt = lm->ids;
+        seqs[i].n_prompt = lm->n;
+        seqs[i].params = gp;
+    }
+    lsc_status st = lsc_generate_batch(seqs, n, &err);
+    rc = st != LSC_OK;
+    cJSON *o = c->json ? cJSON_CreateObject() : NULL, *arr = NULL;
+    if (o) {
+        cJSON_AddItemToObject(o, "prompt_ids", json_ids(lm->ids, lm->n));
+        arr = cJSON_AddArrayToObject(o, "samples");
+    }
+    for (size_t i = 0; i < n; i++) {
+        lsc_generate_seq *s = &seqs[i];
+        uint64_t seed = sp.seed + i;
+        if (s->err.status) {
+            cli_error("sample %zu (seed %llu): %s", i, (unsigned long long)seed, s->err.message);
+            continue;
+        }
+        bool at_eos = s->n_new > 0 && gp.eos_id >= 0 && s->new_ids[s->n_new - 1] == gp.eos_id;
+        int32_t *all = malloc((lm->n + s->n_new) * sizeof *all);
+        if (!all) {
+            rc = cli_error("out of memory");
+            continue;
+        }
+        memcpy(all, lm->ids, lm->n * sizeof *all);
+        memcpy(all + lm->n, s->new_ids, s->n_new * sizeof *all);
+        if (o) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "seed", (double)seed);
+            cJSON_AddItemToObject(e, "new_ids", json_ids(s->new_ids, s->n_new));
+            cJSON_AddItemToObject(e, "text", json_text(lm->tok, all, lm->n + s->n_new));
+            cJSON_AddItemToObject(e, "new_text", json_text(lm->tok, s->new_ids, s->n_new));
+            cJSON_AddStringToObject(e, "stop", at_eos ? "eos" : "max_new_tokens");
+            cJSON_AddItemToArray(arr, e);
+        } else {
+            char *text;
+            size_t len;
+            printf("--- sample %zu (seed %llu) ---\n", i, (unsigned long long)seed);
+            if (lsc_tokenizer_decode(lm->tok, all, lm->n + s->n_new, &text, &len, NULL) == LSC_OK) {
+                fwrite(text, 1, len, stdout);
+                lsc_free(text);
+            }
+            fputc('\n', stdout);
+        }
+        free(all);
+    }
+    if (o) {
+        cJSON_AddBoolToObject(o, "do_sample", sp.do_sample);
+        cJSON_AddNumberToObject(o, "max_new_tokens", (double)gp.max_new_tokens);
+        cJSON_AddBoolToObject(o, "generation_config", from_config);
+        if (cli_print_json(o)) rc = 1;
+    } else if (fflush(stdout)) {
+        rc = cli_error("cannot write stdout");
+    }
+out:
+    for (size_t i = 0; i < n; i++) {
+        if (i) lsc_ctx_free(seqs[i].ctx);
+        lsc_sampler_free(seqs[i].sampler);
+        lsc_free(seqs[i].new_ids);
+    }
+    free(seqs);
+    return rc;
+}
+
 /* Copies into *sp the sampler flags the user gave (bit opt - OPT_TEMPERATURE
  * of `given`) from *flags: flags override generation_config.json. */
 static void apply_flags(lsc_sampler_params *sp, const lsc_sampler_params *flags, unsigned given) {
@@ -122,7 +215,8 @@ static void apply_flags(lsc_sampler_params *sp, const lsc_sampler_params *flags,
 static int run(int argc, char **argv) {
     cli_args a;
     cli_args_begin(&a, &cli_cmd_generate, argc, argv);
-    long max_new = 0; /* 0: from generation_config.json or transformers' default */
+    long max_new = 0;   /* 0: from generation_config.json or transformers' default */
+    long n_samples = 1; /* --n */
     bool greedy = false, do_sample = false, show_steps = false, no_stop = false;
     int opt;
     while ((opt = cli_args_next(&a)) > 0) {
@@ -131,6 +225,9 @@ static int run(int argc, char **argv) {
                 return cli_usage_error("--max-new-tokens: '%s' is not a whole number from 1 to "
                                        "1000000",
                                        a.val);
+        } else if (opt == OPT_N) {
+            if (!cli_parse_int(a.val, 1, 256, &n_samples))
+                return cli_usage_error("--n: '%s' is not a whole number from 1 to 256", a.val);
         } else if (opt == OPT_GREEDY) greedy = true;
         else if (opt == OPT_DO_SAMPLE) do_sample = true;
         else if (opt == OPT_SHOW_STEPS) show_steps = true;
@@ -145,6 +242,9 @@ static int run(int argc, char **argv) {
         return cli_usage_error("generate: --greedy and --do-sample exclude each other");
     if (greedy && warper_flag)
         return cli_usage_error("generate: %s only applies when sampling, not with --greedy", warper_flag);
+    if (n_samples > 1 && (show_steps || c.n_hooks || c.n_cache))
+        return cli_usage_error("generate: --n %ld does not combine with %s", n_samples,
+                               show_steps ? "--show-steps" : c.n_hooks ? "--hook" : "--cache");
 
     cli_lm lm;
     int rc = 1;
@@ -171,14 +271,18 @@ static int run(int argc, char **argv) {
         }
         max_new = n;
     }
-    if (lsc_sampler_new(sp, &smp, &err) != LSC_OK) {
-        cli_error("%s", err.message);
-        goto out;
-    }
     lsc_generate_params gp = lsc_generate_default_params();
     gp.max_new_tokens = (int)max_new;
     int eos = gc.found ? gc.eos_id : lsc_tokenizer_eos_id(lm.tok);
     gp.eos_id = no_stop || eos < 0 || (size_t)eos >= lm.n_vocab ? -1 : eos;
+    if (n_samples > 1) {
+        rc = generate_samples(&lm, &c, sp, gp, (size_t)n_samples, gc.found);
+        goto out;
+    }
+    if (lsc_sampler_new(sp, &smp, &err) != LSC_OK) {
+        cli_error("%s", err.message);
+        goto out;
+    }
     g.tok = lm.tok;
     g.show_steps = show_steps;
     g.json = c.json;

@@ -64,17 +64,6 @@ static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids,
     return 0;
 }
 
-/* True when a JSON text holds the escape \u0000, which cJSON would silently
- * cut the string at. */
-static bool has_nul_escape(const char *s) {
-    for (; *s; s++) {
-        if (*s != '\\') continue;
-        if (s[1] == 'u' && s[2] == '0' && s[3] == '0' && s[4] == '0' && s[5] == '0') return true;
-        if (s[1]) s++;
-    }
-    return false;
-}
-
 /* Reads JSON lines from stdin; for each, `fn` gets the parsed object and
  * writes one output line. Stops at the first bad line with its number. */
 static int each_json_line(int (*fn)(lsc_tokenizer *, const cJSON *, size_t, void *), lsc_tokenizer *tok,
@@ -89,7 +78,7 @@ static int each_json_line(int (*fn)(lsc_tokenizer *, const cJSON *, size_t, void
             rc = cli_error("stdin line %zu: contains a NUL byte", lineno);
             break;
         }
-        if (has_nul_escape(line)) {
+        if (cli_json_has_nul_escape(line)) {
             rc = cli_error("stdin line %zu: \\u0000 (U+0000) is not supported in JSON input", lineno);
             break;
         }

@@ -9,7 +9,7 @@
 /* Every command, in the order `logitscope --help` lists them. */
 #define COMMANDS(X)                                                            \
     X(tokenize) X(detokenize) X(logits) X(next) X(rank) X(softmax) X(sample)  \
-    X(generate) X(score) X(lens) X(plot) X(arch) X(download) X(tour)
+    X(generate) X(score) X(lens) X(plot) X(arch) X(download) X(tour) X(serve)
 
 #define DECLARE(name) extern const cli_command cli_cmd_##name;
 COMMANDS(DECLARE)

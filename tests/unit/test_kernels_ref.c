@@ -3,7 +3,7 @@
  * in a mmap'd safetensors file; the dispatching entry points against the
  * references. */
 #include "check.h"
-#include "kernels.h"
+#include "kernels/levels.h"
 
 #include <stdint.h>
 #include <stdlib.h>

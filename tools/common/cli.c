@@ -12,6 +12,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* True when a JSON text holds the escape \u0000, which cJSON would silently
+ * cut the string at. */
+bool cli_json_has_nul_escape(const char *s) {
+    for (; *s; s++) {
+        if (*s != '\\') continue;
+        if (s[1] == 'u' && s[2] == '0' && s[3] == '0' && s[4] == '0' && s[5] == '0') return true;
+        if (s[1]) s++;
+    }
+    return false;
+}
+
 bool cli_parse_id_list(const char *s, int32_t **ids, size_t *n) {
     *ids = NULL;
     *n = 0;

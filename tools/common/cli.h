@@ -16,6 +16,16 @@
  * command can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* True when a JSON text holds the escape \u0000, which cJSON would silently
+ * cut a string at (the --jsonl readers refuse such lines). */
+bool cli_json_has_nul_escape(const char *s);
+
+/* While a buffer is set on the calling thread, cli_error writes its message
+ * there (the last one wins) instead of stderr, so the server can hand the
+ * CLI's messages (--hook specs checked by cli_hooks_attach) to its client.
+ * NULL restores stderr. */
+void cli_error_capture(char *buf, size_t size);
+
 /* Parses "464,2068,7586" into a new array (free with free()). */
 bool cli_parse_id_list(const char *s, int32_t **ids, size_t *n);
 

@@ -1,7 +1,7 @@
-/* simd.c - run-time choice of the kernels' instruction set and the
- * dispatching entry points that split each kernel over a thread pool (see
- * kernels.h). */
-#include "kernels.h"
+/* dispatch.c - run-time choice of the kernels' level and the entry points
+ * that split each kernel over a thread pool (see kernels.h): the top of the
+ * backend, the only file that names every level. */
+#include "levels.h"
 #include "internal.h"
 #include "pool.h"
 
@@ -295,7 +295,8 @@ static void attention_item(void *arg, size_t item) {
     float *scratch = need <= sizeof stack / sizeof *stack ? stack : malloc(need * sizeof *scratch);
     size_t i0 = h * a->T + t0, i1 = h * a->T + t1;
     if (!scratch) lsc_attention_ref_rows(a, i0, i1); /* needs no memory */
-    else lsc_attention_rows(a, i0, i1, scratch, lsc_simd_active() >= LSC_SIMD_AVX512);
+    else if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_attention_rows_avx512(a, i0, i1, scratch);
+    else lsc_attention_rows_avx2(a, i0, i1, scratch, NULL);
     if (scratch != stack) free(scratch);
 }
 
@@ -307,4 +308,9 @@ void lsc_attention(struct lsc_pool *pool, const lsc_attn_args *a) {
     size_t P = a->n_past + a->T, per_head = (a->T + ATTN_ITEM_ROWS - 1) / ATTN_ITEM_ROWS;
     lsc_pool_for(pool_for(pool, a->H * a->T * P * a->D), a->H * per_head, attention_item,
                  (void *)a);
+}
+
+void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n) {
+    if (act == LSC_ACT_GELU_NEW) lsc_gelu_new(pool, x, n); /* the only fast one */
+    else lsc_act_apply_ref(act, x, n);
 }

@@ -1,10 +1,10 @@
-/* kernels_avx2.c - the AVX2+FMA kernels (compiled with -mavx2 -mfma -mf16c and
- * called only when the CPU has them; see simd.c). Each computes one slice of
+/* avx2.c - the AVX2+FMA level (compiled with -mavx2 -mfma -mf16c and called
+ * only when the CPU has them; see dispatch.c); uses weights.c below it. Each computes one slice of
  * the output columns [n0, n1) so that the threads of a pool can share a
  * product without sharing any output, and every output element is summed in
  * the same order whatever the slice: results are bit-identical at every
  * thread count. Weights may be unaligned (loads are unaligned). */
-#include "kernels.h"
+#include "levels.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -615,8 +615,8 @@ static void weighted_values(const float *w, float inv, const float *v, size_t vs
     }
 }
 
-void lsc_attention_rows(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
-                        bool avx512) {
+void lsc_attention_rows_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
+                             const lsc_attn_parts *parts) {
     const size_t D = a->D, P = a->n_past + a->T;
     for (size_t i = i0; i < i1;) {
         /* up to 4 rows of one head: t .. t + nr - 1 */
@@ -630,16 +630,15 @@ void lsc_attention_rows(const lsc_attn_args *a, size_t i0, size_t i1, float *scr
             s[r] = scratch + r * P;
         }
         size_t n0 = a->n_past + t + 1; /* keys row t sees; row t + r sees n0 + r */
-        (avx512 ? lsc_attn_scores_avx512 : scores_avx2)(q, nr, a->kt + h * D * a->kt_stride,
-                                                        a->kt_stride, D, n0 + nr - 1, a->scale, s);
+        (parts && parts->scores ? parts->scores : scores_avx2)(
+            q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n0 + nr - 1, a->scale, s);
         float inv[4];
         for (size_t r = 0; r < nr; r++) inv[r] = softmax_exp(s[r], n0 + r);
-        if (avx512 && nr == 4 && D == 64) {
-            float *z[4];
-            for (size_t r = 0; r < 4; r++) z[r] = a->z + (t + r) * a->z_stride + h * D;
-            lsc_attn_values4_64_avx512((const float *const *)s, inv, a->v + h * D, a->v_stride,
-                                       n0, z);
-        } else {
+        float *z[4];
+        for (size_t r = 0; r < 4; r++) z[r] = a->z + (t + (r < nr ? r : 0)) * a->z_stride + h * D;
+        if (!(parts && parts->values4 && nr == 4 &&
+              parts->values4((const float *const *)s, inv, a->v + h * D, a->v_stride, D, n0,
+                             z))) {
             for (size_t r = 0; r < nr; r++)
                 weighted_values(s[r], inv[r], a->v + h * D, a->v_stride, D, n0 + r,
                                 a->z + (t + r) * a->z_stride + h * D);

@@ -1,7 +1,8 @@
-/* kernels.c - the plain reference kernels (the definition of each kernel) and
- * the activation entry point; the matrix products' entry points, which pick
- * a fast version for this CPU, are in simd.c (see kernels.h). */
-#include "kernels.h"
+/* ref.c - the plain reference kernels: the definition of what each fast
+ * kernel computes (matrix products in every weight format, LayerNorm, the
+ * activations, and the one reference attention, which the plain level and
+ * the hooked forward path both run). They use only weights.c (formats). */
+#include "levels.h"
 
 #include <math.h>
 #include <string.h>
@@ -116,7 +117,84 @@ void lsc_act_apply_ref(lsc_act act, float *x, size_t n) {
     }
 }
 
-void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n) {
-    if (act == LSC_ACT_GELU_NEW) lsc_gelu_new(pool, x, n); /* the fast one (simd.c) */
-    else lsc_act_apply_ref(act, x, n);
+/* ------------------------------------------------------------------------ */
+/* Causal self-attention: scores in float, softmax with the max subtracted   */
+/* and the sum in double, then the probability-weighted values. Needs no     */
+/* memory: each row's scores are recomputed in each of its three passes.    */
+/* ------------------------------------------------------------------------ */
+
+/* Row t of head h: the scaled score of key p. */
+static float score(const lsc_attn_args *a, size_t h, size_t t, size_t p) {
+    const float *q = a->q + t * a->q_stride + h * a->D;
+    const float *k = a->kt + h * a->D * a->kt_stride + p;
+    float d = 0.0f;
+    for (size_t i = 0; i < a->D; i++) d += q[i] * k[i * a->kt_stride];
+    return d * a->scale;
+}
+
+void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1) {
+    for (size_t i = i0; i < i1; i++) {
+        size_t h = i / a->T, t = i % a->T;
+        size_t n = a->n_past + t + 1; /* keys this row sees */
+        float m = -INFINITY;
+        for (size_t p = 0; p < n; p++) m = fmaxf(m, score(a, h, t, p));
+        double sum = 0.0;
+        for (size_t p = 0; p < n; p++) sum += expf(score(a, h, t, p) - m);
+        float *z = a->z + t * a->z_stride + h * a->D;
+        for (size_t d = 0; d < a->D; d++) z[d] = 0.0f;
+        for (size_t p = 0; p < n; p++) {
+            float w = (float)(expf(score(a, h, t, p) - m) / sum);
+            const float *v = a->v + p * a->v_stride + h * a->D;
+            for (size_t d = 0; d < a->D; d++) z[d] += w * v[d];
+        }
+    }
+}
+
+void lsc_attention_ref(const lsc_attn_args *a) { lsc_attention_ref_rows(a, 0, a->H * a->T); }
+
+void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                    size_t T, size_t K, size_t N) {
+    if (w->type == LSC_WEIGHTS_F32) {
+        if (w->nk) {
+            lsc_matmul_nk_ref(x, w->data, y, T, K, N);
+            if (b)
+                for (size_t t = 0; t < T; t++)
+                    for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];
+        } else {
+            lsc_matmul_kn_ref(x, w->data, b, y, T, K, N);
+        }
+        return;
+    }
+    if (w->type == LSC_WEIGHTS_BF16) {
+        for (size_t t = 0; t < T; t++)
+            for (size_t n = 0; n < N; n++) {
+                float s = 0.0f;
+                for (size_t k = 0; k < K; k++) s += x[t * K + k] * lsc_weights_get(w, K, N, k, n);
+                y[t * N + n] = b ? s + b[n] : s;
+            }
+        return;
+    }
+    /* Q8: x rounded to 16 bits one block at a time (lsc_q8_quantize_x on the
+     * block gives the bits it gives on the whole row), the exact integer
+     * block sums scaled and added to each output in block order, then the
+     * bias: no memory needed */
+    size_t nb = (K + LSC_Q8_BLOCK - 1) / LSC_Q8_BLOCK;
+    const int8_t *q = w->data;
+    for (size_t t = 0; t < T; t++) {
+        float *yt = y + t * N;
+        for (size_t n = 0; n < N; n++) yt[n] = 0.0f;
+        for (size_t blk = 0; blk < nb; blk++) {
+            size_t k0 = blk * LSC_Q8_BLOCK, len = K - k0 < LSC_Q8_BLOCK ? K - k0 : LSC_Q8_BLOCK;
+            int16_t xq[LSC_Q8_BLOCK];
+            float xs;
+            lsc_q8_quantize_x(x + t * K + k0, len, xq, &xs);
+            for (size_t n = 0; n < N; n++) {
+                int32_t s = 0;
+                for (size_t i = 0; i < len; i++) s += (int32_t)q[n * K + k0 + i] * xq[i];
+                yt[n] += w->scale[n * nb + blk] * xs * (float)s;
+            }
+        }
+        if (b)
+            for (size_t n = 0; n < N; n++) yt[n] = yt[n] + b[n];
+    }
 }

@@ -1,7 +1,8 @@
-/* weights.c - weight matrices in F32, BF16 and Q8: conversion at load and the
- * reference product that defines what the fast kernels compute (kernels.h). */
+/* weights.c - weight matrices in F32, BF16 and Q8: sizes, conversion at load,
+ * element access and the rounding of x for Q8 products (kernels.h). Formats
+ * only: the products are in ref.c and the levels above it. */
 #include "internal.h"
-#include "kernels.h"
+#include "levels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -107,53 +108,4 @@ void lsc_q8_quantize_x(const float *x, size_t K, int16_t *xq, float *xs) {
         xs[b] = amax / 32767.0f;
         for (size_t i = 0; i < len; i++) xq[k0 + i] = (int16_t)lrintf(x[k0 + i] * inv);
     }
-}
-
-/* The Q8 reference for one row of x: exact integer block sums, scaled and
- * added in block order. */
-static float q8_dot_ref(const int16_t *xq, const float *xs, const int8_t *q, const float *sc,
-                        size_t K) {
-    float s = 0.0f;
-    for (size_t k0 = 0, b = 0; k0 < K; k0 += LSC_Q8_BLOCK, b++) {
-        int32_t t = 0;
-        for (size_t k = k0; k < K && k < k0 + LSC_Q8_BLOCK; k++) t += (int32_t)q[k] * xq[k];
-        s += sc[b] * xs[b] * (float)t;
-    }
-    return s;
-}
-
-void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
-                    size_t T, size_t K, size_t N) {
-    if (w->type == LSC_WEIGHTS_F32) {
-        if (w->nk) {
-            lsc_matmul_nk_ref(x, w->data, y, T, K, N);
-            if (b)
-                for (size_t t = 0; t < T; t++)
-                    for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];
-        } else {
-            lsc_matmul_kn_ref(x, w->data, b, y, T, K, N);
-        }
-        return;
-    }
-    int16_t *xq = NULL;
-    float *xs = NULL;
-    size_t nb = q8_blocks(K);
-    if (w->type == LSC_WEIGHTS_Q8) {
-        xq = malloc(K * sizeof *xq);
-        xs = malloc(nb * sizeof *xs);
-    }
-    for (size_t t = 0; t < T; t++) {
-        if (xq && xs) lsc_q8_quantize_x(x + t * K, K, xq, xs);
-        for (size_t n = 0; n < N; n++) {
-            float s = 0.0f;
-            if (xq && xs) {
-                s = q8_dot_ref(xq, xs, (const int8_t *)w->data + n * K, w->scale + n * nb, K);
-            } else { /* BF16 (or Q8 without memory for x: its weights in float) */
-                for (size_t k = 0; k < K; k++) s += x[t * K + k] * lsc_weights_get(w, K, N, k, n);
-            }
-            y[t * N + n] = b ? s + b[n] : s;
-        }
-    }
-    free(xq);
-    free(xs);
 }
