@@ -98,13 +98,11 @@ $(BUILD)/liblogitscope.so: $(BUILD)/liblogitscope.so.$(VERSION)
 	ln -sf liblogitscope.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf liblogitscope.so.$(VERSION) $@
 
-# logitscope.pc for pkg-config, for the prefix it is installed under
-$(BUILD)/logitscope.pc: logitscope.pc.in include/logitscope.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS)|' $< > $@
-
-install: all $(BUILD)/logitscope.pc
+# logitscope.pc for pkg-config is written for the PREFIX of each install
+install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS)|' \
+	    logitscope.pc.in > $(BUILD)/logitscope.pc
 	install -m 644 include/logitscope.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/liblogitscope.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/liblogitscope.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
