@@ -308,3 +308,30 @@ def test_metrics(serve):
     assert s.metric("logitscope_time_to_first_token_seconds_count") == 1
     assert s.metric("logitscope_time_per_output_token_seconds_count") == 2
     assert s.metric("logitscope_num_requests_waiting") == 0
+
+
+def test_idle_timeout_spares_long_requests(serve):
+    """--timeout closes idle clients, not requests the server is still computing."""
+    s = serve("--threads", "1", "--timeout", "1", "--parallel", "1", model="gpt2-124m")
+    t0 = time.time()
+    # one slot: the second and third requests wait in the queue for seconds
+    # before their first byte
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", s.complete(
+        prompt=TEXT, max_tokens=40, temperature=0, ignore_eos=True)))
+    first.start()
+    assert wait_until(lambda: s.metric("logitscope_num_requests_running") == 1, 10)
+    second = threading.Thread(target=lambda: results.setdefault("second", s.complete(
+        prompt=TEXT, max_tokens=5, temperature=0, ignore_eos=True)))
+    second.start()
+    ev = s.stream(prompt=TEXT, max_tokens=5, temperature=0, ignore_eos=True)
+    first.join()
+    second.join()
+    assert ev[-1]["choices"][0]["finish_reason"] == "length"
+    assert results["first"]["usage"]["completion_tokens"] == 40
+    assert results["second"]["usage"]["completion_tokens"] == 5
+    print(f"three requests in {time.time() - t0:.1f}s with --timeout 1")
+    idle = socket.create_connection((s.host, s.port))
+    idle.settimeout(10)
+    assert idle.recv(1) == b""  # closed by the server after about a second
+    idle.close()
