@@ -226,8 +226,9 @@ def test_queue_full_503(serve):
     results = []
 
     def go():
-        results.append(s.post("/v1/completions", {"prompt": TEXT, "max_tokens": 8,
-                                                  "temperature": 0, "ignore_eos": True}))
+        st, h, data = s.request("POST", "/v1/completions", {"prompt": TEXT, "max_tokens": 8,
+                                                            "temperature": 0, "ignore_eos": True})
+        results.append((st, json.loads(data), h))
     threads = [threading.Thread(target=go) for _ in range(6)]
     for t in threads:
         t.start()
@@ -236,8 +237,8 @@ def test_queue_full_503(serve):
     codes = sorted(r[0] for r in results)
     assert 200 in codes and 503 in codes, codes
     assert set(codes) <= {200, 503}
-    busy = [r[1] for r in results if r[0] == 503][0]
-    assert busy["error"]["code"] == 503
+    busy = [r for r in results if r[0] == 503][0]
+    assert busy[1]["error"]["code"] == 503 and busy[2]["Retry-After"] == "1"
     # more sequences in one request than the queue holds: 400, retrying cannot help
     error_of(*s.post("/v1/completions", {"prompt": "x", "n": 2}), 400, "at most 1")
 
