@@ -57,6 +57,8 @@ class Client:
                         buf += chunk
                         while b"\n\n" in buf:
                             ev, buf = buf.split(b"\n\n", 1)
+                            if ev.startswith(b":"):  # a keep-alive comment
+                                continue
                             assert ev.startswith(b"data: "), ev
                             if ev != b"data: [DONE]":
                                 events.append(json.loads(ev[6:]))

@@ -78,19 +78,26 @@ def test_load_results_equal_alone(serve):
 
 
 def test_rss_flat(serve):
-    """5,000 requests from 32 clients; RSS after the first 1,000 and at the end."""
-    s = serve("--threads", "1", "--parallel", "8", "--queue", "512")
+    """5,000 requests from 32 clients: RSS after the first 2,000 (every
+    context has had its longest prompts by then) and at the end. glibc's
+    mmap threshold is pinned: by default it rises after the first large
+    free, and the contexts' logits buffers then move into the heap in steps
+    that look like growth but are a one-off. (Leaks themselves: the
+    sanitizer run's LeakSanitizer at the server's exit.)"""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="131072")
+    s = serve("--threads", "1", "--parallel", "8", "--queue", "512", env=env)
     sanitized = "san" in BUILD.name
     n = 1000 if sanitized else 5000  # ASan's quarantine makes RSS meaningless anyway
+    warm = n * 2 // 5
     rng = random.Random(2)
     work = bodies(n, rng)
-    first = loadgen.run(s.url, work[:1000], 32)
+    first = loadgen.run(s.url, work[:warm], 32)
     assert all(r[0] == 200 for r in first)
     rss1 = rss_kib(s.proc.pid)
-    rest = loadgen.run(s.url, work[1000:], 32)
+    rest = loadgen.run(s.url, work[warm:], 32)
     assert all(r[0] == 200 for r in rest)
     rss2 = rss_kib(s.proc.pid)
-    print(f"RSS after 1,000 requests {rss1} KiB, after {n:,} {rss2} KiB "
+    print(f"RSS after {warm:,} requests {rss1} KiB, after {n:,} {rss2} KiB "
           f"({rss2 - rss1:+d} KiB)")
     if not sanitized:
-        assert rss2 - rss1 < 4096, (rss1, rss2)
+        assert rss2 - rss1 < 2048, (rss1, rss2)
