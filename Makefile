@@ -24,8 +24,8 @@ AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 PKG_CONFIG ?= pkg-config
 PKGS    = libcjson libpcre2-8 libcurl libcrypto libmicrohttpd
 LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
-PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot)
-PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot)
+PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot 2>/dev/null)
+PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot 2>/dev/null)
 
 # The SIMD levels are built only for their architecture (dispatch.c names
 # them under the same conditions), so `make` works unchanged on aarch64.
