@@ -25,8 +25,8 @@ PKG_CONFIG ?= pkg-config
 PKGS    = libcjson libpcre2-8 libcurl libcrypto
 MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
 LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
-PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot)
-PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot)
+PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot 2>/dev/null)
+PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot 2>/dev/null)
 
 # The SIMD levels are built only for their architecture (dispatch.c names
 # them under the same conditions), so `make` works unchanged on aarch64.
