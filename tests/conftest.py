@@ -25,10 +25,10 @@ def require_oracle():
         pytest.skip(f"oracle not installed: {e}")
 
 
-def run_cli(*args, input=None, check=False, env=None):
+def run_cli(*args, input=None, check=False, env=None, cwd=None):
     """Runs build/logitscope with the given arguments; returns CompletedProcess."""
     p = subprocess.run([str(BIN), *map(str, args)], input=input, capture_output=True,
-                       text=True, env=env, timeout=600)
+                       text=True, env=env, cwd=cwd, timeout=600)
     # under `make test-sanitize`: any AddressSanitizer / LeakSanitizer / UBSan
     # report fails the test, whatever the exit status it expected
     for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):

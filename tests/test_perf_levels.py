@@ -40,7 +40,7 @@ LEVEL_FLAGS = {"ref": set(), "avx2": {"avx2", "fma"},
 
 
 def levels():
-    """The SIMD levels this CPU runs (simd.c's lsc_simd_best)."""
+    """The SIMD levels this CPU runs (src/kernels/dispatch.c, lsc_simd_best)."""
     return [lv for lv, need in LEVEL_FLAGS.items() if need <= cpu_flags()]
 
 
@@ -161,6 +161,31 @@ def test_seeded_sampling_identical_everywhere():
     print(f"seed 7: {first}")
     for key, ids in seen.items():
         assert ids == first, f"LSC_SIMD={key[0]} --threads {key[1]}: {ids} != {first}"
+
+
+@pytest.mark.parametrize("name", ["distilgpt2-shape", "tiny-scale-inv"])
+def test_caching_the_pattern_changes_no_bit(name, tmp_path):
+    """Observing never changes results: `logits --npy` with the attention
+    pattern (and scores) cached gives the same bits as without, at every
+    level (the hooked path runs the level's own attention in steps)."""
+    vocab = 4096 if name.endswith("-shape") else 50257
+    ids = ",".join(str((i * 7919 + 13) % vocab) for i in range(33))
+    for level in levels():
+        env = dict(os.environ, LSC_SIMD=level)
+        plain, hooked = tmp_path / f"{level}-plain.npy", tmp_path / f"{level}-hooked.npy"
+        run_cli("logits", "--model", fixture_dir(name), "--ids", ids, "--threads", "2",
+                "--npy", plain, env=env, check=True)
+        run_cli("logits", "--model", fixture_dir(name), "--ids", ids, "--threads", "2",
+                "--npy", hooked, "--cache", "blocks.*.attn.hook_pattern",
+                "--cache", "blocks.*.attn.hook_attn_scores", "--cache-out",
+                tmp_path / f"{level}.npz", env=env, check=True)
+        a, b = np.load(plain), np.load(hooked)
+        print(f"{name} LSC_SIMD={level}: max |plain - pattern cached| = "
+              f"{float(np.abs(a - b).max()):.3g}")
+        assert np.array_equal(a.view(np.uint32), b.view(np.uint32))
+        with np.load(tmp_path / f"{level}.npz") as z:
+            pattern = z["blocks.0.attn.hook_pattern"]
+            assert np.allclose(pattern.sum(-1), 1.0, atol=1e-5)
 
 
 @pytest.mark.parametrize("weights", ["bf16", "q8"])
