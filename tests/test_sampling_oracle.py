@@ -2,9 +2,8 @@
 processors, on random rows (no model needed): softmax, log-softmax, top-k,
 rank, and lsc_sampler_apply vs RepetitionPenalty/Temperature/TopK/TopP/MinP.
 
-The library is reached through ctypes: src/inspect.c, sampling.c, torchsort.c and
-util.c are compiled into a small shared object for this test (without the
-sanitizers, which a plain python3 cannot load)."""
+The library is reached through ctypes: src/sampling.c, torchsort.c and util.c are
+compiled into a small shared object for this test."""
 import ctypes
 import shutil
 import subprocess
@@ -32,8 +31,7 @@ def lib(tmp_path_factory):
         pytest.skip("no C compiler")
     so = tmp_path_factory.mktemp("lib") / "libsampling.so"
     subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-shared", "-fPIC",
-                    f"-I{ROOT}/include", f"-I{ROOT}/src", str(ROOT / "src/inspect.c"), str(ROOT / "src/sampling.c"),
-                    str(ROOT / "src/torchsort.c"),
+                    f"-I{ROOT}/include", f"-I{ROOT}/src", str(ROOT / "src/sampling.c"), str(ROOT / "src/inspect.c"), str(ROOT / "src/torchsort.c"),
                     str(ROOT / "src/util.c"), "-o", str(so), "-lm"], check=True)
     L = ctypes.CDLL(str(so))
     fp = ctypes.POINTER(ctypes.c_float)
