@@ -211,10 +211,10 @@ unit-test: $(UNIT_BIN) fixtures
 	  cat $(BUILD)/unit-out.txt; grep '^SKIP' $(BUILD)/unit-out.txt | sed "s|^SKIP |$$(basename $$t): |" >> $(BUILD)/unit-skips.txt || true; done
 
 # The Python package's extension, built in place (python/logitscope/_lsc*.so)
-# from a -fPIC build of the library in build/pic (python/build_ffi.py; `pip
-# install .` builds the same). Not under the sanitizers: python3 itself is not
+# on build/liblogitscope.a (python/build_ffi.py; `pip install .` builds the
+# same). Not under the sanitizers: python3 itself is not
 # built with them, so tests/python/ is left out of test-sanitize.
-PY_STAMP = build/pic/python.stamp
+PY_STAMP = build/python.stamp
 python: $(PY_STAMP)
 $(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h src/kernels/*.h) python/build_ffi.py
 	$(PYTHON) python/build_ffi.py

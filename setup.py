@@ -1,5 +1,5 @@
-"""`pip install .`: builds the C library with -fPIC through the Makefile
-(build/pic/liblogitscope.a) and the cffi extension logitscope._lsc from
+"""`pip install .`: builds the C library through the Makefile
+(build/liblogitscope.a) and the cffi extension logitscope._lsc from
 include/logitscope.h (python/build_ffi.py). The version is the header's
 LSC_VERSION; the rest of the metadata is in pyproject.toml."""
 import pathlib
