@@ -624,6 +624,7 @@ static ssize_t stream_read(void *cls, char *out, size_t max) {
     st->last_sent = now_s();
     pthread_mutex_unlock(&r->mu);
     size_t n = st->len - st->pos < max ? st->len - st->pos : max;
+    if (n == 0) return 0; /* the end, or the client went away */
     memcpy(out, st->buf + st->pos, n);
     st->pos += n;
     return (ssize_t)n;
