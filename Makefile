@@ -2,7 +2,7 @@
 #   make              the library (build/liblogitscope.a and build/liblogitscope.so),
 #                     the CLI (build/logitscope) and the benchmark helpers
 #   make install PREFIX=/usr/local   header, both libraries, the CLI, logitscope.pc
-#   make test         C unit tests, then the Python tests (oracle, CLI)
+#   make test         C unit tests, the page's node tests, then the Python tests (oracle, CLI, browser)
 #   make test-sanitize  the same under AddressSanitizer + UBSan (build-san/)
 #   make bench        benchmarks against PyTorch (bench/run)
 #   make python       the Python package's extension in place (python/logitscope/)
@@ -22,7 +22,8 @@ endif
 CFLAGS += $(CFLAGS_BASE)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512vl -mavx512dq -mfma -mf16c
 PKG_CONFIG ?= pkg-config
-PKGS    = libcjson libpcre2-8 libcurl libcrypto libmicrohttpd
+PKGS    = libcjson libpcre2-8 libcurl libcrypto
+MHD_LIBS = $(shell $(PKG_CONFIG) --libs libmicrohttpd)
 LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS)) -lm -pthread
 PLPLOT_CFLAGS = $(shell $(PKG_CONFIG) --cflags plplot 2>/dev/null)
 PLPLOT_LIBS   = $(shell $(PKG_CONFIG) --libs plplot 2>/dev/null)
@@ -62,7 +63,7 @@ UNIT_BIN  = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test unit-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install \
+.PHONY: all test unit-test web-test py-test test-sanitize bench clean fixtures fuzz-build fuzz python install \
         test-arm64
 all: $(BUILD)/liblogitscope.a $(BUILD)/liblogitscope.so $(BUILD)/logitscope $(BENCH_BIN)
 
@@ -97,13 +98,11 @@ $(BUILD)/liblogitscope.so: $(BUILD)/liblogitscope.so.$(VERSION)
 	ln -sf liblogitscope.so.$(VERSION) $(BUILD)/$(SONAME)
 	ln -sf liblogitscope.so.$(VERSION) $@
 
-# logitscope.pc for pkg-config, for the prefix it is installed under
-$(BUILD)/logitscope.pc: logitscope.pc.in include/logitscope.h
-	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
-	    -e 's|@LIBS_PRIVATE@|$(LIBS)|' $< > $@
-
-install: all $(BUILD)/logitscope.pc
+# logitscope.pc for pkg-config is written for the PREFIX of each install
+install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS_PRIVATE@|$(LIBS)|' \
+	    logitscope.pc.in > $(BUILD)/logitscope.pc
 	install -m 644 include/logitscope.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 $(BUILD)/liblogitscope.a $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(BUILD)/liblogitscope.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/
@@ -116,8 +115,22 @@ $(BUILD)/libcli.a: $(CLI_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/logitscope: $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
-	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# the explorer page (web/) embedded into the binary by a generator built here
+WEB_FILES = $(sort $(wildcard web/*.html web/*.css web/js/*.mjs))
+WEB_OBJ   = $(BUILD)/obj/gen/web_files.o
+$(BUILD)/embed_files: scripts/embed_files.c
+	@mkdir -p $(dir $@)
+	$(CC) -O1 -o $@ $<
+$(BUILD)/gen/web_files.c: $(WEB_FILES) $(BUILD)/embed_files
+	@mkdir -p $(dir $@)
+	$(BUILD)/embed_files $@ $(WEB_FILES)
+$(WEB_OBJ): $(BUILD)/gen/web_files.c server/web_files.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Iserver -c $< -o $@
+
+$(BUILD)/logitscope: $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
+	$(CC) $(LDFLAGS) -o $@ $(TOOL_OBJ) $(WEB_OBJ) $(BUILD)/libcli.a $(BUILD)/liblogitscope.a $(LIBS) $(MHD_LIBS) \
+	    $(PLPLOT_LIBS)
 
 # unit tests link the CLI's library too (the --hook parser, .npy/.npz, options)
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
@@ -175,6 +188,12 @@ build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Itools/common -o $@ $< build-fuzz/libcli.a \
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
+# fuzz_server: the request handler (server/ without the HTTP glue and `serve`)
+FUZZ_SERVER_OBJ = $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out server/http.c server/serve.c,$(SERVER_SRC)))
+build-fuzz/fuzz_server: tests/fuzz/fuzz_server.c $(FUZZ_SERVER_OBJ) build-fuzz/liblogitscope.a
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserver -o $@ $< $(FUZZ_SERVER_OBJ) \
+	    build-fuzz/liblogitscope.a $(LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
 
@@ -197,7 +216,7 @@ unit-test: $(UNIT_BIN) fixtures
 # built with them, so tests/python/ is left out of test-sanitize.
 PY_STAMP = build/pic/python.stamp
 python: $(PY_STAMP)
-$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h) python/build_ffi.py
+$(PY_STAMP): $(LIB_SRC) $(wildcard include/*.h src/*.h src/kernels/*.h) python/build_ffi.py
 	$(PYTHON) python/build_ffi.py
 	@touch $@
 ifeq ($(SANITIZE),1)
@@ -211,7 +230,12 @@ endif
 py-test: all $(PY_TEST_DEPS)
 	LOGITSCOPE_BUILD=$(BUILD) $(PYTHON) -m pytest -q -rs --junitxml=$(BUILD)/pytest-junit.xml tests $(PY_TEST_ARGS)
 
-test: all unit-test py-test
+# the explorer page's pure logic (web/js/logic.mjs) under Node's own runner;
+# its browser tests (tests/web/test_explorer_page.py) run with the Python ones
+web-test:
+	node --test tests/web/
+
+test: all unit-test web-test py-test
 	@$(PYTHON) tests/skips.py $(BUILD)
 
 # Every sanitizer report (leaks included) exits with 86, which no test expects,

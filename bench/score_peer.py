@@ -34,7 +34,7 @@ def main():
     model.eval()
     texts = [json.loads(l)["ids"] for l in open(a.texts) if l.strip()]
     lps, real, padded = [], 0, 0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with torch.inference_mode():
         for b in range(0, len(texts), a.batch):
             group = texts[b:b + a.batch]
@@ -51,9 +51,10 @@ def main():
                 lps.append(tok[i, :len(t) - 1].tolist())
             real += sum(len(t) for t in group)
             padded += L * len(group)
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     out = {"engine": "pytorch", "threads": a.threads, "batch": a.batch, "texts": len(texts),
            "tokens": real, "padded_tokens": padded, "seconds": dt, "tok_s": real / dt,
+           "cpu_seconds": cpu, "tok_per_cpu_s": real / cpu,
            "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
            "torch": torch.__version__}
     if a.ours:

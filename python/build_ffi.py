@@ -25,11 +25,22 @@ PIC_BUILD = "build/pic"
 ARCHIVE = ROOT / PIC_BUILD / "liblogitscope.a"
 PKGS = ["libcjson", "libpcre2-8", "libcurl", "libcrypto"]
 
-# The Python callbacks the C library calls (hooks, generation tokens).
+# The Python callbacks the C library calls (hooks, generation tokens), and
+# the header's LSC_VERSION (a string macro, which the preprocessed
+# declarations lose) through a one-line function of the generated C.
 CALLBACKS = """
 extern "Python" int _lsc_py_hook(lsc_activation *act, void *user_data);
 extern "Python" int _lsc_py_token(int32_t id, size_t step, void *user_data);
+const char *_lsc_py_version(void);
 """
+SOURCE = """#include "logitscope.h"
+const char *_lsc_py_version(void) { return LSC_VERSION; }
+"""
+
+
+def header_version() -> str:
+    """LSC_VERSION from the header (the package's version, for setup.py)."""
+    return re.search(r'#define LSC_VERSION "([^"]+)"', HEADER.read_text()).group(1)
 
 
 def declarations():
@@ -64,7 +75,7 @@ def make_ffibuilder():
     ffibuilder.cdef(declarations())
     ffibuilder.set_source(
         "logitscope._lsc",
-        '#include "logitscope.h"\n',
+        SOURCE,
         include_dirs=[str(ROOT / "include")],
         extra_objects=[str(ARCHIVE)],
         libraries=libs + ["m"],

@@ -121,6 +121,7 @@ static int serve_main(int argc, char **argv) {
     srv.n_vocab = lsc_model_n_vocab(srv.model);
     srv.eos_id = lsc_tokenizer_eos_id(srv.tok);
     srv.max_seqs_per_request = (int)queue;
+    srv.n_threads = c.threads;
     srv.started = time(NULL);
     if (lsc_tokenizer_n_vocab(srv.tok) > srv.n_vocab) {
         cli_error("the tokenizer has %d tokens but the model only %d", lsc_tokenizer_n_vocab(srv.tok),

@@ -26,6 +26,7 @@ typedef struct server {
     const char *api_key;    /* NULL: no key required */
     int n_ctx, n_vocab, eos_id;
     int max_seqs_per_request; /* a request may not ask for more sequences than the queue holds */
+    int n_threads;          /* --threads: the explorer's context (0: all cores) */
     time_t started;
     _Atomic int shutting_down; /* new requests get 503 while in-flight ones finish */
     struct scheduler *sched;

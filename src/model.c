@@ -821,9 +821,13 @@ static void rows_range(void *arg, int ith, int nth) {
     }
 }
 
+/* Row-wise steps over fewer rows than this run on the calling thread: waking
+ * the pool costs more than the work of a few rows (decode has T = 1). */
+#define ROWS_MIN_PARALLEL 32
+
 static void run_rows(step *b, const step_seq *s, int l, size_t T, rows_op op) {
     rows_job j = {b->d, s, l, T, (size_t)b->d->m->cfg.n_embd, op};
-    lsc_pool_run(T >= 32 ? b->d->pool : NULL, rows_range, &j);
+    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? b->d->pool : NULL, rows_range, &j);
 }
 
 /* One transformer block on the step's residual stream x [R, E]. */

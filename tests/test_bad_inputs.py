@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BIN, BUILD, ROOT, as_unprivileged, run_cli, unwritable_folder
+from conftest import BIN, BUILD, ROOT, run_cli, unprivileged_cli, unwritable_folder
 from fixtures import fixture_dir
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -241,9 +241,12 @@ def test_npy_path_under_a_file(tmp_path):
 def test_npy_read_only_folder():
     base, d = unwritable_folder()
     try:
-        p = subprocess.run([*as_unprivileged(), str(BIN), "logits", "--model", str(fixture_dir("tiny")),
-                            "--ids", IDS, "--npy", str(d / "x.npy")], capture_output=True, text=True,
-                           timeout=60)
+        model = base / "model"  # readable by nobody whatever the checkout's permissions
+        shutil.copytree(fixture_dir("tiny"), model)
+        for f in [model, *model.iterdir()]:
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        p = subprocess.run([*unprivileged_cli(base), "logits", "--model", str(model), "--ids", IDS,
+                            "--npy", str(d / "x.npy")], capture_output=True, text=True, timeout=60)
         one_line_error(p, "x.npy", "Permission denied")
         assert list(d.iterdir()) == []
     finally:

@@ -166,3 +166,28 @@ def test_softmax_direct_and_stable(tiny, tmp_path):
     assert abs(o["argmax"]["stable_prob"] - q.max() / q.sum()) < 1e-5
     text = run_cli("softmax", "--model", tiny, TEXT, "--temperature", t, check=True).stdout
     assert "overflowed to inf" in text and "NaN" in text
+
+
+def test_offline_dead_ends_name_the_offline_way(tmp_path, tiny):
+    env = dict(__import__("os").environ, HF_ENDPOINT="http://127.0.0.1:9", HF_HUB_CACHE=str(tmp_path / "c"))
+    env.pop("HF_HUB_OFFLINE", None)
+    p = run_cli("tour", env=env)  # the default model, gpt2, with no network
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "not in the cache and the Hub cannot be reached" in p.stderr
+    assert "--model DIR" in p.stderr and "gen_fixtures.py" in p.stderr
+    # a mistyped relative folder is not taken for a repo id silently
+    (tmp_path / "fx").mkdir()
+    p = run_cli("next", "--model", "fx/tiny-typo", TEXT, env=env, cwd=tmp_path)
+    assert p.returncode == 1 and "--model fx/tiny-typo: no such folder (fx/ exists; mistyped?)" in p.stderr
+    env["HF_HUB_OFFLINE"] = "1"
+    p = run_cli("next", TEXT, env=env)
+    assert p.returncode == 1 and "offline mode" in p.stderr and "--model DIR" in p.stderr
+
+
+def test_cache_out_says_what_it_wrote(tiny, tmp_path):
+    out = tmp_path / "c.npz"
+    p = run_cli("next", "--model", tiny, TEXT, "--cache", "blocks.0.hook_mlp_out", "--cache-out", out,
+                "--json", check=True)
+    json.loads(p.stdout)  # stdout is still the one JSON object
+    assert p.stderr == f"logitscope: wrote {out}: 1 array (blocks.0.hook_mlp_out)\n"
+    assert list(np.load(out).keys()) == ["blocks.0.hook_mlp_out"]

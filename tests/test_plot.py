@@ -18,7 +18,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import BIN, as_unprivileged, run_cli, unwritable_folder
+from conftest import run_cli, unprivileged_cli, unwritable_folder
 
 V = 50257
 MAX_ID = 31337  # the synthetic row's argmax
@@ -302,7 +302,7 @@ def test_unwritable_folder(tmp_path, logits_npy):
         npy = base / "logits.npy"
         shutil.copyfile(logits_npy[0], npy)
         npy.chmod(0o644)
-        p = subprocess.run([*as_unprivileged(), str(BIN), "plot", "logits", "--npy", str(npy),
+        p = subprocess.run([*unprivileged_cli(base), "plot", "logits", "--npy", str(npy),
                             "-o", str(d / "fig.png")], capture_output=True, text=True, timeout=120)
         assert_clean_failure(p, d, "Permission denied")
     finally:

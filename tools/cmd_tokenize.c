@@ -64,40 +64,6 @@ static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids,
     return 0;
 }
 
-/* Prints s[0..n) as a JSON string literal, escaped by cJSON; a U+0000 (which
- * cJSON's NUL-terminated strings cannot hold) is written as \u0000. */
-static bool print_json_string(FILE *out, const char *s, size_t n) {
-    fputc('"', out);
-    for (size_t i = 0; i <= n;) {
-        const char *z = memchr(s + i, '\0', n - i);
-        size_t seg = z ? (size_t)(z - (s + i)) : n - i;
-        char *part = malloc(seg + 1);
-        if (!part) return false;
-        memcpy(part, s + i, seg);
-        part[seg] = '\0';
-        cJSON *j = cJSON_CreateString(part);
-        char *lit = j ? cJSON_PrintUnformatted(j) : NULL;
-        cJSON_Delete(j);
-        free(part);
-        if (!lit) return false;
-        fwrite(lit + 1, 1, strlen(lit) - 2, out); /* without its quotes */
-        cJSON_free(lit);
-        i += seg;
-        if (!z) break;
-        fputs("\\u0000", out);
-        i++;
-    }
-    fputc('"', out);
-    return true;
-}
-
-/* Prints [a, b, c]. */
-static void print_json_ids(FILE *out, const int32_t *ids, size_t n) {
-    fputc('[', out);
-    for (size_t i = 0; i < n; i++) fprintf(out, i ? ", %d" : "%d", (int)ids[i]);
-    fputc(']', out);
-}
-
 /* Reads JSON lines from stdin; for each, `fn` gets the parsed object and
  * writes one output line. Stops at the first bad line with its number. */
 static int each_json_line(int (*fn)(lsc_tokenizer *, const cJSON *, size_t, void *), lsc_tokenizer *tok,
@@ -143,10 +109,10 @@ static int print_json_pieces(lsc_tokenizer *tok, const char *text, size_t len, i
     size_t *ends, n;
     lsc_error err;
     if (lsc_tokenizer_split(tok, text, len, flags, &ends, &n, &err)) return cli_error("%s", err.message);
-    fputs(", \"pieces\": [", stdout);
+    fputs(",\"pieces\":[", stdout);
     for (size_t i = 0, a = 0; i < n; a = ends[i++]) {
-        if (i) fputs(", ", stdout);
-        print_json_string(stdout, text + a, ends[i] - a);
+        if (i) fputc(',', stdout);
+        cli_json_string(stdout, text + a, ends[i] - a);
     }
     fputc(']', stdout);
     lsc_free(ends);
@@ -164,8 +130,8 @@ static int tokenize_line(lsc_tokenizer *tok, const cJSON *obj, size_t lineno, vo
     lsc_error err;
     if (lsc_tokenizer_encode(tok, t->valuestring, len, o->flags, &ids, &n, &err))
         return cli_error("stdin line %zu: %s", lineno, err.message);
-    fputs("{\"ids\": ", stdout);
-    print_json_ids(stdout, ids, n);
+    fputs("{\"ids\":", stdout);
+    cli_json_ids(stdout, ids, n);
     lsc_free(ids);
     if (o->pieces && print_json_pieces(tok, t->valuestring, len, o->flags)) return 1;
     fputs("}\n", stdout);
@@ -228,8 +194,8 @@ static int print_decoded(lsc_tokenizer *tok, const int32_t *ids, size_t n, bool 
         return where ? cli_error("%s: %s", where, err.message) : cli_error("%s", err.message);
     if (clean) len = clean_up_spaces(text, len);
     if (json) {
-        fputs("{\"text\": ", stdout);
-        bool ok = print_json_string(stdout, text, len);
+        fputs("{\"text\":", stdout);
+        bool ok = cli_json_string(stdout, text, len);
         fputs("}\n", stdout);
         if (!ok) {
             lsc_free(text);
@@ -332,16 +298,16 @@ static int tokenize_run(int argc, char **argv) {
         if (lsc_tokenizer_encode(tok, text, strlen(text), flags, &ids, &n, &err)) {
             rc = cli_error("%s", err.message);
         } else if (c.json) {
-            fputs("{\"text\": ", stdout);
-            print_json_string(stdout, text, strlen(text));
-            printf(", \"n_chars\": %zu, \"n_tokens\": %zu, \"ids\": ", count_chars(text, strlen(text)), n);
-            print_json_ids(stdout, ids, n);
-            fputs(", \"tokens\": [", stdout);
+            fputs("{\"text\":", stdout);
+            cli_json_string(stdout, text, strlen(text));
+            printf(",\"n_chars\":%zu,\"n_tokens\":%zu,\"ids\":", count_chars(text, strlen(text)), n);
+            cli_json_ids(stdout, ids, n);
+            fputs(",\"tokens\":[", stdout);
             for (size_t i = 0; i < n; i++) {
                 size_t tl;
                 char *s = token_text(tok, ids[i], &tl);
-                if (i) fputs(", ", stdout);
-                if (s) print_json_string(stdout, s, tl);
+                if (i) fputc(',', stdout);
+                if (s) cli_json_string(stdout, s, tl);
                 lsc_free(s);
             }
             fputc(']', stdout);

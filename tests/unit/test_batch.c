@@ -70,8 +70,10 @@ static const int SCHED[N_STEP][N_SEQ] = {
 };
 #define SEQ_TOKENS 40 /* >= the sum of a column */
 
+/* Half the (step, sequence) pairs want every row, among them prefills of
+ * several tokens (where ALL and LAST differ) beside LAST ones. */
 static lsc_logits_mode mode_of(int k, int i) {
-    return (k % 2 && i % 2) ? LSC_LOGITS_ALL : LSC_LOGITS_LAST;
+    return (k + i) % 2 ? LSC_LOGITS_ALL : LSC_LOGITS_LAST;
 }
 
 /* The logits each sequence gets at each step when run alone: [N_STEP][N_SEQ]

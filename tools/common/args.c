@@ -70,9 +70,24 @@ static const struct {
 };
 #define N_GROUPS (sizeof groups / sizeof groups[0])
 
+/* The capture buffer of this thread (cli_error_capture), NULL: stderr. */
+static __thread char *capture_buf;
+static __thread size_t capture_size;
+
+void cli_error_capture(char *buf, size_t size) {
+    capture_buf = size ? buf : NULL;
+    capture_size = size;
+    if (capture_buf) capture_buf[0] = '\0';
+}
+
 int cli_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
+    if (capture_buf) {
+        vsnprintf(capture_buf, capture_size, fmt, ap);
+        va_end(ap);
+        return CLI_EXIT_FAIL;
+    }
     fputs("logitscope: error: ", stderr);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);

@@ -16,6 +16,12 @@
  * command can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* While a buffer is set on the calling thread, cli_error writes its message
+ * there (the last one wins) instead of stderr, so the server can hand the
+ * CLI's messages (--hook specs checked by cli_hooks_attach) to its client.
+ * NULL restores stderr. */
+void cli_error_capture(char *buf, size_t size);
+
 /* True when a JSON text holds the escape \u0000, which cJSON would silently
  * cut a string at (the --jsonl readers refuse such lines). */
 bool cli_json_has_nul_escape(const char *s);
@@ -99,11 +105,20 @@ bool cli_single_token(lsc_tokenizer *tok, const char *flag, const char *text, bo
 /* Prints tokenizer.decode([id]) as Python's repr. */
 void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id);
 
-/* Prints a cJSON value as one line on stdout and frees it; returns 0, or 1
- * after an error when it is NULL (an allocation failed while building it)
- * or stdout cannot be written. */
+/* ---- JSON output: json.c ---- */
+
+/* Prints a cJSON value as one compact line on stdout and frees it; returns 0,
+ * or 1 after an error when it is NULL (an allocation failed while building
+ * it) or stdout cannot be written. */
 struct cJSON;
 int cli_print_json(struct cJSON *obj);
+
+/* Prints s[0..n) as a JSON string literal (escaped as cJSON does; U+0000 as
+ * \u0000); false when out of memory. */
+bool cli_json_string(FILE *out, const char *s, size_t n);
+
+/* Prints ids[0..n) as a compact JSON array: [1,2,3]. */
+void cli_json_ids(FILE *out, const int32_t *ids, size_t n);
 
 /* ---- Interventions and the activation cache: hooks.c ---- */
 

@@ -433,7 +433,14 @@ static bool write_cache(cli_hooks *h) {
             return false;
         }
     }
-    return npz_commit(w);
+    if (!npz_commit(w)) return false;
+    /* say what was written, on stderr: stdout holds the command's result */
+    fprintf(stderr, "logitscope: wrote %s: %d array%s (", h->cache_out, h->n_cache,
+            h->n_cache == 1 ? "" : "s");
+    for (int k = 0; k < h->n_cache && k < 4; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", h->cache[k].name);
+    fprintf(stderr, "%s)\n", h->n_cache > 4 ? ", ..." : "");
+    return true;
 }
 
 bool cli_hooks_finish(cli_hooks *h) {

@@ -86,18 +86,6 @@ void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id) {
     lsc_free(s);
 }
 
-int cli_print_json(cJSON *obj) {
-    if (!obj) return cli_error("out of memory while writing JSON");
-    char *txt = cJSON_PrintUnformatted(obj);
-    cJSON_Delete(obj);
-    if (!txt) return cli_error("out of memory while writing JSON");
-    fputs(txt, stdout);
-    fputc('\n', stdout);
-    cJSON_free(txt);
-    if (fflush(stdout) != 0) return cli_error("cannot write stdout");
-    return 0;
-}
-
 /* The ids of `text` as a new array (lsc_free), or NULL after printing the
  * error. */
 static int32_t *encode(lsc_tokenizer *tok, const char *flag, const char *text, bool no_special,
