@@ -973,13 +973,12 @@ static void run_step(step *b) {
     lsc_error e;
     lsc_status st = ensure_rows(d, b->R, &e);
     if (!st) { /* the kernels' scratch: products of R rows (K is E or M; N of
-                * [K, N] weights 3E, E or M) and the longest attention */
+                * [K, N] weights 3E, E or M) and attention over as many
+                * positions as any context of the model holds (sized once) */
         const lsc_config *cfg = &d->m->cfg;
-        size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, P = 0;
-        for (size_t i = 0; i < b->n; i++)
-            if (!b->s[i].st && (size_t)(b->s[i].n_past + b->s[i].T) > P)
-                P = (size_t)(b->s[i].n_past + b->s[i].T);
-        st = lsc_kernels_reserve(d->kern, b->R, E > M ? E : M, 3 * E > M ? 3 * E : M, P, &e);
+        size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
+        st = lsc_kernels_reserve(d->kern, b->R, E > M ? E : M, 3 * E > M ? 3 * E : M,
+                                 (size_t)cfg->n_ctx, &e);
     }
     b->logits = NULL;
     if (!st && b->n_live == 1) {

@@ -172,44 +172,40 @@ static size_t xbuf_floats(const lsc_kernels *k, size_t T, size_t K) {
 
 lsc_status lsc_kernels_reserve(lsc_kernels *k, size_t T, size_t K, size_t N, size_t P,
                                lsc_error *err) {
-    if (!k->lv) { /* the plain level needs one attention row */
-        if (P > k->cap_P) {
-            float *a = malloc((P ? P : 1) * sizeof *a);
-            if (!a) return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scratch for %zu positions", P);
-            free(k->attn);
-            k->attn = a;
-            k->cap_P = P;
-        }
-        return LSC_OK;
-    }
+    /* each buffer grows only when it must (never in a decode loop whose
+     * caller reserves the longest attention up front) */
     if (T < k->cap_T) T = k->cap_T;
     if (K < k->cap_K) K = k->cap_K;
     if (N < k->cap_N) N = k->cap_N;
-    if (P < k->cap_P) P = k->cap_P;
-    if (T == k->cap_T && K == k->cap_K && N == k->cap_N && P == k->cap_P) return LSC_OK;
-    size_t nx = xbuf_floats(k, T, K), np = ceil_div(K, KN_ITEM_ROWS) * N, na = 4 * P;
-    void *xraw = NULL;
-    float *x = alloc64(nx, &xraw);
-    float *p = malloc((np ? np : 1) * sizeof *p);
-    float *a = malloc(((size_t)k->n_threads * na + 1) * sizeof *a);
-    if (!x || !p || !a) {
-        free(xraw);
-        free(p);
-        free(a);
-        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate kernel scratch for %zu x %zu x %zu", T, K, N);
+    size_t nx = xbuf_floats(k, T, K), np = ceil_div(K, KN_ITEM_ROWS) * N;
+    if (k->lv && (T > k->cap_T || K > k->cap_K || N > k->cap_N)) {
+        void *xraw = NULL;
+        float *x = alloc64(nx, &xraw), *p = malloc((np ? np : 1) * sizeof *p);
+        if (!x || !p) {
+            free(xraw);
+            free(p);
+            return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate kernel scratch for %zu x %zu x %zu",
+                            T, K, N);
+        }
+        free(k->xbuf_raw);
+        free(k->partial);
+        k->xbuf_raw = xraw;
+        k->xbuf = x;
+        k->partial = p;
     }
-    free(k->xbuf_raw);
-    free(k->partial);
-    free(k->attn);
-    k->xbuf_raw = xraw;
-    k->xbuf = x;
-    k->partial = p;
-    k->attn = a;
-    k->attn_per_thread = na;
     k->cap_T = T;
     k->cap_K = K;
     k->cap_N = N;
-    k->cap_P = P;
+    if (P > k->cap_P) { /* 4 rows a thread; the plain level: one row */
+        size_t per = k->lv ? 4 * P : P, n = k->lv ? (size_t)k->n_threads * per : per;
+        float *at = malloc((n ? n : 1) * sizeof *at);
+        if (!at)
+            return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scratch for %zu positions", P);
+        free(k->attn);
+        k->attn = at;
+        k->attn_per_thread = per;
+        k->cap_P = P;
+    }
     return LSC_OK;
 }
 
