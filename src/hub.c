@@ -1145,6 +1145,32 @@ static bool looks_like_path(const char *name) {
            (n > 0 && name[n - 1] == '/');
 }
 
+/* A name that is no folder here was taken for a Hub repo id. When that
+ * fails for want of the network or the cache, the message says both, and
+ * names the offline way: one message for the CLI, Python and the server. A
+ * relative path whose first folder exists is most likely a mistyped folder. */
+static lsc_status with_offline_hint(const char *name, lsc_status st, lsc_error *err) {
+    if (!err || (st != LSC_ERR_NETWORK && st != LSC_ERR_NOT_FOUND)) return st;
+    char was[LSC_ERROR_MESSAGE_SIZE], first[256] = "";
+    snprintf(was, sizeof was, "%s", err->message);
+    const char *slash = strchr(name, '/');
+    struct stat st_;
+    if (slash && (size_t)(slash - name) < sizeof first) {
+        snprintf(first, sizeof first, "%.*s", (int)(slash - name), name);
+        if (stat(first, &st_) != 0 || !S_ISDIR(st_.st_mode)) first[0] = '\0';
+    }
+    char out[3 * LSC_ERROR_MESSAGE_SIZE];
+    snprintf(out, sizeof out,
+             "%s is not a folder here%s%s%s, and as a Hub repo id: %s; offline, give a local "
+             "model folder (--model DIR; python3 tests/gen_fixtures.py --out DIR gpt2-124m writes "
+             "a random one)",
+             name, first[0] ? " (" : "", first, first[0] ? "/ exists: mistyped?)" : "", was);
+    size_t n = strlen(out) < sizeof err->message - 1 ? strlen(out) : sizeof err->message - 1;
+    memcpy(err->message, out, n); /* cut at the message's size, as lsc_fail does */
+    err->message[n] = '\0';
+    return st;
+}
+
 lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
                            lsc_error *err) {
     *dir = NULL;
@@ -1190,6 +1216,7 @@ lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
                 st = *dir ? LSC_OK : lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
             } else if (st && err) {
                 *err = dl_err;
+                st = with_offline_hint(name, st, err);
             }
         }
     }

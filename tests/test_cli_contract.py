@@ -173,12 +173,12 @@ def test_offline_dead_ends_name_the_offline_way(tmp_path, tiny):
     env.pop("HF_HUB_OFFLINE", None)
     p = run_cli("tour", env=env)  # the default model, gpt2, with no network
     assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
-    assert "not in the cache and the Hub cannot be reached" in p.stderr
+    assert "gpt2 is not a folder here, and as a Hub repo id: cannot reach" in p.stderr
     assert "--model DIR" in p.stderr and "gen_fixtures.py" in p.stderr
     # a mistyped relative folder is not taken for a repo id silently
     (tmp_path / "fx").mkdir()
     p = run_cli("next", "--model", "fx/tiny-typo", TEXT, env=env, cwd=tmp_path)
-    assert p.returncode == 1 and "--model fx/tiny-typo: no such folder (fx/ exists; mistyped?)" in p.stderr
+    assert p.returncode == 1 and "fx/tiny-typo is not a folder here (fx/ exists: mistyped?)" in p.stderr
     env["HF_HUB_OFFLINE"] = "1"
     p = run_cli("next", TEXT, env=env)
     assert p.returncode == 1 and "offline mode" in p.stderr and "--model DIR" in p.stderr

@@ -10,7 +10,6 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 /* True when a JSON text holds the escape \u0000, which cJSON would silently
  * cut the string at. */
@@ -53,37 +52,6 @@ bad:
     return false;
 }
 
-/* The one-line error for a --model that did not resolve. A name that is no
- * folder here was taken for a Hub repo id; when the Hub could not be reached
- * (or offline mode is on), say both, and the offline way. */
-static void model_error(const char *model, const lsc_error *err) {
-    if (err->status != LSC_ERR_NETWORK && err->status != LSC_ERR_NOT_FOUND) {
-        cli_error("%s", err->message);
-        return;
-    }
-    const char *hint = "; offline, give --model DIR, a folder with config.json and "
-                       "model.safetensors (python3 tests/gen_fixtures.py --out DIR gpt2-124m "
-                       "writes a random one)";
-    /* a relative path whose first folder exists is most likely a mistyped folder */
-    const char *slash = strchr(model, '/');
-    struct stat st;
-    char first[256];
-    if (slash && (size_t)(slash - model) < sizeof first) {
-        snprintf(first, sizeof first, "%.*s", (int)(slash - model), model);
-        if (stat(first, &st) == 0 && S_ISDIR(st.st_mode)) {
-            cli_error("--model %s: no such folder (%s/ exists; mistyped?), and as a Hub repo id: "
-                      "%s",
-                      model, first, err->message);
-            return;
-        }
-    }
-    if (err->status == LSC_ERR_NETWORK)
-        cli_error("--model %s is not a folder here, and as a Hub repo id it is not in the cache "
-                  "and the Hub cannot be reached (%s)%s",
-                  model, err->message, hint);
-    else cli_error("--model %s is not a folder here: %s%s", model, err->message, hint);
-}
-
 const char *cli_model_dir(const cli_common *c) {
     static char *dir, *for_model, *for_revision; /* the last answer, kept */
     const char *model = c->model ? c->model : "gpt2";
@@ -95,7 +63,7 @@ const char *cli_model_dir(const cli_common *c) {
     dir = for_model = for_revision = NULL;
     lsc_error err;
     if (lsc_hub_resolve(model, cli_hub_params(c->revision), &dir, &err) != LSC_OK) {
-        model_error(model, &err);
+        cli_error("%s", err.message); /* says the offline way (lsc_hub_resolve) */
         return NULL;
     }
     for_model = strdup(model);
