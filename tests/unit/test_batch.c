@@ -4,7 +4,8 @@
  * lengths, joining and leaving between steps, prefill beside decode; a hook on
  * one context changes only its logits; one sequence's bad input, full
  * context or aborting hook fails it alone, its cache as before;
- * lsc_generate_batch gives each sequence the tokens lsc_generate gives it.
+ * lsc_generate_batch gives each sequence the tokens lsc_generate gives it,
+ * lsc_score_batch each text lsc_score's numbers.
  *
  *   test_batch [FIXTURE...]   (default: the tiny fixtures; the pytest
  *                              tests/test_batch.py passes distilgpt2-shape and
@@ -33,8 +34,12 @@ static lsc_model *load_fixture(const char *name) {
     return m;
 }
 
+/* The kernels' level of the contexts new_ctx makes. */
+static lsc_simd level_now = LSC_SIMD_BEST;
+
 static lsc_ctx *new_ctx(lsc_model *m, int n_ctx, int n_threads) {
     lsc_ctx_params p = lsc_ctx_default_params();
+    p.simd = level_now;
     p.n_ctx = n_ctx;
     p.n_threads = n_threads;
     lsc_ctx *c = NULL;
@@ -65,8 +70,10 @@ static const int SCHED[N_STEP][N_SEQ] = {
 };
 #define SEQ_TOKENS 40 /* >= the sum of a column */
 
+/* Half the (step, sequence) pairs want every row, among them prefills of
+ * several tokens (where ALL and LAST differ) beside LAST ones. */
 static lsc_logits_mode mode_of(int k, int i) {
-    return (k % 2 && i % 2) ? LSC_LOGITS_ALL : LSC_LOGITS_LAST;
+    return (k + i) % 2 ? LSC_LOGITS_ALL : LSC_LOGITS_LAST;
 }
 
 /* The logits each sequence gets at each step when run alone: [N_STEP][N_SEQ]
@@ -138,7 +145,7 @@ static size_t run_batched(lsc_model *m, int32_t ids[N_SEQ][SEQ_TOKENS], const re
             if (!same)
                 fprintf(stderr, "  step %d sequence %zu (%d threads, %s): logits differ from "
                                 "its run alone\n",
-                        k, i, threads, lsc_simd_level());
+                        k, i, threads, lsc_ctx_simd_level(ctxs[i]));
             CHECK(same);
             compared += rows;
         }
@@ -152,20 +159,23 @@ static void check_invariance(const char *fixture) {
     int V = lsc_model_n_vocab(m);
     static int32_t ids[N_SEQ][SEQ_TOKENS];
     for (int i = 0; i < N_SEQ; i++) make_ids(ids[i], SEQ_TOKENS, V, 1000u + (uint32_t)i);
-    lsc_simd best = lsc_simd_best();
-    for (int level = LSC_SIMD_REF; level <= (int)best; level++) {
-        CHECK(lsc_simd_force((lsc_simd)level));
+    /* every level this CPU runs */
+    lsc_simd levels[3] = {LSC_SIMD_REF, lsc_simd_best(), LSC_SIMD_AVX2};
+    int n_levels = levels[1] == LSC_SIMD_REF ? 1 : levels[1] == LSC_SIMD_AVX512 ? 3 : 2;
+    for (int li = 0; li < n_levels; li++) {
+        lsc_simd level = levels[li];
+        level_now = level;
         reference ref;
         run_alone(m, ids, &ref);
         for (int threads = 1; threads <= 3; threads++) {
             size_t n = run_batched(m, ids, &ref, threads);
             printf("  %s, %s, %d thread%s: %zu logits rows of batched steps equal their runs "
                    "alone bit for bit\n",
-                   fixture, lsc_simd_name((lsc_simd)level), threads, threads > 1 ? "s" : "", n);
+                   fixture, lsc_simd_name(level), threads, threads > 1 ? "s" : "", n);
         }
         free_reference(&ref);
     }
-    CHECK(lsc_simd_force(best));
+    level_now = LSC_SIMD_BEST;
     lsc_model_free(m);
 }
 
@@ -446,6 +456,50 @@ static void test_generate_batch(void) {
     }
 }
 
+/* lsc_score_batch gives each text lsc_score's numbers alone, bit for bit,
+ * with fewer contexts than texts (slots taken in turn), sliding windows, and
+ * a text too short or with a bad id failing alone. */
+static void check_score_batch(lsc_model *m, lsc_score_params sp) {
+    enum { N = 7, LEN = 300 };
+    int V = lsc_model_n_vocab(m);
+    size_t lens[N] = {2, 1, 140, 5, 60, 9, 250};
+    static int32_t ids[N][LEN];
+    static float lp_batch[N][LEN], lp_alone[LEN];
+    for (int i = 0; i < N; i++) make_ids(ids[i], LEN, V, 500u + (uint32_t)i);
+    ids[5][3] = -1;
+    lsc_score_seq q[N];
+    for (int i = 0; i < N; i++)
+        q[i] = (lsc_score_seq){.ids = ids[i], .n = lens[i], .logprobs = lp_batch[i]};
+    lsc_ctx *ctxs[3] = {new_ctx(m, 64, 2), new_ctx(m, 64, 1), new_ctx(m, 64, 1)};
+    lsc_error err;
+    lsc_status st = lsc_score_batch(ctxs, 3, q, N, sp, &err);
+    CHECK(st == LSC_ERR_INVALID_ARG && strstr(err.message, "text 1") != NULL);
+    CHECK(q[1].err.status == LSC_ERR_INVALID_ARG && q[5].err.status == LSC_ERR_INVALID_ARG);
+    printf("  score: [1] %s\n         [5] %s\n", q[1].err.message, q[5].err.message);
+    lsc_ctx *c = new_ctx(m, 64, 1);
+    size_t windows = 0;
+    for (int i = 0; i < N; i++) {
+        if (i == 1 || i == 5) continue;
+        CHECK(q[i].err.status == LSC_OK);
+        lsc_score_result r;
+        CHECK(lsc_score(c, ids[i], lens[i], sp, lp_alone, &r, &err) == LSC_OK);
+        CHECK(r.nll == q[i].result.nll && r.n_windows == q[i].result.n_windows &&
+              r.n_scored == q[i].result.n_scored && r.perplexity == q[i].result.perplexity);
+        CHECK(!memcmp(lp_alone, lp_batch[i], (lens[i] - 1) * sizeof(float)));
+        windows += r.n_windows;
+    }
+    printf("  score: 5 texts (%zu windows) on 3 contexts equal lsc_score alone bit for bit\n",
+           windows);
+    lsc_ctx_free(c);
+    for (int i = 0; i < 3; i++) lsc_ctx_free(ctxs[i]);
+}
+
+static void test_score_batch(void) {
+    check_score_batch(tiny, lsc_score_default_params());
+    lsc_score_params sp = {.max_length = 48, .stride = 16};
+    check_score_batch(tiny, sp);
+}
+
 int main(int argc, char **argv) {
     static const char *const tiny_fixtures[] = {"tiny", "tiny-scale-inv", "tiny-gelu",
                                                 "tiny-untied"};
@@ -457,6 +511,7 @@ int main(int argc, char **argv) {
     RUN(test_failures_stay_alone);
     RUN(test_bad_calls);
     RUN(test_generate_batch);
+    RUN(test_score_batch);
     lsc_model_free(tiny);
     return CHECK_DONE();
 }
