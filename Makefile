@@ -190,10 +190,12 @@ build-fuzz/%: tests/fuzz/%.c build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	    build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 # fuzz_server: the request handler (server/ without the HTTP glue and `serve`)
 FUZZ_SERVER_OBJ = $(patsubst %.c,build-fuzz/obj/%.o,$(filter-out server/http.c server/serve.c,$(SERVER_SRC)))
-build-fuzz/fuzz_server: tests/fuzz/fuzz_server.c $(FUZZ_SERVER_OBJ) build-fuzz/liblogitscope.a
+$(FUZZ_SERVER_OBJ): FUZZ_CFLAGS += -Itools/common
+build-fuzz/fuzz_server: tests/fuzz/fuzz_server.c $(FUZZ_SERVER_OBJ) $(BUILD)/gen/web_files.c \
+                       build-fuzz/libcli.a build-fuzz/liblogitscope.a
 	@mkdir -p $(dir $@)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserver -o $@ $< $(FUZZ_SERVER_OBJ) \
-	    build-fuzz/liblogitscope.a $(LIBS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iserver -Itools/common -o $@ $< $(FUZZ_SERVER_OBJ) \
+	    $(BUILD)/gen/web_files.c build-fuzz/libcli.a build-fuzz/liblogitscope.a $(LIBS) $(PLPLOT_LIBS)
 fuzz: fuzz-build
 	tests/fuzz/run $(FUZZ_SECONDS)
 

@@ -45,8 +45,11 @@ static void init(void) {
     srv.max_seqs_per_request = 16;
     srv.metrics = metrics_new();
     sched_params sp = {.parallel = 4, .queue = 16, .threads = 1};
-    require(srv.metrics && sched_new(srv.model, srv.tok, sp, srv.metrics, &srv.sched, &err) == 0,
-            "cannot start the scheduler");
+    require(srv.metrics != NULL, "out of memory");
+    if (sched_new(srv.model, srv.tok, sp, srv.metrics, &srv.sched, &err) != LSC_OK) {
+        fprintf(stderr, "fuzz_server: cannot start the scheduler: %s\n", err.message);
+        exit(1);
+    }
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
