@@ -83,6 +83,10 @@ static void bench_stream(lsc_pool *pool) {
     free(a);
 }
 
+/* The best level (capped by LSC_SIMD) on the pool, with scratch for the
+ * shapes below. */
+static lsc_kernels *kern;
+
 /* ---- matvec over a GPT-2 124M's worth of weights ---- */
 static void bench_matvec(lsc_pool *pool) {
     const size_t E = 768, L = 12, V = 50257;
@@ -94,13 +98,13 @@ static void bench_matvec(lsc_pool *pool) {
         double t0 = now();
         for (size_t l = 0; l < L; l++) {
             float *wl = w + l * per_layer;
-            lsc_matmul_kn(pool, x, wl, NULL, y, 1, E, 3 * E);
-            lsc_matmul_kn(pool, x, wl + 3 * E * E, NULL, y, 1, E, E);
-            lsc_matmul_kn(pool, x, wl + 4 * E * E, NULL, y, 1, E, 4 * E);
-            lsc_matmul_kn(pool, x, wl + 8 * E * E, NULL, y, 1, 4 * E, E);
+            lsc_matmul_kn(kern, x, wl, NULL, y, 1, E, 3 * E);
+            lsc_matmul_kn(kern, x, wl + 3 * E * E, NULL, y, 1, E, E);
+            lsc_matmul_kn(kern, x, wl + 4 * E * E, NULL, y, 1, E, 4 * E);
+            lsc_matmul_kn(kern, x, wl + 8 * E * E, NULL, y, 1, 4 * E, E);
         }
         double t1 = now();
-        lsc_matmul_nk(pool, x, wte, y, 1, E, V);
+        lsc_matmul_nk(kern, x, wte, y, 1, E, V);
         tu[r] = now() - t1;
         t[r] = t1 - t0;
     }
@@ -128,7 +132,7 @@ static void bench_matvec(lsc_pool *pool) {
         for (int r = 0; r < 7; r++) {
             double t0 = now();
             for (size_t l = 0; l < L; l++)
-                for (int m = 0; m < 4; m++) lsc_matmul(pool, x, &mats[l][m], NULL, y, 1, Ks[m], Ns[m]);
+                for (int m = 0; m < 4; m++) lsc_matmul(kern, x, &mats[l][m], NULL, y, 1, Ks[m], Ns[m]);
             t[r] = now() - t0;
         }
         mb = median(t, 7);
@@ -171,7 +175,7 @@ static void bench_gemm(lsc_pool *pool) {
         double flop = 2.0 * T * K * N, t[7];
         for (int r = 0; r < 7; r++) {
             double t0 = now();
-            lsc_matmul_kn(pool, x, w, NULL, y, T, K, N);
+            lsc_matmul_kn(kern, x, w, NULL, y, T, K, N);
             t[r] = now() - t0;
         }
         printf("gemm    threads=%d  T=%d %dx%d  ours %.1f GFLOP/s", lsc_pool_n_threads(pool), T,
@@ -228,6 +232,9 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     lsc_pool *pool = NULL;
     if (lsc_pool_new(threads, &pool, NULL)) return 1;
+    if (lsc_kernels_new(LSC_SIMD_BEST, pool, &kern, NULL) ||
+        lsc_kernels_reserve(kern, 512, 3072, 3072, 0, NULL))
+        return 1;
     for (int i = 2; i < argc || argc <= 2; i++) {
         const char *w = argc > 2 ? argv[i] : "all";
         int all = !strcmp(w, "all");
@@ -237,6 +244,7 @@ int main(int argc, char **argv) {
         if (all || !strcmp(w, "gemm")) bench_gemm(pool);
         if (argc <= 2) break;
     }
+    lsc_kernels_free(kern);
     lsc_pool_free(pool);
     return 0;
 }

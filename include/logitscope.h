@@ -5,25 +5,39 @@
  * (config.json, model.safetensors, vocab.json + merges.txt), computed in C with
  * the same numbers as transformers' GPT2LMHeadModel in float32.
  *
- * Usage:
+ * Usage: a whole program (tests/test_install.py builds it against the installed
+ * library with `cc example.c $(pkg-config --cflags --libs logitscope)`):
  *
- *     lsc_error err;
- *     lsc_model *model = NULL;
- *     lsc_tokenizer *tok = NULL;
- *     lsc_ctx *ctx = NULL;
- *     if (lsc_model_load("path/to/gpt2", lsc_model_default_params(), &model, &err) ||
- *         lsc_tokenizer_load("path/to/gpt2", &tok, &err) ||
- *         lsc_ctx_new(model, lsc_ctx_default_params(), &ctx, &err)) {
- *         fprintf(stderr, "error: %s\n", err.message);
- *         ...
+ *     #include <logitscope.h>
+ *     #include <stdio.h>
+ *     #include <string.h>
+ *
+ *     int main(int argc, char **argv) {
+ *         const char *dir = argc > 1 ? argv[1] : "path/to/gpt2", *text = "Hello, my dog";
+ *         lsc_error err;
+ *         lsc_model *model = NULL;
+ *         lsc_tokenizer *tok = NULL;
+ *         lsc_ctx *ctx = NULL;
+ *         int32_t *ids = NULL;
+ *         size_t n = 0;
+ *         int rc = 1;
+ *         if (lsc_model_load(dir, lsc_model_default_params(), &model, &err) ||
+ *             lsc_tokenizer_load(dir, &tok, &err) ||
+ *             lsc_ctx_new(model, lsc_ctx_default_params(), &ctx, &err) ||
+ *             lsc_tokenizer_encode(tok, text, strlen(text), 0, &ids, &n, &err) ||
+ *             lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_LAST, &err)) {
+ *             fprintf(stderr, "error: %s\n", err.message);
+ *         } else {
+ *             const float *row = lsc_ctx_logits(ctx, NULL); // [n_vocab]
+ *             printf("next token id: %zu\n", lsc_argmax(row, lsc_model_n_vocab(model)));
+ *             rc = 0;
+ *         }
+ *         lsc_free(ids);
+ *         lsc_ctx_free(ctx);
+ *         lsc_tokenizer_free(tok);
+ *         lsc_model_free(model);
+ *         return rc;
  *     }
- *     int32_t *ids; size_t n;
- *     lsc_tokenizer_encode(tok, "Hello, my dog", 13, 0, &ids, &n, &err);
- *     lsc_ctx_forward(ctx, ids, n, LSC_LOGITS_LAST, &err);
- *     const float *row = lsc_ctx_logits(ctx, NULL);        // [n_vocab]
- *     int next = lsc_argmax(row, lsc_model_n_vocab(model));
- *     ...
- *     lsc_free(ids); lsc_ctx_free(ctx); lsc_tokenizer_free(tok); lsc_model_free(model);
  *
  * Conventions:
  *  - Every symbol is lsc_*, every constant LSC_*.
@@ -49,6 +63,14 @@ extern "C" {
 
 #define LSC_VERSION "0.1.0"
 
+/* Marks the library's public functions: the shared library is built with
+ * -fvisibility=hidden, so these are the only symbols it exports. */
+#if defined(__GNUC__)
+#define LSC_API __attribute__((visibility("default")))
+#else
+#define LSC_API
+#endif
+
 /* ------------------------------------------------------------------------ */
 /* Status and errors                                                         */
 /* ------------------------------------------------------------------------ */
@@ -70,6 +92,9 @@ typedef enum lsc_status {
 
 #define LSC_ERROR_MESSAGE_SIZE 512
 
+/* The most worker threads a context may have (lsc_ctx_params.n_threads). */
+#define LSC_MAX_THREADS 1024
+
 /* Filled by a failing call: the status and a one-line, human-readable message. */
 typedef struct lsc_error {
     lsc_status status;
@@ -77,16 +102,26 @@ typedef struct lsc_error {
 } lsc_error;
 
 /* Static text for a status, e.g. "format error". Never NULL. */
-const char *lsc_status_str(lsc_status status);
+LSC_API const char *lsc_status_str(lsc_status status);
 
-/* The instruction set the numeric kernels use in this process: "ref" (plain
- * C), "avx2" (AVX2 + FMA) or "avx512" (AVX-512 F/BW/VL/DQ), the best the CPU
- * has unless the environment variable LSC_SIMD names a lower one. F32
- * results are the same bits at "avx2" and "avx512". */
-const char *lsc_simd_level(void);
+/* The instruction-set levels of the numeric kernels. Each context runs the
+ * one its lsc_ctx_params.simd names (contexts in one process may differ). */
+typedef enum lsc_simd {
+    LSC_SIMD_BEST = 0, /* the best this CPU has, capped by the environment
+                          variable LSC_SIMD ("ref", "avx2", "avx512", "neon") */
+    LSC_SIMD_REF,      /* plain C, the reference kernels */
+    LSC_SIMD_AVX2,     /* x86-64 AVX2 + FMA */
+    LSC_SIMD_AVX512,   /* x86-64 AVX-512 F/BW/VL/DQ */
+    LSC_SIMD_NEON      /* aarch64 Advanced SIMD */
+} lsc_simd;
+
+/* The level a context made with the default parameters runs: the best the
+ * CPU has unless LSC_SIMD names a lower one ("ref", "avx2", "avx512",
+ * "neon"). F32 results are the same bits at "avx2" and "avx512". */
+LSC_API const char *lsc_simd_level(void);
 
 /* Frees an array the library returned through an out-parameter. NULL is fine. */
-void lsc_free(void *ptr);
+LSC_API void lsc_free(void *ptr);
 
 /* ------------------------------------------------------------------------ */
 /* Model: hyper-parameters and weights (read-only once loaded)               */
@@ -105,7 +140,7 @@ typedef struct lsc_model_params {
     lsc_weight_type weight_type; /* default LSC_WEIGHTS_F32 */
 } lsc_model_params;
 
-lsc_model_params lsc_model_default_params(void);
+LSC_API lsc_model_params lsc_model_default_params(void);
 
 /* The hyper-parameters read from config.json. */
 typedef struct lsc_config {
@@ -126,17 +161,17 @@ typedef struct lsc_config {
 
 /* Loads config.json and model.safetensors from the folder `dir`. On success
  * *out owns the model; free it with lsc_model_free(). On failure *out is NULL. */
-lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **out,
+LSC_API lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **out,
                           lsc_error *err);
-void lsc_model_free(lsc_model *model);
+LSC_API void lsc_model_free(lsc_model *model);
 
 /* The model's configuration; valid as long as the model. */
-const lsc_config *lsc_model_config(const lsc_model *model);
-int lsc_model_n_vocab(const lsc_model *model);
-int lsc_model_n_ctx(const lsc_model *model);
-int lsc_model_n_layer(const lsc_model *model);
-int lsc_model_n_embd(const lsc_model *model);
-int lsc_model_n_head(const lsc_model *model);
+LSC_API const lsc_config *lsc_model_config(const lsc_model *model);
+LSC_API int lsc_model_n_vocab(const lsc_model *model);
+LSC_API int lsc_model_n_ctx(const lsc_model *model);
+LSC_API int lsc_model_n_layer(const lsc_model *model);
+LSC_API int lsc_model_n_embd(const lsc_model *model);
+LSC_API int lsc_model_n_head(const lsc_model *model);
 
 /* What the model's weights file holds, for reports such as `logitscope arch`.
  * Strings are valid as long as the model. */
@@ -148,7 +183,7 @@ typedef struct lsc_model_file {
     int n_tensors;     /* tensors in the file, buffers such as h.N.attn.bias included */
 } lsc_model_file;
 
-void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
+LSC_API void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
 
 /* Scans every weight of the file (buffers such as h.N.attn.bias aside) for
  * NaN or +-Inf as float32 and fails with LSC_ERR_FORMAT naming the first
@@ -156,7 +191,7 @@ void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
  * a mapping of the file): NaN/Inf weights load and propagate into NaN logits,
  * as in torch; the CLI refuses non-finite logits and calls this to name the
  * tensor. Reads the whole file. */
-lsc_status lsc_model_check_finite(const lsc_model *model, lsc_error *err);
+LSC_API lsc_status lsc_model_check_finite(const lsc_model *model, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Context: KV cache, scratch buffers, hooks, logits of the last forward     */
@@ -164,29 +199,39 @@ lsc_status lsc_model_check_finite(const lsc_model *model, lsc_error *err);
 
 typedef struct lsc_ctx lsc_ctx;
 
+/* Threads: a model may be shared by any number of contexts on any threads;
+ * a context (its KV cache, scratch, thread pool and hooks) is used by one
+ * thread at a time. Contexts share no kernel state, so two of them may run
+ * different SIMD levels at the same time. */
 typedef struct lsc_ctx_params {
     int n_ctx;     /* tokens the KV cache holds; 0 = the model's n_ctx */
     int n_threads; /* 0 = all cores */
+    lsc_simd simd; /* the kernels' level; LSC_SIMD_BEST (default) = the best
+                      the CPU has; LSC_SIMD in the environment caps it; a
+                      level the CPU lacks is an error */
 } lsc_ctx_params;
 
-lsc_ctx_params lsc_ctx_default_params(void);
+LSC_API lsc_ctx_params lsc_ctx_default_params(void);
 
 /* Creates a context over `model`, which must outlive it. */
-lsc_status lsc_ctx_new(const lsc_model *model, lsc_ctx_params params, lsc_ctx **out,
+LSC_API lsc_status lsc_ctx_new(const lsc_model *model, lsc_ctx_params params, lsc_ctx **out,
                        lsc_error *err);
-void lsc_ctx_free(lsc_ctx *ctx);
+LSC_API void lsc_ctx_free(lsc_ctx *ctx);
 
 /* Forgets every cached token (hooks stay registered). */
-void lsc_ctx_reset(lsc_ctx *ctx);
+LSC_API void lsc_ctx_reset(lsc_ctx *ctx);
 
 /* Tokens already in the KV cache. */
-int lsc_ctx_n_past(const lsc_ctx *ctx);
+LSC_API int lsc_ctx_n_past(const lsc_ctx *ctx);
+
+/* The kernels' level this context runs: "ref", "avx2", "avx512" or "neon". */
+LSC_API const char *lsc_ctx_simd_level(const lsc_ctx *ctx);
 
 /* Tokens the KV cache holds in all (the n_ctx it was made with). */
-int lsc_ctx_n_ctx(const lsc_ctx *ctx);
+LSC_API int lsc_ctx_n_ctx(const lsc_ctx *ctx);
 
 /* The model the context runs. */
-const lsc_model *lsc_ctx_model(const lsc_ctx *ctx);
+LSC_API const lsc_model *lsc_ctx_model(const lsc_ctx *ctx);
 
 typedef enum lsc_logits_mode {
     LSC_LOGITS_LAST = 0, /* only the last new position's row */
@@ -197,13 +242,13 @@ typedef enum lsc_logits_mode {
  * appends their keys and values to the cache. Ids are checked against n_vocab
  * and n_past + n against n_ctx (LSC_ERR_CONTEXT_FULL). On failure the cache is
  * left as it was before the call. */
-lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n,
+LSC_API lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n,
                            lsc_logits_mode mode, lsc_error *err);
 
 /* Logits of the last forward: [n_rows, n_vocab], where n_rows is 1 for
  * LSC_LOGITS_LAST and n for LSC_LOGITS_ALL. Valid until the next forward,
  * reset or free. `n_rows` may be NULL. */
-const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
+LSC_API const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
 
 /* Advances several contexts of one model in one forward step (continuous
  * batching): context ctxs[i] gets the n_ids[i] new tokens ids[i] after its
@@ -238,7 +283,7 @@ const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
  * scratch, which grows to the step's total rows (about (9 E + 2 M) floats
  * per row, plus [rows, n_vocab] logits when several sequences take part).
  * No context may be used by another thread during the call. */
-lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
+LSC_API lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                              const size_t *n_ids, size_t n_seqs,
                              const lsc_logits_mode *modes, lsc_error *errs, lsc_error *err);
 
@@ -302,31 +347,31 @@ typedef int (*lsc_hook_fn)(lsc_activation *act, void *user_data);
  * a glob where '*' matches any run of characters, e.g. "blocks.*.hook_mlp_out").
  * Hooks fire in registration order at every forward until removed. A pattern
  * matching no point is LSC_ERR_NOT_FOUND. *handle identifies the registration. */
-lsc_status lsc_ctx_add_hook(lsc_ctx *ctx, const char *pattern, lsc_hook_fn fn,
+LSC_API lsc_status lsc_ctx_add_hook(lsc_ctx *ctx, const char *pattern, lsc_hook_fn fn,
                             void *user_data, int *handle, lsc_error *err);
 
 /* Removes a registration; unknown handles are ignored. */
-void lsc_ctx_remove_hook(lsc_ctx *ctx, int handle);
+LSC_API void lsc_ctx_remove_hook(lsc_ctx *ctx, int handle);
 
 /* Removes every registration. */
-void lsc_ctx_clear_hooks(lsc_ctx *ctx);
+LSC_API void lsc_ctx_clear_hooks(lsc_ctx *ctx);
 
 /* The number of hook points of a model and their names, in forward order;
  * names are valid as long as the model. Fills `shape` (may be NULL) with the
  * point's shape for T = n_tokens new tokens and n_past = 0, returning its
  * number of dimensions. */
-int lsc_model_n_hook_points(const lsc_model *model);
-const char *lsc_model_hook_point_name(const lsc_model *model, int index);
-int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens,
+LSC_API int lsc_model_n_hook_points(const lsc_model *model);
+LSC_API const char *lsc_model_hook_point_name(const lsc_model *model, int index);
+LSC_API int lsc_model_hook_point_shape(const lsc_model *model, int index, int n_tokens,
                                int64_t shape[4]);
 
 /* 1 when point `index` matches `pattern` as lsc_ctx_add_hook matches it (a
  * glob; "lm_head" names hook_logits), else 0. */
-int lsc_model_hook_point_matches(const lsc_model *model, int index, const char *pattern);
+LSC_API int lsc_model_hook_point_matches(const lsc_model *model, int index, const char *pattern);
 
 /* The index of the point named `name` (canonical, or the alias "lm_head"), or
  * -1 when there is none. */
-int lsc_model_hook_point_index(const lsc_model *model, const char *name);
+LSC_API int lsc_model_hook_point_index(const lsc_model *model, const char *name);
 
 /* ------------------------------------------------------------------------ */
 /* Unembedding and logit lens                                                */
@@ -336,7 +381,7 @@ int lsc_model_hook_point_index(const lsc_model *model, const char *name);
  * row normalized with its own mean and variance, then the affine weight and
  * bias) and the unembedding: out[rows, n_vocab]. For the final residual
  * stream (blocks.{L-1}.hook_resid_post) this gives the model's logits. */
-lsc_status lsc_ctx_unembed(lsc_ctx *ctx, const float *resid, size_t rows, float *out,
+LSC_API lsc_status lsc_ctx_unembed(lsc_ctx *ctx, const float *resid, size_t rows, float *out,
                            lsc_error *err);
 
 /* The logit lens: resets `ctx`, runs ids[n] and writes into
@@ -347,7 +392,7 @@ lsc_status lsc_ctx_unembed(lsc_ctx *ctx, const float *resid, size_t rows, float 
  * layer is the model's logits. Hooks registered on `ctx` fire as in any
  * forward (interventions show in the lens); the residual streams are read
  * after them. */
-lsc_status lsc_ctx_logit_lens(lsc_ctx *ctx, const int32_t *ids, size_t n, int pos0, int n_pos,
+LSC_API lsc_status lsc_ctx_logit_lens(lsc_ctx *ctx, const int32_t *ids, size_t n, int pos0, int n_pos,
                               float *out, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -362,11 +407,11 @@ typedef struct lsc_tokenizer lsc_tokenizer;
  * alphabet, all 256 single-byte tokens present, each merge "A B" naming
  * known tokens whose concatenation is a token (LSC_ERR_FORMAT naming the
  * file, line or entry). "<|endoftext|>" is the one special token. */
-lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err);
-void lsc_tokenizer_free(lsc_tokenizer *tok);
+LSC_API lsc_status lsc_tokenizer_load(const char *dir, lsc_tokenizer **out, lsc_error *err);
+LSC_API void lsc_tokenizer_free(lsc_tokenizer *tok);
 
-int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok);
-int lsc_tokenizer_eos_id(const lsc_tokenizer *tok); /* <|endoftext|>, 50256 for GPT-2; -1 if absent */
+LSC_API int lsc_tokenizer_n_vocab(const lsc_tokenizer *tok);
+LSC_API int lsc_tokenizer_eos_id(const lsc_tokenizer *tok); /* <|endoftext|>, 50256 for GPT-2; -1 if absent */
 
 enum {
     /* treat "<|endoftext|>" in the text as plain text instead of id 50256 */
@@ -376,7 +421,7 @@ enum {
 /* Encodes `len` bytes of UTF-8 text. Invalid UTF-8 is LSC_ERR_INVALID_ARG.
  * *ids is allocated (free with lsc_free), *n_ids its length. Not thread-safe
  * for one tokenizer (it keeps a cache of pieces already seen). */
-lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len,
+LSC_API lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len,
                                 int flags, int32_t **ids, size_t *n_ids, lsc_error *err);
 
 /* The pre-tokenization pieces that encode applies BPE to: the matches of
@@ -384,19 +429,19 @@ lsc_status lsc_tokenizer_encode(lsc_tokenizer *tok, const char *text, size_t len
  * LSC_ENCODE_NO_SPECIAL). (*ends)[i] is the byte offset where piece i ends;
  * it starts where piece i - 1 ends (or at 0). *ends is allocated (free with
  * lsc_free). Errors as lsc_tokenizer_encode. */
-lsc_status lsc_tokenizer_split(lsc_tokenizer *tok, const char *text, size_t len, int flags,
+LSC_API lsc_status lsc_tokenizer_split(lsc_tokenizer *tok, const char *text, size_t len, int flags,
                                size_t **ends, size_t *n_pieces, lsc_error *err);
 
 /* Decodes ids to UTF-8 text; invalid UTF-8 in the token bytes is replaced by
  * U+FFFD as Python's bytes.decode('utf-8', errors='replace') does. *text is
  * allocated and NUL-terminated (free with lsc_free), *len excludes the NUL.
  * An id outside [0, n_vocab) is LSC_ERR_INVALID_ARG. */
-lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids,
+LSC_API lsc_status lsc_tokenizer_decode(const lsc_tokenizer *tok, const int32_t *ids,
                                 size_t n_ids, char **text, size_t *len, lsc_error *err);
 
 /* The raw bytes of one token (not NUL-terminated), valid as long as the
  * tokenizer; NULL for an id out of range. */
-const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len);
+LSC_API const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size_t *len);
 
 /* ------------------------------------------------------------------------ */
 /* Inspection: softmax, top-k, rank                                          */
@@ -410,31 +455,31 @@ const char *lsc_tokenizer_token_bytes(const lsc_tokenizer *tok, int32_t id, size
  * it stays exact where exp(x[i]) alone would overflow or underflow. -inf
  * entries give 0. A row with no finite maximum (all -inf, or a +inf or NaN
  * entry) gives NaN everywhere, as torch.softmax. `out` may equal `x`. */
-void lsc_softmax(const float *x, size_t n, float *out);
+LSC_API void lsc_softmax(const float *x, size_t n, float *out);
 
 /* out[i] = x[i] - max - log(sum_j exp(x[j] - max)) (the log-sum-exp trick),
  * in double. -inf entries give -inf. `out` may equal `x`. */
-void lsc_log_softmax(const float *x, size_t n, float *out);
+LSC_API void lsc_log_softmax(const float *x, size_t n, float *out);
 
 /* log(sum_i exp(x[i])), computed stably in double; -inf for an all -inf row. */
-double lsc_logsumexp(const float *x, size_t n);
+LSC_API double lsc_logsumexp(const float *x, size_t n);
 
 /* Index of the largest value (the first on ties, as torch.argmax); 0 when n
  * is 0. */
-size_t lsc_argmax(const float *x, size_t n);
+LSC_API size_t lsc_argmax(const float *x, size_t n);
 
 /* Writes into indices[min(k, n)] the indices of the k largest values in
  * descending order, as torch.topk(x, k) on CPU, tied values included: torch
  * leaves ties in the order its std::partial_sort / std::nth_element leaves
  * them (not always the lower index first), and so does this. Needs O(n)
  * scratch memory (LSC_ERR_NOMEM without it). */
-lsc_status lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices, lsc_error *err);
+LSC_API lsc_status lsc_top_k(const float *x, size_t n, size_t k, int32_t *indices, lsc_error *err);
 
 /* *rank = the position of `id` in torch.argsort(x, descending=True) on CPU
  * (0 = highest): the number of larger values when x[id] ties with no other;
  * with ties, the position torch's sort gives it (O(n log n) and O(n) memory).
  * id >= n is LSC_ERR_INVALID_ARG. */
-lsc_status lsc_rank(const float *x, size_t n, size_t id, size_t *rank, lsc_error *err);
+LSC_API lsc_status lsc_rank(const float *x, size_t n, size_t id, size_t *rank, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Sampling                                                                  */
@@ -447,9 +492,9 @@ typedef struct lsc_rng {
     uint64_t state[4];
 } lsc_rng;
 
-void lsc_rng_seed(lsc_rng *rng, uint64_t seed);
-uint64_t lsc_rng_next(lsc_rng *rng); /* 64 random bits */
-double lsc_rng_uniform(lsc_rng *rng); /* [0, 1), 53 random bits */
+LSC_API void lsc_rng_seed(lsc_rng *rng, uint64_t seed);
+LSC_API uint64_t lsc_rng_next(lsc_rng *rng); /* 64 random bits */
+LSC_API double lsc_rng_uniform(lsc_rng *rng); /* [0, 1), 53 random bits */
 
 /* Draws `n_draws` indices into out[n_draws] from the (unnormalised,
  * non-negative, finite) weights `probs[n]`, with or without replacement, as
@@ -458,7 +503,7 @@ double lsc_rng_uniform(lsc_rng *rng); /* [0, 1), 53 random bits */
  * the drawn index (in draw order), so n_draws must not exceed the number of
  * non-zero weights. Negative, NaN or infinite weights, or an all-zero row, are
  * LSC_ERR_INVALID_ARG. The same rng state gives the same draws. */
-lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement,
+LSC_API lsc_status lsc_multinomial(const float *probs, size_t n, size_t n_draws, int replacement,
                            lsc_rng *rng, int32_t *out, lsc_error *err);
 
 typedef struct lsc_sampler lsc_sampler;
@@ -478,16 +523,16 @@ typedef struct lsc_sampler_params {
 
 /* transformers' generate() defaults when sampling: temperature 1, top_k 50,
  * top_p 1, min_p 0, repetition_penalty 1; do_sample = 0 (greedy), seed 0. */
-lsc_sampler_params lsc_sampler_default_params(void);
+LSC_API lsc_sampler_params lsc_sampler_default_params(void);
 
 /* Checks `params` (a value out of range is LSC_ERR_INVALID_ARG naming it) and
  * creates a sampler that owns an rng seeded with params.seed and its scratch
  * buffers. Free with lsc_sampler_free(). One sampler is not thread-safe. */
-lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err);
-void lsc_sampler_free(lsc_sampler *s);
+LSC_API lsc_status lsc_sampler_new(lsc_sampler_params params, lsc_sampler **out, lsc_error *err);
+LSC_API void lsc_sampler_free(lsc_sampler *s);
 
 /* The parameters the sampler was made with. */
-lsc_sampler_params lsc_sampler_get_params(const lsc_sampler *s);
+LSC_API lsc_sampler_params lsc_sampler_get_params(const lsc_sampler *s);
 
 /* Writes into out[n_vocab] the logits as transformers processes them before
  * choosing: the repetition penalty over the ids seen so far (prev[n_prev]; may
@@ -496,13 +541,13 @@ lsc_sampler_params lsc_sampler_get_params(const lsc_sampler *s);
  * (logit / t), top-k, top-p and min-p, in that order; removed tokens are
  * -inf. softmax(out) is the distribution the sampler draws from. `out` may
  * equal `logits`. Ids in prev outside [0, n_vocab) are LSC_ERR_INVALID_ARG. */
-lsc_status lsc_sampler_apply(lsc_sampler *s, const float *logits, size_t n_vocab,
+LSC_API lsc_status lsc_sampler_apply(lsc_sampler *s, const float *logits, size_t n_vocab,
                              const int32_t *prev, size_t n_prev, float *out, lsc_error *err);
 
 /* Picks the next token from a row of logits [n_vocab]: lsc_sampler_apply, then
  * the argmax when greedy (or temperature 0), else one draw from
  * softmax(processed logits) with the sampler's rng. */
-lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab,
+LSC_API lsc_status lsc_sampler_sample(lsc_sampler *s, const float *logits, size_t n_vocab,
                               const int32_t *prev, size_t n_prev, int32_t *out,
                               lsc_error *err);
 
@@ -517,7 +562,7 @@ typedef struct lsc_generate_params {
 
 /* max_new_tokens 20, eos_id -1 (set it from lsc_tokenizer_eos_id to stop at
  * <|endoftext|>, as transformers does). */
-lsc_generate_params lsc_generate_default_params(void);
+LSC_API lsc_generate_params lsc_generate_default_params(void);
 
 /* Called after each new token with its id and the 0-based step; return 0 to
  * go on, non-zero to stop generating (not an error). */
@@ -532,7 +577,7 @@ typedef int (*lsc_token_fn)(int32_t id, size_t step, void *user_data);
  * *new_ids (free with lsc_free) holds the *n_new generated ids, the eos
  * included when it stopped there; on failure *new_ids is NULL. `new_ids` may
  * be NULL when only the callback is wanted. */
-lsc_status lsc_generate(lsc_ctx *ctx, lsc_sampler *sampler, const int32_t *prompt,
+LSC_API lsc_status lsc_generate(lsc_ctx *ctx, lsc_sampler *sampler, const int32_t *prompt,
                         size_t n_prompt, lsc_generate_params params, lsc_token_fn fn,
                         void *user_data, int32_t **new_ids, size_t *n_new, lsc_error *err);
 
@@ -563,7 +608,7 @@ typedef struct lsc_generate_seq {
  * index). The steps run on the thread pool of seqs[0].ctx (the other contexts
  * may be made with n_threads = 1); the contexts must share a model and
  * differ. Callbacks run on the calling thread, in sequence order per step. */
-lsc_status lsc_generate_batch(lsc_generate_seq *seqs, size_t n_seqs, lsc_error *err);
+LSC_API lsc_status lsc_generate_batch(lsc_generate_seq *seqs, size_t n_seqs, lsc_error *err);
 
 /* A model folder's generation_config.json, read as transformers'
  * model.generate(input_ids) reads it (GenerationConfig). */
@@ -582,7 +627,7 @@ typedef struct lsc_generation_config {
  * *out then holds the defaults with found = 0. A key of the wrong type or out
  * of range is LSC_ERR_FORMAT naming the file and the key; null counts as
  * absent; unknown keys are ignored. The library allocates nothing to free. */
-lsc_status lsc_generation_config_load(const char *dir, lsc_generation_config *out,
+LSC_API lsc_status lsc_generation_config_load(const char *dir, lsc_generation_config *out,
                                       lsc_error *err);
 
 /* How many new tokens model.generate(input_ids) makes for a prompt of n_prompt
@@ -592,7 +637,7 @@ lsc_status lsc_generation_config_load(const char *dir, lsc_generation_config *ou
  * max_length); else 20, capped at n_ctx - n_prompt (transformers 5's default;
  * LSC_ERR_CONTEXT_FULL when the prompt fills the context). `cfg` may be NULL
  * (the defaults). */
-lsc_status lsc_generation_config_max_new(const lsc_generation_config *cfg, size_t n_prompt,
+LSC_API lsc_status lsc_generation_config_max_new(const lsc_generation_config *cfg, size_t n_prompt,
                                          size_t n_ctx, int *max_new, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -604,7 +649,7 @@ typedef struct lsc_score_params {
     int stride;     /* how far each window moves on; 0 = max_length / 2 (HF's guide: 512 for 1024) */
 } lsc_score_params;
 
-lsc_score_params lsc_score_default_params(void);
+LSC_API lsc_score_params lsc_score_default_params(void);
 
 typedef struct lsc_score_result {
     size_t n_scored;   /* tokens predicted: n - 1 */
@@ -621,7 +666,7 @@ typedef struct lsc_score_result {
  * only the tokens after the previous window's end, so every token is scored
  * once, with up to max_length - stride tokens of earlier context. Uses (and
  * resets) `ctx`. */
-lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
+LSC_API lsc_status lsc_score(lsc_ctx *ctx, const int32_t *ids, size_t n, lsc_score_params params,
                      float *logprobs, lsc_score_result *result, lsc_error *err);
 
 /* One text of lsc_score_batch: its ids in; its result, log-probabilities
@@ -646,7 +691,7 @@ typedef struct lsc_score_seq {
  * first that failed (`err` naming its index). Resets the contexts; the
  * steps run on ctxs[0]'s thread pool. Memory: each step holds up to
  * 128 n_ctxs rows of logits twice (the step's and each context's). */
-lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *seqs,
+LSC_API lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *seqs,
                            size_t n_seqs, lsc_score_params params, lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
@@ -692,7 +737,7 @@ typedef struct lsc_hub_params {
 } lsc_hub_params;
 
 /* Everything from the environment, revision "main", no progress callback. */
-lsc_hub_params lsc_hub_default_params(void);
+LSC_API lsc_hub_params lsc_hub_default_params(void);
 
 /* Resolves a model name to a folder holding its files. An existing folder is
  * returned as given (a folder with pytorch_model.bin but no model.safetensors
@@ -702,7 +747,7 @@ lsc_hub_params lsc_hub_default_params(void);
  * are downloaded (see lsc_hub_download). Offline and not cached is
  * LSC_ERR_NOT_FOUND with a message saying what to run. On success *dir is a
  * new string (free with lsc_free). */
-lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
+LSC_API lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
                            lsc_error *err);
 
 /* Asks the Hub for the revision's current commit and fetches every file of
@@ -714,14 +759,14 @@ lsc_status lsc_hub_resolve(const char *name, lsc_hub_params params, char **dir,
  * not match the ETag; the file is discarded), LSC_ERR_NETWORK, LSC_ERR_IO (the
  * cache is not writable or full). With offline set it only checks the cache.
  * On success *dir is the snapshot folder (free with lsc_free). */
-lsc_status lsc_hub_download(const char *repo_id, lsc_hub_params params, char **dir,
+LSC_API lsc_status lsc_hub_download(const char *repo_id, lsc_hub_params params, char **dir,
                             lsc_error *err);
 
 /* LSC_OK when `repo_id` is a well-formed Hub repo id ("name" or
  * "namespace/name": letters, digits, '-', '_', '.', at most 96 characters
  * each, not starting or ending with '-' or '.', no "--" or "..", no ".git"
  * ending), else LSC_ERR_INVALID_ARG naming the fault. */
-lsc_status lsc_hub_check_repo_id(const char *repo_id, lsc_error *err);
+LSC_API lsc_status lsc_hub_check_repo_id(const char *repo_id, lsc_error *err);
 
 #ifdef __cplusplus
 }

@@ -5,9 +5,10 @@ preprocessor (its #include lines dropped, since cffi knows the standard
 types), so they cannot drift from the library; the generated C source
 #includes the header itself, so the compiler checks every declaration.
 
-The C library is linked in as a position-independent static archive built by
-the project's Makefile (build/pic/liblogitscope.a), with the system libraries
-it needs from pkg-config. Used by setup.py (`pip install .`) and run directly
+The C library is linked in as the static archive the project's Makefile
+builds (build/liblogitscope.a: its objects are position-independent, with
+only the header's LSC_API functions visible), with the system libraries it
+needs from pkg-config. Used by setup.py (`pip install .`) and run directly
 by `make python` to build the extension in place (python/logitscope/).
 """
 import os
@@ -21,15 +22,26 @@ from cffi import FFI
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 HEADER = ROOT / "include" / "logitscope.h"
-PIC_BUILD = "build/pic"
-ARCHIVE = ROOT / PIC_BUILD / "liblogitscope.a"
+BUILD = "build"
+ARCHIVE = ROOT / BUILD / "liblogitscope.a"
 PKGS = ["libcjson", "libpcre2-8", "libcurl", "libcrypto"]
 
-# The Python callbacks the C library calls (hooks, generation tokens).
+# The Python callbacks the C library calls (hooks, generation tokens), and
+# the header's LSC_VERSION (a string macro, which the preprocessed
+# declarations lose) through a one-line function of the generated C.
 CALLBACKS = """
 extern "Python" int _lsc_py_hook(lsc_activation *act, void *user_data);
 extern "Python" int _lsc_py_token(int32_t id, size_t step, void *user_data);
+const char *_lsc_py_version(void);
 """
+SOURCE = """#include "logitscope.h"
+const char *_lsc_py_version(void) { return LSC_VERSION; }
+"""
+
+
+def header_version() -> str:
+    """LSC_VERSION from the header (the package's version, for setup.py)."""
+    return re.search(r'#define LSC_VERSION "([^"]+)"', HEADER.read_text()).group(1)
 
 
 def declarations():
@@ -44,10 +56,10 @@ def declarations():
 
 
 def build_archive():
-    """Builds the library's objects with -fPIC (make BUILD=build/pic)."""
+    """Builds build/liblogitscope.a through the Makefile (no sanitizers)."""
     jobs = os.environ.get("LSC_MAKE_JOBS", "2")
-    subprocess.run(["make", "-C", str(ROOT), f"-j{jobs}", f"BUILD={PIC_BUILD}",
-                    "OPT=-O2 -fPIC", "SANITIZE=", f"{PIC_BUILD}/liblogitscope.a"], check=True)
+    subprocess.run(["make", "-C", str(ROOT), f"-j{jobs}", f"BUILD={BUILD}", "SANITIZE=",
+                    f"{BUILD}/liblogitscope.a"], check=True)
 
 
 def pkg_libs():
@@ -64,7 +76,7 @@ def make_ffibuilder():
     ffibuilder.cdef(declarations())
     ffibuilder.set_source(
         "logitscope._lsc",
-        '#include "logitscope.h"\n',
+        SOURCE,
         include_dirs=[str(ROOT / "include")],
         extra_objects=[str(ARCHIVE)],
         libraries=libs + ["m"],
@@ -81,7 +93,7 @@ ffibuilder = make_ffibuilder() if __name__ != "__main__" else None
 if __name__ == "__main__":
     # in place: python/logitscope/_lsc.*.so, for the tests and the notebook
     b = make_ffibuilder()
-    tmp = ROOT / PIC_BUILD / "cffi"
+    tmp = ROOT / BUILD / "cffi"
     tmp.mkdir(parents=True, exist_ok=True)
     so = b.compile(tmpdir=str(tmp), verbose=False)
     dest = ROOT / "python" / "logitscope" / pathlib.Path(so).name

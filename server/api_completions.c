@@ -516,7 +516,12 @@ typedef struct stream {
     char *buf; /* events built, not yet handed to the connection */
     size_t len, pos, cap;
     int done;
+    double last_sent; /* now_s() when bytes last went out */
 } stream;
+
+/* A comment line every this many seconds without news keeps proxies and
+ * clients from timing out a stream that waits in the queue. */
+#define KEEPALIVE_S 15.0
 
 static void stream_put(stream *st, const char *s, size_t n) {
     if (st->len + n > st->cap) {
@@ -614,9 +619,12 @@ static ssize_t stream_read(void *cls, char *out, size_t max) {
         stream_collect(st);
         if (st->len || st->done) break;
         if (wait_news(r, st->fd)) break;
+        if (now_s() - st->last_sent > KEEPALIVE_S) stream_put(st, ": keep-alive\n\n", 14);
     }
+    st->last_sent = now_s();
     pthread_mutex_unlock(&r->mu);
     size_t n = st->len - st->pos < max ? st->len - st->pos : max;
+    if (n == 0) return 0; /* the end, or the client went away */
     memcpy(out, st->buf + st->pos, n);
     st->pos += n;
     return (ssize_t)n;
@@ -683,6 +691,7 @@ void api_completions(const http_request *req, http_reply *rep) {
         st->r = r;
         st->fd = req->client_fd;
         st->created = time(NULL);
+        st->last_sent = now_s();
         memcpy(st->id, id, sizeof st->id);
         rep->status = 200;
         rep->content_type = "text/event-stream";

@@ -33,11 +33,23 @@ typedef struct stream_glue {
     ssize_t (*read)(void *cls, char *buf, size_t max);
     void (*free)(void *cls);
     void *cls;
+    struct MHD_Connection *conn;
+    unsigned timeout_s;
 } stream_glue;
+
+/* The idle timeout is for clients: time the server spends computing (a
+ * request waiting in the queue, a long generation) must not count.
+ * libmicrohttpd restarts a connection's idle clock when its timeout goes
+ * from 0 (none) to a value, hence the two calls. */
+static void restart_idle_clock(struct MHD_Connection *c, unsigned timeout_s) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
+    if (timeout_s) MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, timeout_s);
+}
 
 static ssize_t glue_read(void *cls, uint64_t pos, char *buf, size_t max) {
     stream_glue *g = cls;
     ssize_t n = g->read(g->cls, buf, max);
+    restart_idle_clock(g->conn, g->timeout_s);
     return n > 0 ? n : (ssize_t)MHD_CONTENT_READER_END_OF_STREAM;
 }
 
@@ -53,7 +65,8 @@ static enum MHD_Result send_reply(http_server *hs, struct MHD_Connection *c, con
     if (rep->stream_read) {
         stream_glue *g = malloc(sizeof *g);
         if (g) {
-            *g = (stream_glue){rep->stream_read, rep->stream_free, rep->stream_cls};
+            *g = (stream_glue){rep->stream_read, rep->stream_free, rep->stream_cls, c,
+                               (unsigned)hs->p.timeout_s};
             r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, glue_read, g,
                                                   glue_free);
             if (!r) free(g);
@@ -148,7 +161,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             .client_fd = ci ? ci->connect_fd : -1,
             .srv = hs->srv,
         };
+        restart_idle_clock(c, 0); /* no idle timeout while the request is computed */
         routes_dispatch(&req, &rep);
+        restart_idle_clock(c, (unsigned)hs->p.timeout_s);
     }
     return send_reply(hs, c, url, &rep);
 }

@@ -34,6 +34,7 @@ struct metrics {
     route_count routes[MAX_ROUTES];
     int n_routes;
     unsigned long long prompt_tokens, generated_tokens;
+    unsigned long long steps, step_seqs;
     size_t waiting, running;
     histogram ttft, tpot;
 };
@@ -95,6 +96,13 @@ void metrics_ttft(metrics *m, double seconds) {
 void metrics_token_latency(metrics *m, double seconds) {
     pthread_mutex_lock(&m->mu);
     observe(&m->tpot, tpot_buckets, N_TPOT, seconds);
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_step(metrics *m, size_t n_seqs) {
+    pthread_mutex_lock(&m->mu);
+    m->steps++;
+    m->step_seqs += n_seqs;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -165,11 +173,16 @@ char *metrics_render(metrics *m) {
         "# TYPE logitscope_prompt_tokens_total counter\nlogitscope_prompt_tokens_total %llu\n"
         "# HELP logitscope_generation_tokens_total Tokens generated.\n"
         "# TYPE logitscope_generation_tokens_total counter\nlogitscope_generation_tokens_total %llu\n"
+        "# HELP logitscope_steps_total Forward steps run by the scheduler.\n"
+        "# TYPE logitscope_steps_total counter\nlogitscope_steps_total %llu\n"
+        "# HELP logitscope_step_sequences_total Sequences advanced, summed over the steps "
+        "(over steps_total: the mean batch).\n"
+        "# TYPE logitscope_step_sequences_total counter\nlogitscope_step_sequences_total %llu\n"
         "# HELP logitscope_num_requests_waiting Sequences queued for a slot.\n"
         "# TYPE logitscope_num_requests_waiting gauge\nlogitscope_num_requests_waiting %zu\n"
         "# HELP logitscope_num_requests_running Sequences in the running batch.\n"
         "# TYPE logitscope_num_requests_running gauge\nlogitscope_num_requests_running %zu\n",
-        m->prompt_tokens, m->generated_tokens, m->waiting, m->running);
+        m->prompt_tokens, m->generated_tokens, m->steps, m->step_seqs, m->waiting, m->running);
     put_histogram(&b, "logitscope_time_to_first_token_seconds",
                   "Time from a request's arrival to its first generated token.", &m->ttft,
                   ttft_buckets, N_TTFT);

@@ -17,6 +17,8 @@ void metrics_tokens(metrics *m, size_t prompt_tokens, size_t generated_tokens);
  * two generated tokens of one sequence, in seconds. */
 void metrics_ttft(metrics *m, double seconds);
 void metrics_token_latency(metrics *m, double seconds);
+/* One forward step of the scheduler over n_seqs sequences. */
+void metrics_step(metrics *m, size_t n_seqs);
 /* The scheduler's gauges: sequences waiting and running. */
 void metrics_gauges(metrics *m, size_t waiting, size_t running);
 

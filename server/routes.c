@@ -1,6 +1,7 @@
 /* routes.c - the route table: one line per endpoint. New pages and JSON
  * endpoints (the explorer) add a line here and a handler in a file of their
  * own. */
+#include "explore.h"
 #include "server.h"
 
 #include <stdio.h>
@@ -14,6 +15,14 @@ static const route routes[] = {
     {"GET", "/tokenizer_info", api_tokenizer_info, 0},
     {"GET", "/health", api_health, 1},
     {"GET", "/metrics", api_metrics, 0},
+    /* the explorer page's endpoints (api_explore.c); its files: web_static */
+    {"GET", "/v1/explore/model", api_explore_model, 0},
+    {"GET", "/v1/explore/vocab", api_explore_vocab, 0},
+    {"POST", "/v1/explore/analyze", api_explore_analyze, 0},
+    {"POST", "/v1/explore/logits", api_explore_logits, 0},
+    {"POST", "/v1/explore/lens", api_explore_lens, 0},
+    {"POST", "/v1/explore/attention", api_explore_attention, 0},
+    {"POST", "/v1/explore/generate", api_explore_generate, 0},
 };
 
 /* Compares the whole of both strings in time independent of where they
@@ -47,6 +56,7 @@ void routes_dispatch(const http_request *req, http_reply *rep) {
         size_t l = strlen(allow);
         snprintf(allow + l, sizeof allow - l, "%s%s", l ? ", " : "", routes[i].method);
     }
+    if (!match && !allow[0] && web_static(req, rep)) return; /* the explorer page */
     if (!match) {
         if (allow[0]) {
             memcpy(allow_buf, allow, sizeof allow_buf);

@@ -333,6 +333,7 @@ static void *loop(void *arg) {
         }
         if (nb == 0) continue;
         lsc_batch_forward(ctxs, ids, n_ids, (size_t)nb, modes, errs, NULL);
+        metrics_step(sc->mt, (size_t)nb);
         for (int b = 0; b < nb; b++) {
             slot *sl = &sc->slots[which[b]];
             seq *s = sl->s;

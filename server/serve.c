@@ -26,28 +26,38 @@ enum {
     OPT_TIMEOUT,
     OPT_MAX_BODY,
     OPT_SHUTDOWN_TIMEOUT,
-    OPT_HELP,
 };
 
-static const char usage[] =
-    "usage: logitscope serve [--model DIR|REPO] [--host 127.0.0.1] [--port 8080] [--parallel 8]\n"
-    "                        [--threads N] [--api-key KEY] [--weights f32|bf16|q8] [options]\n"
-    "An OpenAI-compatible completions server (POST /v1/completions with echo and\n"
-    "logprobs, GET /v1/models, /health, /metrics; vLLM's /tokenize, /detokenize,\n"
-    "/tokenizer_info). Requests share forward steps (continuous batching).\n"
-    "  --host H              address to bind (default 127.0.0.1)\n"
-    "  --port P              0 takes a free port (default 8080)\n"
-    "  --parallel N          sequences per forward step (default 8)\n"
-    "  --queue N             sequences waiting for a slot before 503 (default 256)\n"
-    "  --threads N           threads per step (default all cores)\n"
-    "  --api-key KEY         require 'Authorization: Bearer KEY' (also $LOGITSCOPE_API_KEY)\n"
-    "  --served-model-name M the model's name in responses (default --model)\n"
-    "  --max-connections N   open connections at most (default 64)\n"
-    "  --timeout S           close a connection idle for S seconds (default 60)\n"
-    "  --max-body BYTES      request body limit (default 8388608; 413 above)\n"
-    "  --shutdown-timeout S  on SIGINT/SIGTERM, wait at most S seconds for requests in\n"
-    "                        flight (default 30)\n"
-    "Its first line on stdout is 'listening on http://HOST:PORT' once it is ready.\n";
+static int serve_main(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"host", 0, "H", OPT_HOST, "address to bind (default 127.0.0.1)"},
+    {"port", 0, "P", OPT_PORT, "0 takes a free port (default 8080)"},
+    {"parallel", 0, "N", OPT_PARALLEL, "sequences per forward step (default 8)"},
+    {"queue", 0, "N", OPT_QUEUE, "sequences waiting for a slot before 503 (default 256)"},
+    {"api-key", 0, "KEY", OPT_API_KEY,
+     "require 'Authorization: Bearer KEY' (also $LOGITSCOPE_API_KEY)"},
+    {"served-model-name", 0, "M", OPT_NAME, "the model's name in responses (default --model)"},
+    {"max-connections", 0, "N", OPT_MAX_CONNECTIONS, "open connections at most (default 64)"},
+    {"timeout", 0, "S", OPT_TIMEOUT, "close a connection idle for S seconds (default 60)"},
+    {"max-body", 0, "BYTES", OPT_MAX_BODY, "request body limit (default 8388608; 413 above)"},
+    {"shutdown-timeout", 0, "S", OPT_SHUTDOWN_TIMEOUT,
+     "on SIGINT/SIGTERM, wait at most S seconds for requests in flight (default 30)"},
+    {0},
+};
+
+const cli_command cli_cmd_serve = {
+    .name = "serve",
+    .summary = "an OpenAI-compatible completions server (echo, logprobs, streaming, batching)",
+    .synopsis = "[options]",
+    .about = "An OpenAI-compatible completions server (POST /v1/completions with echo and\n"
+             "logprobs, GET /v1/models, /health, /metrics; vLLM's /tokenize, /detokenize,\n"
+             "/tokenizer_info). Requests share forward steps (continuous batching). Its\n"
+             "first line on stdout is 'listening on http://HOST:PORT' once it is ready.\n",
+    .groups = CLI_MODEL | CLI_RUN,
+    .opts = opts,
+    .run = serve_main,
+};
 
 static int is_loopback(const char *host) {
     struct in_addr a4;
@@ -57,41 +67,20 @@ static int is_loopback(const char *host) {
     return !strcmp(host, "localhost");
 }
 
-int serve_main(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, OPT_MODEL},
-        {"revision", required_argument, 0, OPT_REVISION},
-        {"threads", required_argument, 0, OPT_THREADS},
-        {"weights", required_argument, 0, OPT_WEIGHTS},
-        {"host", required_argument, 0, OPT_HOST},
-        {"port", required_argument, 0, OPT_PORT},
-        {"parallel", required_argument, 0, OPT_PARALLEL},
-        {"queue", required_argument, 0, OPT_QUEUE},
-        {"api-key", required_argument, 0, OPT_API_KEY},
-        {"served-model-name", required_argument, 0, OPT_NAME},
-        {"max-connections", required_argument, 0, OPT_MAX_CONNECTIONS},
-        {"timeout", required_argument, 0, OPT_TIMEOUT},
-        {"max-body", required_argument, 0, OPT_MAX_BODY},
-        {"shutdown-timeout", required_argument, 0, OPT_SHUTDOWN_TIMEOUT},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0}};
-    cli_common c = {0};
+static int serve_main(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_serve, argc, argv);
     const char *host = "127.0.0.1", *name = NULL, *api_key = getenv("LOGITSCOPE_API_KEY");
     long port = 8080, parallel = 8, queue = 256, max_conn = 64, timeout = 60,
          max_body = 8L << 20, shutdown_timeout = 30;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 2;
-        if (r > 0) continue;
+    while ((opt = cli_args_next(&a)) > 0) {
         long *target = NULL, lo = 0, hi = 0;
         const char *flag = NULL;
         switch (opt) {
-        case OPT_HOST: host = optarg; continue;
-        case OPT_API_KEY: api_key = optarg; continue;
-        case OPT_NAME: name = optarg; continue;
+        case OPT_HOST: host = a.val; continue;
+        case OPT_API_KEY: api_key = a.val; continue;
+        case OPT_NAME: name = a.val; continue;
         case OPT_PORT: target = &port, lo = 0, hi = 65535, flag = "--port"; break;
         case OPT_PARALLEL: target = &parallel, lo = 1, hi = 256, flag = "--parallel"; break;
         case OPT_QUEUE: target = &queue, lo = 1, hi = 100000, flag = "--queue"; break;
@@ -99,22 +88,12 @@ int serve_main(int argc, char **argv) {
         case OPT_TIMEOUT: target = &timeout, lo = 1, hi = 86400, flag = "--timeout"; break;
         case OPT_MAX_BODY: target = &max_body, lo = 1024, hi = 1L << 30, flag = "--max-body"; break;
         case OPT_SHUTDOWN_TIMEOUT: target = &shutdown_timeout, lo = 0, hi = 86400, flag = "--shutdown-timeout"; break;
-        case OPT_HELP:
-        case 'h': fputs(usage, stdout); return 0;
-        default:
-            cli_error("serve: unknown or incomplete option '%s' (see logitscope serve --help)",
-                      argv[optind - 1]);
-            return 2;
         }
-        if (!cli_parse_int(optarg, lo, hi, target)) {
-            cli_error("%s: '%s' is not a number from %ld to %ld", flag, optarg, lo, hi);
-            return 2;
-        }
+        if (target && !cli_parse_int(a.val, lo, hi, target))
+            return cli_usage_error("%s: '%s' is not a number from %ld to %ld", flag, a.val, lo, hi);
     }
-    if (optind < argc) {
-        cli_error("serve: unexpected argument '%s'", argv[optind]);
-        return 2;
-    }
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
     if (api_key && !*api_key) api_key = NULL;
     if (!is_loopback(host) && !api_key)
         fprintf(stderr, "logitscope: warning: serving on %s without --api-key: anyone who can "
@@ -142,6 +121,7 @@ int serve_main(int argc, char **argv) {
     srv.n_vocab = lsc_model_n_vocab(srv.model);
     srv.eos_id = lsc_tokenizer_eos_id(srv.tok);
     srv.max_seqs_per_request = (int)queue;
+    srv.n_threads = c.threads;
     srv.started = time(NULL);
     if (lsc_tokenizer_n_vocab(srv.tok) > srv.n_vocab) {
         cli_error("the tokenizer has %d tokens but the model only %d", lsc_tokenizer_n_vocab(srv.tok),

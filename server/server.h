@@ -26,6 +26,7 @@ typedef struct server {
     const char *api_key;    /* NULL: no key required */
     int n_ctx, n_vocab, eos_id;
     int max_seqs_per_request; /* a request may not ask for more sequences than the queue holds */
+    int n_threads;          /* --threads: the explorer's context (0: all cores) */
     time_t started;
     _Atomic int shutting_down; /* new requests get 503 while in-flight ones finish */
     struct scheduler *sched;
@@ -110,8 +111,5 @@ char *token_bpe_string(const lsc_tokenizer *tok, int32_t id);
 /* Encodes text under srv->tok_mu. */
 lsc_status server_encode(server *srv, const char *text, size_t len, int32_t **ids, size_t *n,
                          lsc_error *err);
-
-/* serve.c: `logitscope serve` */
-int serve_main(int argc, char **argv);
 
 #endif

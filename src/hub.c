@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1027,10 +1028,21 @@ static lsc_status from_cache(hub *h, char **dir, lsc_error *err) {
                     h->repo, h->revision, h->cache_dir, h->repo, rev_flag);
 }
 
+/* libcurl's global setup, once per process: curl_easy_init would otherwise
+ * run it itself, which is not thread-safe when several threads (a server's)
+ * download at once. */
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_global_rc = CURLE_FAILED_INIT;
+static void curl_setup(void) { curl_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
 /* The download in three phases (see the top of the file). */
 static lsc_status download(hub *h, char **dir, lsc_error *err) {
     *dir = NULL;
     if (h->offline) return from_cache(h, dir, err);
+    pthread_once(&curl_once, curl_setup);
+    if (curl_global_rc != CURLE_OK)
+        return lsc_fail(err, LSC_ERR_NETWORK, "cannot start libcurl: %s",
+                        curl_easy_strerror(curl_global_rc));
     h->curl = curl_easy_init();
     if (!h->curl) return lsc_fail(err, LSC_ERR_NOMEM, "cannot start libcurl");
     hub_file files[N_HUB_FILES];

@@ -13,7 +13,8 @@
  * declared in src/kernels/levels.h, which only the backend and its tests
  * include.
  *
- * `pool` runs the work on the context's threads; NULL means the calling thread.
+ * Each entry point takes the context's lsc_kernels: its level's table, its
+ * thread pool and its scratch.
  */
 #ifndef LSC_KERNELS_H
 #define LSC_KERNELS_H
@@ -32,31 +33,43 @@ struct lsc_pool;
 typedef float lsc_f32u __attribute__((aligned(1)));
 
 /* ------------------------------------------------------------------------ */
-/* Levels                                                                    */
+/* Levels and the kernel table (dispatch.c)                                  */
 /* ------------------------------------------------------------------------ */
 /*
- * The entry points run the kernels of the active SIMD level on the pool's
- * threads. Level LSC_SIMD_REF runs the reference kernels on the calling
- * thread. The level is the best the CPU supports, unless the environment
- * variable LSC_SIMD names a lower one ("ref", "avx2", "avx512") or
- * lsc_simd_force() set one. Fast kernels split work by output column (or
- * row) and sum every element in an order that does not depend on the split,
- * so results are bit-identical at every thread count.
+ * An lsc_kernels holds one level's table of kernels, the thread pool they run
+ * on and their scratch (per-thread packing buffers, the prepared x of a
+ * product, partial sums, attention rows), sized once; nothing is global.
+ * It is used by one thread at a time (its context's). Level LSC_SIMD_REF
+ * runs the reference kernels on the calling thread; the others split every
+ * kernel by output column (or row) and sum each element in an order that
+ * does not depend on the split, so results are bit-identical at every
+ * thread count.
  */
-typedef enum lsc_simd {
-    LSC_SIMD_REF = 0,   /* plain C, the reference kernels */
-    LSC_SIMD_AVX2 = 1,  /* AVX2 + FMA (+ F16C) */
-    LSC_SIMD_AVX512 = 2 /* AVX-512 F, BW, VL, DQ (+ the AVX2 level's kernels) */
-} lsc_simd;
 
-/* The best level this CPU supports. */
+/* The best level this CPU has (never LSC_SIMD_BEST). */
 lsc_simd lsc_simd_best(void);
-/* The level the entry points use now. */
-lsc_simd lsc_simd_active(void);
-/* Makes `level` active; false (and no change) when the CPU lacks it. */
-bool lsc_simd_force(lsc_simd level);
-/* "ref", "avx2", "avx512". */
+/* What LSC_SIMD_BEST means in this process: lsc_simd_best() capped by the
+ * environment variable LSC_SIMD (an unknown name or a level the CPU lacks
+ * keeps the best). */
+lsc_simd lsc_simd_default(void);
+/* "ref", "avx2", "avx512", "neon" ("best" for LSC_SIMD_BEST). */
 const char *lsc_simd_name(lsc_simd level);
+
+typedef struct lsc_kernels lsc_kernels;
+
+/* Makes *out run `level` (LSC_SIMD_BEST: lsc_simd_default(); a level above
+ * it is capped to it) on `pool` (NULL: the calling thread; it must outlive
+ * *out). LSC_ERR_UNSUPPORTED when the CPU lacks the level. */
+lsc_status lsc_kernels_new(lsc_simd level, struct lsc_pool *pool, lsc_kernels **out,
+                           lsc_error *err);
+void lsc_kernels_free(lsc_kernels *k);
+lsc_simd lsc_kernels_level(const lsc_kernels *k);
+
+/* Grows the scratch for products of up to T rows with up to K inputs and,
+ * for F32 [K, N] weights, up to N outputs, and attention over up to P
+ * positions. Every call below must stay within what was reserved. */
+lsc_status lsc_kernels_reserve(lsc_kernels *k, size_t T, size_t K, size_t N, size_t P,
+                               lsc_error *err);
 
 /* ------------------------------------------------------------------------ */
 /* Weight matrices in any of the lsc_weight_type formats (weights.c)         */
@@ -102,12 +115,12 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
 /* y[T,N] = x[T,K] @ W + b[N] for W in any format and layout (b may be NULL).
  * For F32, [K, N] is GPT-2's Conv1D layout (c_attn/c_proj/c_fc) and [N, K]
  * the embedding's (the unembedding). */
-void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
+void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w,
                 const lsc_f32u *b, float *y, size_t T, size_t K, size_t N);
 
 /* y[T,E] = (x - mean) / sqrt(var + eps) * g + b per row (biased variance, as
  * torch.nn.LayerNorm), rows split over the pool. y may equal x. */
-void lsc_layernorm(struct lsc_pool *pool, const float *x, const lsc_f32u *g,
+void lsc_layernorm(lsc_kernels *k, const float *x, const lsc_f32u *g,
                    const lsc_f32u *b, float *y, size_t T, size_t E, float eps);
 
 /* Activation functions of the MLP (transformers' ACT2FN names). */
@@ -125,7 +138,7 @@ typedef enum lsc_act {
 } lsc_act;
 
 /* Applies the activation `act` to x[n] in place, as transformers' ACT2FN. */
-void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n);
+void lsc_act_apply(lsc_kernels *k, lsc_act act, float *x, size_t n);
 
 /* Where the operands of one causal self-attention call lie. Query and value
  * rows are positions, head h of a row starting at float h * D; the keys are
@@ -140,11 +153,21 @@ typedef struct lsc_attn_args {
     float *z;        /* [T, z_stride]: out, the attention-weighted values */
     size_t q_stride, kt_stride, v_stride, z_stride;
     size_t T, n_past, H, D;
-    float scale;     /* multiplies q.k (1/sqrt(D), / (layer+1) when asked) */
+    float div_d;     /* q.k is divided by div_d, then by div_layer (sqrt(D) and */
+    float div_layer; /* layer + 1 when the config asks, else 1) */
 } lsc_attn_args;
 
-/* z = softmax(scale q k^T, causal) v for every head and new position. Rows
- * are independent, so results do not depend on the thread count. */
-void lsc_attention(struct lsc_pool *pool, const lsc_attn_args *a);
+/* z = softmax(q k^T / div_d / div_layer, causal) v for every head and new
+ * position. Rows are independent, so results do not depend on the thread
+ * count. */
+void lsc_attention(lsc_kernels *k, const lsc_attn_args *a);
+
+/* The same in three steps, for hooks that read or change the scores and the
+ * pattern, S [H, T, n_past + T] (row i = h T + t; masked positions -inf in
+ * the scores, 0 in the pattern): the same bits as lsc_attention when no
+ * hook changes them. Run on the calling thread. */
+void lsc_attn_scores(lsc_kernels *k, const lsc_attn_args *a, float *S);
+void lsc_attn_softmax(lsc_kernels *k, const lsc_attn_args *a, float *S);
+void lsc_attn_values(lsc_kernels *k, const lsc_attn_args *a, const float *S);
 
 #endif

@@ -418,6 +418,7 @@ struct lsc_ctx {
     int n_threads;
     int n_past;
     struct lsc_pool *pool; /* n_threads threads (0: one per CPU) for the kernels */
+    lsc_kernels *kern;     /* the kernels' level, on pool, with their scratch */
     /* per layer: keys transposed [E, kt_ld] (dimension e of position p at
      * e * kt_ld + p: the attention kernels read a dimension of consecutive
      * keys at once), values [n_ctx, E] */
@@ -444,7 +445,7 @@ struct lsc_ctx {
 };
 
 lsc_ctx_params lsc_ctx_default_params(void) {
-    lsc_ctx_params p = {.n_ctx = 0, .n_threads = 0};
+    lsc_ctx_params p = {.n_ctx = 0, .n_threads = 0, .simd = LSC_SIMD_BEST};
     return p;
 }
 
@@ -457,6 +458,7 @@ void lsc_ctx_free(lsc_ctx *c) {
     free(c->v_cache);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
     free(c->mlp); free(c->qkv); free(c->scores); free(c->logits); free(c->step_logits);
+    lsc_kernels_free(c->kern);
     lsc_pool_free(c->pool);
     free(c);
 }
@@ -489,6 +491,7 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
                         m->cfg.n_layer, c->n_ctx, m->cfg.n_embd);
     }
     lsc_status st = lsc_pool_new(params.n_threads, &c->pool, err);
+    if (!st) st = lsc_kernels_new(params.simd, c->pool, &c->kern, err);
     if (st) {
         lsc_ctx_free(c);
         return st;
@@ -504,6 +507,7 @@ void lsc_ctx_reset(lsc_ctx *c) {
 }
 
 int lsc_ctx_n_past(const lsc_ctx *c) { return c->n_past; }
+const char *lsc_ctx_simd_level(const lsc_ctx *c) { return lsc_simd_name(lsc_kernels_level(c->kern)); }
 int lsc_ctx_n_ctx(const lsc_ctx *c) { return c->n_ctx; }
 const lsc_model *lsc_ctx_model(const lsc_ctx *c) { return c->m; }
 
@@ -734,68 +738,30 @@ static void attention(step *b, step_seq *s, int l) {
     float *z = b->d->z + s->r0 * E;
     const float *kc = c->k_cache + (size_t)l * c->kt_ld * E;
     const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
-    float sqrt_d = sqrtf((float)D), layer_div = (float)(l + 1);
+    lsc_attn_args a = {q, kc, vc, z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
+                       (size_t)T, (size_t)n_past, (size_t)H, (size_t)D,
+                       cfg->scale_attn_weights ? sqrtf((float)D) : 1.0f,
+                       cfg->scale_attn_by_inverse_layer_idx ? (float)(l + 1) : 1.0f};
     bool hooked = !s->st && (c->point_hooks[HP_BLOCK(l, HP_SCORES)] ||
                              c->point_hooks[HP_BLOCK(l, HP_PATTERN)]);
-    if (!hooked && lsc_simd_active() != LSC_SIMD_REF) {
-        /* nobody looks at the [H, T, P] scores: the fused kernel (kernels.h) */
-        float scale = 1.0f;
-        if (cfg->scale_attn_weights) scale /= sqrt_d;
-        if (cfg->scale_attn_by_inverse_layer_idx) scale /= layer_div;
-        lsc_attn_args a = {q, kc, vc, z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
-                           (size_t)T, (size_t)n_past, (size_t)H, (size_t)D, scale};
-        lsc_attention(b->d->pool, &a);
+    if (!hooked) { /* nobody looks at the [H, T, P] scores */
+        lsc_attention(b->d->kern, &a);
         return;
     }
     if (!grow(&c->scores, &c->cap_scores, (size_t)H * T * P)) {
-        if (!s->st) {
-            s->st = lsc_fail(s->err, LSC_ERR_NOMEM,
-                             "cannot allocate attention scores for %d x %d", T, P);
-            b->n_live--;
-        }
+        s->st = lsc_fail(s->err, LSC_ERR_NOMEM, "cannot allocate attention scores for %d x %d",
+                         T, P);
+        b->n_live--;
         return; /* its rows are not used any more */
     }
-    float *S = c->scores; /* [H, T, P] */
-    for (int h = 0; h < H; h++)
-        for (int t = 0; t < T; t++) {
-            const float *qr = q + (size_t)t * E + (size_t)h * D;
-            float *row = S + ((size_t)h * T + t) * P;
-            int last = n_past + t; /* causal: positions 0..last */
-            for (int p = 0; p <= last; p++) {
-                const float *kr = kc + (size_t)h * D * c->kt_ld + p;
-                float sc = 0;
-                for (int d = 0; d < D; d++) sc += qr[d] * kr[(size_t)d * c->kt_ld];
-                if (cfg->scale_attn_weights) sc /= sqrt_d;
-                if (cfg->scale_attn_by_inverse_layer_idx) sc /= layer_div;
-                row[p] = sc;
-            }
-            for (int p = last + 1; p < P; p++) row[p] = -INFINITY;
-        }
+    /* the same kernels in steps, the [H, T, P] scores and pattern in between
+     * for the hooks: the same bits as lsc_attention */
+    float *S = c->scores;
+    lsc_attn_scores(b->d->kern, &a, S);
     fire_seq(b, s, HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
-    for (size_t r = 0; r < (size_t)H * T; r++) {
-        float *row = S + r * P, mx = -INFINITY;
-        for (int p = 0; p < P; p++) mx = row[p] > mx ? row[p] : mx;
-        double sum = 0;
-        for (int p = 0; p < P; p++) {
-            row[p] = expf(row[p] - mx);
-            sum += row[p];
-        }
-        float inv = (float)(1.0 / sum);
-        for (int p = 0; p < P; p++) row[p] *= inv;
-    }
+    lsc_attn_softmax(b->d->kern, &a, S);
     fire_seq(b, s, HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < H; h++) {
-            float *zr = z + (size_t)t * E + (size_t)h * D;
-            const float *row = S + ((size_t)h * T + t) * P;
-            memset(zr, 0, (size_t)D * sizeof *zr);
-            for (int p = 0; p < P; p++) {
-                float w = row[p];
-                if (w == 0) continue;
-                const float *vr = vc + (size_t)p * E + (size_t)h * D;
-                for (int d = 0; d < D; d++) zr[d] += w * vr[d];
-            }
-        }
+    lsc_attn_values(b->d->kern, &a, S);
 }
 
 /* Writes the keys k [T, E] transposed into a layer's cache kt [E, ld] at
@@ -855,9 +821,13 @@ static void rows_range(void *arg, int ith, int nth) {
     }
 }
 
+/* Row-wise steps over fewer rows than this run on the calling thread: waking
+ * the pool costs more than the work of a few rows (decode has T = 1). */
+#define ROWS_MIN_PARALLEL 32
+
 static void run_rows(step *b, const step_seq *s, int l, size_t T, rows_op op) {
     rows_job j = {b->d, s, l, T, (size_t)b->d->m->cfg.n_embd, op};
-    lsc_pool_run(T >= 32 ? b->d->pool : NULL, rows_range, &j);
+    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? b->d->pool : NULL, rows_range, &j);
 }
 
 /* One transformer block on the step's residual stream x [R, E]. */
@@ -868,9 +838,9 @@ static void block(step *b, int l) {
     const layer_weights *w = &m->layers[l];
     size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner, R = b->R;
     FIRE_ROWS(HP_BLOCK(l, HP_RESID_PRE), l, d->x, E);
-    lsc_layernorm(d->pool, d->x, w->ln1_g, w->ln1_b, d->h, R, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(d->kern, d->x, w->ln1_g, w->ln1_b, d->h, R, E, cfg->layer_norm_epsilon);
     FIRE_ROWS(HP_BLOCK(l, HP_LN1), l, d->h, E);
-    lsc_matmul(d->pool, d->h, &w->attn, w->attn_b, d->qkv, R, E, 3 * E);
+    lsc_matmul(d->kern, d->h, &w->attn, w->attn_b, d->qkv, R, E, 3 * E);
     run_rows(b, NULL, l, R, ROWS_SPLIT_QKV);
     FIRE_ROWS(HP_BLOCK(l, HP_Q), l, d->q, E);
     FIRE_ROWS(HP_BLOCK(l, HP_K), l, d->k, E);
@@ -881,17 +851,17 @@ static void block(step *b, int l) {
     }
     if (!b->n_live) return;
     FIRE_ROWS(HP_BLOCK(l, HP_Z), l, d->z, E);
-    lsc_matmul(d->pool, d->z, &w->proj, w->proj_b, d->o, R, E, E);
+    lsc_matmul(d->kern, d->z, &w->proj, w->proj_b, d->o, R, E, E);
     FIRE_ROWS(HP_BLOCK(l, HP_ATTN_OUT), l, d->o, E);
     run_rows(b, NULL, l, R, ROWS_ADD_O);
     FIRE_ROWS(HP_BLOCK(l, HP_RESID_MID), l, d->x, E);
-    lsc_layernorm(d->pool, d->x, w->ln2_g, w->ln2_b, d->h, R, E, cfg->layer_norm_epsilon);
+    lsc_layernorm(d->kern, d->x, w->ln2_g, w->ln2_b, d->h, R, E, cfg->layer_norm_epsilon);
     FIRE_ROWS(HP_BLOCK(l, HP_LN2), l, d->h, E);
-    lsc_matmul(d->pool, d->h, &w->fc, w->fc_b, d->mlp, R, E, M);
+    lsc_matmul(d->kern, d->h, &w->fc, w->fc_b, d->mlp, R, E, M);
     FIRE_ROWS(HP_BLOCK(l, HP_MLP_PRE), l, d->mlp, M);
-    lsc_act_apply(d->pool, m->act, d->mlp, R * M);
+    lsc_act_apply(d->kern, m->act, d->mlp, R * M);
     FIRE_ROWS(HP_BLOCK(l, HP_MLP_POST), l, d->mlp, M);
-    lsc_matmul(d->pool, d->mlp, &w->fc2, w->fc2_b, d->o, R, M, E);
+    lsc_matmul(d->kern, d->mlp, &w->fc2, w->fc2_b, d->o, R, M, E);
     FIRE_ROWS(HP_BLOCK(l, HP_MLP_OUT), l, d->o, E);
     run_rows(b, NULL, l, R, ROWS_ADD_O);
     FIRE_ROWS(HP_BLOCK(l, HP_RESID_POST), l, d->x, E);
@@ -928,7 +898,7 @@ static void forward(step *b) {
     /* the rows whose logits are kept, packed into h [Rl, E] */
     for (size_t i = 0; i < b->n; i++) {
         const step_seq *s = &b->s[i];
-        lsc_layernorm(d->pool, d->x + (s->r0 + (size_t)s->first) * E, m->lnf_g, m->lnf_b,
+        lsc_layernorm(d->kern, d->x + (s->r0 + (size_t)s->first) * E, m->lnf_g, m->lnf_b,
                       d->h + s->l0 * E, (size_t)(s->T - s->first), E, cfg->layer_norm_epsilon);
     }
     for (size_t i = 0; i < b->n; i++) {
@@ -937,7 +907,7 @@ static void forward(step *b) {
                  s->n_past + s->first);
     }
     if (!b->n_live) return;
-    lsc_matmul(d->pool, d->h, &m->lm, NULL, b->logits, b->Rl, E, V);
+    lsc_matmul(d->kern, d->h, &m->lm, NULL, b->logits, b->Rl, E, V);
     for (size_t i = 0; i < b->n; i++) {
         step_seq *s = &b->s[i];
         fire_seq(b, s, HP_LOGITS(L), -1, b->logits + s->l0 * V, s->T - s->first,
@@ -1002,6 +972,14 @@ static void run_step(step *b) {
     if (!b->n_live) return;
     lsc_error e;
     lsc_status st = ensure_rows(d, b->R, &e);
+    if (!st) { /* the kernels' scratch: products of R rows (K is E or M; N of
+                * [K, N] weights 3E, E or M) and attention over as many
+                * positions as any context of the model holds (sized once) */
+        const lsc_config *cfg = &d->m->cfg;
+        size_t E = (size_t)cfg->n_embd, M = (size_t)cfg->n_inner;
+        st = lsc_kernels_reserve(d->kern, b->R, E > M ? E : M, 3 * E > M ? 3 * E : M,
+                                 (size_t)cfg->n_ctx, &e);
+    }
     b->logits = NULL;
     if (!st && b->n_live == 1) {
         for (size_t i = 0; i < b->n; i++)
@@ -1047,11 +1025,13 @@ lsc_status lsc_ctx_unembed(lsc_ctx *c, const float *resid, size_t rows, float *o
     size_t E = (size_t)m->cfg.n_embd, bytes;
     if (!lsc_mul_size(rows, E * sizeof(float), &bytes))
         return lsc_fail(err, LSC_ERR_NOMEM, "lsc_ctx_unembed: %zu rows is too many", rows);
+    lsc_status st = lsc_kernels_reserve(c->kern, rows, E, 0, 0, err);
+    if (st) return st;
     float *h = malloc(bytes ? bytes : 1);
     if (!h) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory for %zu rows", rows);
     /* the same kernels as the end of forward() */
-    lsc_layernorm(c->pool, resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
-    lsc_matmul(c->pool, h, &m->lm, NULL, out, rows, E, (size_t)m->cfg.n_vocab);
+    lsc_layernorm(c->kern, resid, m->lnf_g, m->lnf_b, h, rows, E, m->cfg.layer_norm_epsilon);
+    lsc_matmul(c->kern, h, &m->lm, NULL, out, rows, E, (size_t)m->cfg.n_vocab);
     free(h);
     return LSC_OK;
 }
@@ -1120,6 +1100,12 @@ lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
         if (ctxs[i]->m != ctxs[0]->m)
             return lsc_fail(err, LSC_ERR_INVALID_ARG,
                             "lsc_batch_forward: context %zu belongs to another model", i);
+        /* the step runs on ctxs[0]'s kernels: a sequence must get the bits
+         * its own level gives */
+        if (lsc_kernels_level(ctxs[i]->kern) != lsc_kernels_level(ctxs[0]->kern))
+            return lsc_fail(err, LSC_ERR_INVALID_ARG,
+                            "lsc_batch_forward: context %zu runs the '%s' kernels, context 0 '%s'",
+                            i, lsc_ctx_simd_level(ctxs[i]), lsc_ctx_simd_level(ctxs[0]));
         for (size_t j = 0; j < i; j++)
             if (ctxs[j] == ctxs[i])
                 return lsc_fail(err, LSC_ERR_INVALID_ARG,

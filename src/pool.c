@@ -196,19 +196,19 @@ typedef struct for_job {
 } for_job;
 
 static void for_worker(void *p, int ith, int nth) {
-    (void)ith, (void)nth;
+    (void)nth;
     for_job *j = p;
     for (;;) {
         size_t i = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
         if (i >= j->n_items) return;
-        j->fn(j->arg, i);
+        j->fn(j->arg, i, ith);
     }
 }
 
 void lsc_pool_for(lsc_pool *pool, size_t n_items, lsc_pool_item_fn fn, void *arg) {
     if (n_items == 0) return;
     if (!pool || pool->n_threads == 1 || n_items == 1) {
-        for (size_t i = 0; i < n_items; i++) fn(arg, i);
+        for (size_t i = 0; i < n_items; i++) fn(arg, i, 0);
         return;
     }
     for_job j = {fn, arg, n_items, 0};

@@ -17,9 +17,6 @@
 
 typedef struct lsc_pool lsc_pool;
 
-/* The most threads a pool (and so an lsc_ctx) may have. */
-#define LSC_MAX_THREADS 1024
-
 /* The job: called once on each thread with its index ith in [0, nth). */
 typedef void (*lsc_pool_fn)(void *arg, int ith, int nth);
 
@@ -40,12 +37,13 @@ int lsc_pool_n_threads(const lsc_pool *pool);
  * pool is NULL or has one thread) and returns when all calls have returned. */
 void lsc_pool_run(lsc_pool *pool, lsc_pool_fn fn, void *arg);
 
-/* One item of a lsc_pool_for loop. */
-typedef void (*lsc_pool_item_fn)(void *arg, size_t item);
+/* One item of a lsc_pool_for loop, run by thread ith of the pool (so that
+ * an item may use that thread's scratch). */
+typedef void (*lsc_pool_item_fn)(void *arg, size_t item, int ith);
 
-/* Calls fn(arg, i) once for every i in [0, n_items), the threads taking the
- * next item from a shared counter until none are left: a thread that the OS
- * deschedules (the machine may be shared) delays only its current item.
+/* Calls fn(arg, i, ith) once for every i in [0, n_items), the threads taking
+ * the next item from a shared counter until none are left: a thread that the
+ * OS deschedules (the machine may be shared) delays only its current item.
  * Returns when all items are done. */
 void lsc_pool_for(lsc_pool *pool, size_t n_items, lsc_pool_item_fn fn, void *arg);
 

@@ -25,10 +25,10 @@ def require_oracle():
         pytest.skip(f"oracle not installed: {e}")
 
 
-def run_cli(*args, input=None, check=False, env=None):
+def run_cli(*args, input=None, check=False, env=None, cwd=None):
     """Runs build/logitscope with the given arguments; returns CompletedProcess."""
     p = subprocess.run([str(BIN), *map(str, args)], input=input, capture_output=True,
-                       text=True, env=env, timeout=600)
+                       text=True, env=env, cwd=cwd, timeout=600)
     # under `make test-sanitize`: any AddressSanitizer / LeakSanitizer / UBSan
     # report fails the test, whatever the exit status it expected
     for mark in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
@@ -49,26 +49,32 @@ def cli():
 NOBODY = 65534
 
 
-def as_unprivileged():
-    """The command prefix that drops root (setpriv to nobody), or [] when not
-    root."""
-    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups"] \
-        if os.geteuid() == 0 else []
-
-
 def unwritable_folder():
-    """A folder the command (run with as_unprivileged()) cannot write to,
-    inside a world-readable folder: not under pytest's tmp_path, which is in
-    a 0700 folder of root's that nobody cannot even enter (a 'Permission
-    denied' for the wrong reason). Under root, nobody owns it and lacks the
-    write bit. Returns (the parent, the folder); the caller removes the
-    parent."""
+    """(base, folder): a new world-readable folder `base` (not under pytest's
+    tmp_path, which is in a 0700 folder of root's that nobody cannot enter:
+    a 'Permission denied' for the wrong reason) holding `folder`, which the
+    command of unprivileged_cli(base) cannot write to (under root, nobody
+    owns it and lacks the write bit). Whatever else the command reads must be
+    copied into base. The caller removes base."""
     import tempfile
     base = pathlib.Path(tempfile.mkdtemp(prefix="lsc-unwritable-"))
     base.chmod(0o755)
     d = base / "ro"
     d.mkdir()
     if os.geteuid() == 0:
-        os.chown(d, NOBODY, NOBODY)  # nobody owns it but lacks the write bit
+        os.chown(d, NOBODY, NOBODY)
     d.chmod(0o500)
     return base, d
+
+
+def unprivileged_cli(base):
+    """The logitscope command line for tests of permissions: as root, a copy
+    of the binary in `base` run as nobody (setpriv), so the checkout's own
+    permissions do not matter; otherwise the binary itself."""
+    if os.geteuid() != 0:
+        return [str(BIN)]
+    import shutil
+    exe = base / "logitscope"
+    shutil.copy(BIN, exe)
+    exe.chmod(0o755)
+    return ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", str(exe)]

@@ -21,7 +21,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import BIN, BUILD, ROOT, as_unprivileged, run_cli, unwritable_folder
+from conftest import BIN, BUILD, ROOT, run_cli, unprivileged_cli, unwritable_folder
 from fixtures import fixture_dir
 
 sys.path.insert(0, str(ROOT / "tests"))
@@ -31,12 +31,13 @@ IDS = "464,2068,7586"
 FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 
 
-def one_line_error(p, *needles):
-    """Asserts a failed run: exit 1, nothing on stdout, one error line holding
-    every needle. Returns the line."""
+def one_line_error(p, *needles, status=1):
+    """Asserts a failed run: exit `status` (1 a runtime error, 2 a usage
+    error), nothing on stdout, one error line holding every needle. Returns
+    the line."""
     err = p.stderr if isinstance(p.stderr, str) else p.stderr.decode("utf-8", "replace")
     out = p.stdout if isinstance(p.stdout, (str, type(None))) else p.stdout.decode("utf-8", "replace")
-    assert p.returncode == 1 and not out, (p.returncode, out, err)
+    assert p.returncode == status and not out, (p.returncode, out, err)
     lines = err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("logitscope: error: "), err
     for n in needles:
@@ -196,7 +197,7 @@ def test_max_new_tokens_beyond_the_context(n):
     """3 prompt tokens + N new ones must fit in the 64 positions: refused
     before anything runs (no partial output)."""
     p = run_cli("generate", "--model", fixture_dir("tiny"), "--ids", IDS, "--max-new-tokens", n)
-    line = one_line_error(p, "--max-new-tokens" if n >= 2**31 else "64")
+    line = one_line_error(p, "--max-new-tokens" if n >= 2**31 else "64", status=2 if n >= 2**31 else 1)
     print(line)
 
 
@@ -204,7 +205,7 @@ def test_max_new_tokens_beyond_the_context(n):
     (["--text", ""], "--text is empty"),
     (["--ids", ""], "--ids"),
     (["--ids", ","], "--ids"),
-    ([], "exactly one of --text or --ids"),
+    ([], "exactly one of TEXT/--text or --ids"),
 ])
 def test_empty_prompt(args, needle):
     one_line_error(run_cli("logits", "--model", fixture_dir("tiny"), *args), needle)
@@ -240,9 +241,12 @@ def test_npy_path_under_a_file(tmp_path):
 def test_npy_read_only_folder():
     base, d = unwritable_folder()
     try:
-        p = subprocess.run([*as_unprivileged(), str(BIN), "logits", "--model", str(fixture_dir("tiny")),
-                            "--ids", IDS, "--npy", str(d / "x.npy")], capture_output=True, text=True,
-                           timeout=60)
+        model = base / "model"  # readable by nobody whatever the checkout's permissions
+        shutil.copytree(fixture_dir("tiny"), model)
+        for f in [model, *model.iterdir()]:
+            f.chmod(0o755 if f.is_dir() else 0o644)
+        p = subprocess.run([*unprivileged_cli(base), "logits", "--model", str(model), "--ids", IDS,
+                            "--npy", str(d / "x.npy")], capture_output=True, text=True, timeout=60)
         one_line_error(p, "x.npy", "Permission denied")
         assert list(d.iterdir()) == []
     finally:

@@ -76,12 +76,13 @@ def test_score_jsonl_windows_and_flags():
     assert any(w["n_windows"] > 1 for w in want)
     p = run_cli("score", "--model", model, "--jsonl", input="")
     assert p.returncode == 0 and p.stdout == ""
-    for args, msg in ((["--batch", "2", "--text", "hi"], "--batch goes with --jsonl"),
-                      (["--jsonl", "--text", "hi"], "--jsonl reads stdin"),
-                      (["--jsonl", "--batch", "0"], "--batch"),
-                      (["--jsonl", "--max-length", "100"], "more than the context")):
+    # usage errors exit 2, runtime errors 1 (docs/cli.md)
+    for args, msg, rc in ((["--batch", "2", "--text", "hi"], "--batch goes with --jsonl", 2),
+                          (["--jsonl", "--text", "hi"], "--jsonl reads stdin", 2),
+                          (["--jsonl", "--batch", "0"], "--batch", 2),
+                          (["--jsonl", "--max-length", "100"], "more than the context", 1)):
         p = run_cli("score", "--model", model, *args, input="")
-        assert p.returncode == 1 and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr
+        assert p.returncode == rc and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr
 
 
 def test_generate_n_equals_one_by_one():
@@ -105,4 +106,4 @@ def test_generate_n_equals_one_by_one():
     assert p.stdout.count("--- sample") == 2
     for args, msg in ((["--n", "0"], "--n"), (["--n", "2", "--show-steps"], "--show-steps")):
         p = run_cli("generate", "--model", model, "--text", "hi", *args)
-        assert p.returncode == 1 and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr
+        assert p.returncode == 2 and msg in p.stderr and p.stderr.count("\n") == 1, p.stderr

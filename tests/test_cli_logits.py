@@ -71,7 +71,7 @@ def test_bad_flags():
         (["--pos", "-6"], "--pos"),
         (["--pos", "x"], "--pos"),
         (["--frob"], "--frob"),
-        (["extra"], "extra"),
+        (["extra"], "exactly one of TEXT/--text or --ids"),
     ]:
         p = run_cli("logits", "--model", d, "--ids", IDS, *args)
         assert p.returncode != 0 and p.stderr.count("\n") == 1 and needle in p.stderr, p.stderr

@@ -1,6 +1,8 @@
 """Config options against the oracle: one small checkpoint per option value
 (tests/gen_fixtures.py VARIANTS: layer_norm_epsilon 0.1, each of the 14
-activation names src/config.c accepts, scale_attn_weights false,
+activation names src/config.c accepts (transformers 5.24's ACT2FN accepts the
+same 14: gelu_pytorch_tanh and gelu_python_tanh are its GELUTanh, swish its
+SiLU, gelu_python its GELUActivation), scale_attn_weights false,
 scale_attn_by_inverse_layer_idx, reorder_and_upcast_attn), each compared with
 transformers' AutoModelForCausalLM (float32, eager attention: the only
 implementation that takes the reorder_and_upcast_attn path) at every position

@@ -58,6 +58,31 @@ def test_greedy_generate_matches_transformers(name, n_prompt, max_new, rep):
     assert got == want
 
 
+def test_repetition_penalty_counts_the_prompt():
+    """The penalty applies to tokens of the prompt too: with the greedy first
+    token (without penalty) placed in the prompt, penalty 1.3 changes the
+    first step in transformers, and ours must follow."""
+    require_oracle()
+    import torch
+    name, ids = "tiny", prompt(6, seed=61)
+    model = oracle_model(name)
+
+    def ref(ids, rep):
+        with torch.no_grad():
+            out = model.generate(torch.tensor([ids]), do_sample=False, max_new_tokens=8,
+                                 repetition_penalty=rep, pad_token_id=50256,
+                                 attention_mask=torch.ones(1, len(ids), dtype=torch.long))
+        return out[0, len(ids):].tolist()
+
+    ids = [ref(ids, 1.0)[0]] + ids
+    plain, want = ref(ids, 1.0), ref(ids, 1.3)
+    assert plain[0] == ids[0] and want[0] != plain[0], "the prompt's token must be the one penalised"
+    got = jrun("generate", "--model", fixture_dir(name), "--ids", ids_arg(ids), "--max-new-tokens", 8,
+               "--repetition-penalty", 1.3)["new_ids"]
+    print(f"prompt starting with the greedy token {ids[0]}: transformers {want}, ours {got}")
+    assert got == want
+
+
 @pytest.mark.parametrize("name", FIXTURES)
 @pytest.mark.parametrize("n", [2, 64])
 def test_score_matches_transformers_loss(name, n):

@@ -27,7 +27,7 @@ def jrun(*args):
 
 def test_next_json_fields(tiny):
     o = jrun("next", "--model", tiny, "--text", TEXT, "--top-k", 5)
-    assert o["position"] == o["n_tokens"] - 1
+    assert o["pos"] == o["n_tokens"] - 1
     assert len(o["top"]) == 5
     for e in o["top"]:
         assert set(e) >= {"id", "token", "logit", "prob", "logprob"}
@@ -42,7 +42,7 @@ def test_next_pos_and_ids(tiny):
     a = jrun("next", "--model", tiny, "--ids", ",".join(map(str, ids)), "--pos", 3)
     b = jrun("next", "--model", tiny, "--text", TEXT, "--pos", 3 - len(ids))  # negative: from the end
     c = jrun("next", "--model", tiny, "--ids", ",".join(map(str, ids[:4])))   # causal: same row
-    assert a["position"] == b["position"] == c["position"] == 3
+    assert a["pos"] == b["pos"] == c["pos"] == 3
     assert a["top"] == b["top"] == c["top"]
 
 
@@ -144,23 +144,51 @@ def test_tour_runs_the_notebook(tiny):
     assert o["rank"]["token"] == " coffee"
 
 
+def test_tour_numbers_are_the_other_commands(tiny):
+    """Every number tour prints is what the command for that step gives."""
+    o = jrun("tour", "--model", tiny)
+    tok = jrun("tokenize", "--model", tiny, "--text", TEXT)
+    assert o["text"] == TEXT and o["ids"] == tok["ids"] and o["tokens"] == tok["tokens"]
+    assert o["n_tokens"] == len(tok["ids"])
+    at5 = jrun("next", "--model", tiny, "--text", TEXT, "--pos", 5)
+    assert o["position_5"]["argmax"] == at5["argmax"]["id"]
+    assert o["position_5"]["logit"] == at5["argmax"]["logit"]
+    assert o["position_5"]["logit_sum"] == at5["logit_sum"]
+    last = jrun("next", "--model", tiny, "--text", TEXT, "--top-k", 10)
+    assert o["last"]["top"] == [{k: e[k] for k in ("id", "token", "logit", "prob", "logprob")}
+                                for e in last["top"]]
+    assert o["last"]["logit_sum"] == last["logit_sum"]
+    assert o["last"]["max_prob"] == last["top"][0]["prob"]
+    assert o["last"]["max_logprob"] == last["top"][0]["logprob"]
+    assert abs(o["last"]["prob_sum"] - 1) < 1e-6
+    r = jrun("rank", "--model", tiny, "--text", TEXT, "--token", " coffee")
+    assert o["rank"] == {k: r[k] for k in ("id", "token", "rank", "logit", "prob")}
+    smp = jrun("sample", "--model", tiny, "--text", TEXT, "-n", 5, "--seed", o["samples"]["seed"])
+    assert o["samples"]["ids"] == smp["ids"] and o["samples"]["tokens"] == smp["tokens"]
+    for i, text in enumerate(o["loop"]):  # the greedy loop, one token per iteration
+        g = jrun("generate", "--model", tiny, "--text", TEXT, "--max-new-tokens", i + 1)
+        assert text == g["text"], i
+    g = jrun("generate", "--model", tiny, "--text", TEXT, "--max-new-tokens", 20)
+    assert o["generate"]["new_ids"] == g["new_ids"] and o["generate"]["text"] == g["text"]
+
+
 BAD = [
     # (args after the command's --model, words the one-line error must contain)
     (("next", "--text", ""), "empty"),
     (("next", "--text", TEXT, "--pos", "14"), "outside the sequence of 14 tokens"),
     (("next", "--text", TEXT, "--pos", "-15"), "outside the sequence"),
     (("next", "--text", TEXT, "--pos", "x"), "--pos"),
-    (("next", "--text", TEXT, "--top-k", "0"), "--top-k"),
+    (("next", "--text", TEXT, "--top-k", "-1"), "--top-k: '-1' is not a whole number >= 0"),
     (("next", "--ids", "1,2,99999"), "outside the model's vocabulary"),
     (("next", "--ids", "1,,2"), "--ids"),
-    (("next", "--text", TEXT, "--ids", "1"), "exactly one of --text or --ids"),
+    (("next", "--text", TEXT, "--ids", "1"), "exactly one of TEXT/--text or --ids"),
     (("next", "--text", TEXT, "--frobnicate"), "unknown"),
     (("rank", "--text", TEXT, "--token", " coffee cup"), "is 2 tokens (6891, 6508), not one"),
     (("rank", "--text", TEXT, "--token", ""), "is 0 tokens"),
     (("rank", "--text", TEXT), "--token"),
     (("rank", "--text", TEXT, "--token-id", "50257"), "--token-id"),
-    (("sample", "--text", TEXT, "-n", "60000"), "without replacement at most 50257"),
-    (("sample", "--text", TEXT, "-n", "5", "--top-k", "3"), "without replacement at most 3"),
+    (("sample", "--text", TEXT, "-n", "60000"), "need 60000 tokens of non-zero probability; here 50257"),
+    (("sample", "--text", TEXT, "-n", "5", "--top-k", "3"), "here 3 have one: use --replacement or -n 3"),
     (("sample", "--text", TEXT, "-n", "0"), "-n"),
     (("sample", "--text", TEXT, "--top-p", "0"), "--top-p: '0' is not a number in (0, 1]"),
     (("sample", "--text", TEXT, "--top-p", "1.5"), "(0, 1]"),

@@ -18,7 +18,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import BIN, as_unprivileged, run_cli, unwritable_folder
+from conftest import run_cli, unprivileged_cli, unwritable_folder
 
 V = 50257
 MAX_ID = 31337  # the synthetic row's argmax
@@ -302,7 +302,7 @@ def test_unwritable_folder(tmp_path, logits_npy):
         npy = base / "logits.npy"
         shutil.copyfile(logits_npy[0], npy)
         npy.chmod(0o644)
-        p = subprocess.run([*as_unprivileged(), str(BIN), "plot", "logits", "--npy", str(npy),
+        p = subprocess.run([*unprivileged_cli(base), "plot", "logits", "--npy", str(npy),
                             "-o", str(d / "fig.png")], capture_output=True, text=True, timeout=120)
         assert_clean_failure(p, d, "Permission denied")
     finally:
@@ -489,7 +489,8 @@ def test_lens_each_format_is_a_valid_file(tmp_path, tiny, fmt):
 def test_lens_svg_points_are_the_lens_probabilities(tmp_path, tiny, cmd):
     """One point per layer in each panel (embeddings + every block), where
     `lens --json` puts them: panel 3 the top token's probability, panel 1 the
-    final prediction's probability, panel 2 log10 of its rank."""
+    final prediction's probability, panel 2 log10 of its rank + 1 (ranks count
+    from 0, as in every command)."""
     out = tmp_path / "lens.svg"
     if cmd == "plot":
         p = plot("lens", "--model", tiny, "--text", TEXT, "--json", "-o", out)
@@ -516,14 +517,14 @@ def test_lens_svg_points_are_the_lens_probabilities(tmp_path, tiny, cmd):
         ids = [t["id"] for t in layer["top"]]
         if final in ids:
             i = ids.index(final)
-            assert drawn["mark_rank"][l] == i + 1
+            assert drawn["mark_rank"][l] == i == layer["top"][i]["rank"]
             assert abs(drawn["mark_prob"][l] - layer["top"][i]["prob"]) < 1e-6
             known += 1
         else:
-            assert drawn["mark_rank"][l] > 1000
-    assert known >= 2 and drawn["mark_rank"][-1] == 1
+            assert drawn["mark_rank"][l] >= 1000
+    assert known >= 2 and drawn["mark_rank"][-1] == 0
     assert_linear(np.array(drawn["mark_prob"]), panels[0, :, 1], "mark probability per layer")
-    assert_linear(np.log10(drawn["mark_rank"]), panels[1, :, 1], "mark log10 rank per layer")
+    assert_linear(np.log10(np.array(drawn["mark_rank"]) + 1), panels[1, :, 1], "mark log10 rank per layer")
 
 
 def test_lens_mark_and_hook(tmp_path, tiny):

@@ -31,7 +31,7 @@ def lib(tmp_path_factory):
         pytest.skip("no C compiler")
     so = tmp_path_factory.mktemp("lib") / "libsampling.so"
     subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-shared", "-fPIC",
-                    f"-I{ROOT}/include", f"-I{ROOT}/src", str(ROOT / "src/sampling.c"), str(ROOT / "src/torchsort.c"),
+                    f"-I{ROOT}/include", f"-I{ROOT}/src", str(ROOT / "src/sampling.c"), str(ROOT / "src/inspect.c"), str(ROOT / "src/torchsort.c"),
                     str(ROOT / "src/util.c"), "-o", str(so), "-lm"], check=True)
     L = ctypes.CDLL(str(so))
     fp = ctypes.POINTER(ctypes.c_float)

@@ -84,8 +84,8 @@ def test_jsonl_batches():
 
 
 def test_bad_command_lines():
-    one_line_error(run_cli("tokenize", "--model", DATA), "exactly one text")
-    one_line_error(run_cli("tokenize", "--model", DATA, "a", "b"), "exactly one text")
+    one_line_error(run_cli("tokenize", "--model", DATA), "give the text")
+    one_line_error(run_cli("tokenize", "--model", DATA, "a", "b"), "unexpected argument 'b'")
     one_line_error(run_cli("tokenize", "--model", DATA, "--jsonl", "x", input=""), "--jsonl")
     one_line_error(run_cli("tokenize", "--model", DATA, "--bogus", "x"), "--bogus")
     one_line_error(run_cli("detokenize", "--model", DATA), "--ids or --jsonl")

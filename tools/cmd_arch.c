@@ -8,13 +8,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_HELP = 2000 };
 
-static const char usage[] =
-    "usage: logitscope arch [--model DIR|REPO] [--revision R] [--json]\n"
-    "  prints the module tree as PyTorch prints transformers' GPT2LMHeadModel,\n"
-    "  the parameter counts, the weights file's dtype and size, and the hook\n"
-    "  point names with their shapes (T = new tokens, P = cached + new)\n";
+static int run(int argc, char **argv);
+
+const cli_command cli_cmd_arch = {
+    .name = "arch",
+    .summary = "the module tree as PyTorch prints it, parameter counts, file, hook points",
+    .synopsis = "[options]",
+    .about = "Prints the module tree as PyTorch prints transformers' GPT2LMHeadModel, the\n"
+             "parameter counts, the weights file's dtype and size, and the hook point names\n"
+             "with their shapes (T = new tokens, P = cached + new).\n",
+    .groups = CLI_MODEL | CLI_OUTPUT,
+    .json = "  {\"model\", \"class\", \"tree\", \"parameters\", \"file\",\n"
+            "   \"hook_points\": [{\"name\", \"shape\"}]}\n",
+    .run = run,
+};
 
 /* A float as Python's repr prints it: the shortest text that reads back as
  * the same float32 ("0.1", "1e-05"), with ".0" added to integers ("0.0"). */
@@ -252,28 +260,14 @@ static void print_text(const lsc_model *m, const char *tree) {
     }
 }
 
-int cmd_arch(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"model", required_argument, 0, OPT_MODEL},
-        {"revision", required_argument, 0, OPT_REVISION},
-        {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_arch, argc, argv);
     int opt;
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (opt == OPT_HELP) {
-            fputs(usage, stdout);
-            return 0;
-        }
-        if (cli_common_option(&c, opt, optarg) <= 0)
-            return cli_error("arch: unknown or incomplete option '%s' (see logitscope arch --help)",
-                             argv[optind - 1]);
+    while ((opt = cli_args_next(&a)) > 0) {
     }
-    if (optind < argc) return cli_error("arch: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
     lsc_model *m = cli_load_model(&c);
     if (!m) return 1;
     char *tree = module_tree(lsc_model_config(m));

@@ -6,40 +6,44 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-static void usage(FILE *out) {
-    fputs("usage: logitscope download NAME [--revision R]\n"
-          "Fetches config.json, generation_config.json, model.safetensors, vocab.json,\n"
-          "merges.txt and tokenizer.json (when present) of the Hub repo NAME (e.g. gpt2,\n"
-          "openai-community/gpt2-medium) into the Hugging Face cache ($HF_HUB_CACHE,\n"
-          "$HF_HOME/hub or ~/.cache/huggingface/hub) and prints the snapshot folder.\n"
-          "Environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 (check the cache only).\n",
-          out);
-}
+static int run(int argc, char **argv);
 
-int cmd_download(int argc, char **argv) {
-    static const struct option opts[] = {
-        {"revision", required_argument, 0, OPT_REVISION},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    const char *revision = NULL;
+static const cli_opt opts[] = {
+    {"revision", 0, "R", OPT_REVISION, "the branch, tag or commit (default main)"},
+    {0},
+};
+
+const cli_command cli_cmd_download = {
+    .name = "download",
+    .summary = "fetch a Hub repo (NAME [--revision R]) into the Hugging Face cache",
+    .synopsis = "NAME [--revision R]",
+    .about = "Fetches config.json, generation_config.json, model.safetensors, vocab.json,\n"
+             "merges.txt and tokenizer.json (when present) of the Hub repo NAME (e.g. gpt2,\n"
+             "openai-community/gpt2-medium) into the Hugging Face cache ($HF_HUB_CACHE,\n"
+             "$HF_HOME/hub or ~/.cache/huggingface/hub) and prints the snapshot folder.\n"
+             "Environment: HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE=1 (check the cache only).\n"
+             "Without network, use --model DIR with a local folder instead (docs/hub.md).\n",
+    .opts = opts,
+    .positional = "NAME",
+    .run = run,
+};
+
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_download, argc, argv);
+    const char *name = NULL;
     int opt;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        if (opt == OPT_REVISION) revision = optarg;
-        else if (opt == 'h') {
-            usage(stdout);
-            return 0;
-        } else if (opt == ':') {
-            return cli_error("download: %s needs a value", argv[optind - 1]);
-        } else {
-            return cli_error("download: unknown option '%s' (see logitscope download --help)",
-                             argv[optind - 1]);
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == CLI_ARG) {
+            if (name)
+                return cli_usage_error("download: unexpected argument '%s' (give exactly one repo id)",
+                                       a.val);
+            name = a.val;
         }
     }
-    if (optind != argc - 1)
-        return cli_error("download: give exactly one repo id, e.g. logitscope download gpt2");
-    const char *name = argv[optind];
+    if (opt < 0) return a.status;
+    if (!name) return cli_usage_error("download: give exactly one repo id, e.g. logitscope download gpt2");
+    const char *revision = a.c.revision; /* the option is the MODEL group's */
     if (access(name, F_OK) == 0)
         return cli_error("download: %s is a local folder or file, not a Hub repo id", name);
     char *dir = NULL;

@@ -8,36 +8,50 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_N, OPT_HELP };
+enum { OPT_MAX_NEW = 2000, OPT_GREEDY, OPT_DO_SAMPLE, OPT_SHOW_STEPS, OPT_NO_STOP, OPT_N };
 
-static const char usage[] =
-    "usage: logitscope generate [--model DIR|REPO] (--text T | --ids 1,2,3) [--max-new-tokens N]\n"
-    "                           [--greedy | --do-sample] [--temperature X] [--top-k K]\n"
-    "                           [--top-p P] [--min-p P] [--repetition-penalty R] [--seed S]\n"
-    "                           [--show-steps] [--no-stop] [--n N] [--json]\n"
-    "Generates up to N new tokens, streaming the text, with the defaults of transformers'\n"
-    "model.generate(input_ids): those of the model folder's generation_config.json when\n"
-    "it has one (do_sample, temperature, top_k, top_p, min_p, repetition_penalty,\n"
-    "eos_token_id, max_new_tokens, max_length), else greedy, temperature 1, top-k 50,\n"
-    "top-p 1, and 20 new tokens (fewer when the context is full). A max_length in the\n"
-    "file counts the prompt. Flags override the file. --do-sample (implied by\n"
-    "--temperature, --top-k, --top-p, --min-p) samples; --greedy does not.\n"
-    "--repetition-penalty applies in both modes. Stops after the eos token (the file's\n"
-    "eos_token_id, else <|endoftext|>) unless --no-stop. The same --seed (default 0)\n"
-    "gives the same tokens.\n"
-    "  --show-steps  print 'Iteration i:  <text so far>' after each token\n"
-    "  --n N         N independent samples of the prompt (seeds S, S+1, ...), generated\n"
-    "                together in one batch and printed when done (not with --show-steps,\n"
-    "                --hook or --cache)\n"
-    "  --json        {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\"}; with --n,\n"
-    "                {\"prompt_ids\", \"samples\": [{\"seed\", \"new_ids\", \"text\", \"new_text\",\n"
-    "                \"stop\"}, ...]}\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"max-new-tokens", 0, "N", OPT_MAX_NEW, "at most N new tokens (default: the model's, else 20)"},
+    {"greedy", 0, NULL, OPT_GREEDY, "always the most likely token"},
+    {"do-sample", 0, NULL, OPT_DO_SAMPLE,
+     "sample (implied by --temperature, --top-k, --top-p, --min-p)"},
+    {"show-steps", 0, NULL, OPT_SHOW_STEPS,
+     "print 'Iteration i:  <text so far>' after each token (--json: \"steps\")"},
+    {"no-stop", 0, NULL, OPT_NO_STOP, "do not stop at the eos token"},
+    {"n", 0, "N", OPT_N,
+     "N independent samples of the prompt (seeds S, S+1, ...), generated together in one "
+     "batch and printed when done (not with --show-steps, --hook or --cache)"},
+    {0},
+};
+
+const cli_command cli_cmd_generate = {
+    .name = "generate",
+    .summary = "continue a text (greedy or sampled), streamed, with the KV cache",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3)",
+    .about = "Generates up to N new tokens, streaming the text, with the defaults of\n"
+             "transformers' model.generate(input_ids): those of the model folder's\n"
+             "generation_config.json when it has one (do_sample, temperature, top_k, top_p,\n"
+             "min_p, repetition_penalty, eos_token_id, max_new_tokens, max_length), else\n"
+             "greedy, temperature 1, top-k 50, top-p 1 and 20 new tokens (fewer when the\n"
+             "context is full). Flags override the file. --repetition-penalty applies in\n"
+             "both modes. Stops after the eos token (the file's eos_token_id, else\n"
+             "<|endoftext|>) unless --no-stop. The same --seed gives the same tokens.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_SAMPLER | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"prompt_ids\", \"new_ids\", \"text\", \"new_text\", \"stop\", \"do_sample\",\n"
+            "   \"seed\", \"max_new_tokens\", \"generation_config\"} (+ \"steps\" with --show-steps);\n"
+            "  with --n: {\"prompt_ids\", \"samples\": [{\"seed\", \"new_ids\", \"text\",\n"
+            "   \"new_text\", \"stop\"}, ...]}\n",
+    .run = run,
+};
 
 /* What the per-token callback needs. */
 typedef struct gen_state {
     const lsc_tokenizer *tok;
     bool show_steps, json;
+    cJSON *steps; /* --show-steps --json: the text after each step */
     int32_t *seq; /* prompt + new tokens so far */
     size_t len;
 } gen_state;
@@ -48,7 +62,15 @@ typedef struct gen_state {
 static int on_token(int32_t id, size_t step, void *user) {
     gen_state *g = user;
     g->seq[g->len++] = id;
-    if (g->json) return 0;
+    if (g->json) {
+        char *text;
+        size_t len;
+        if (g->steps && lsc_tokenizer_decode(g->tok, g->seq, g->len, &text, &len, NULL) == LSC_OK) {
+            cJSON_AddItemToArray(g->steps, cJSON_CreateString(text));
+            lsc_free(text);
+        }
+        return 0;
+    }
     if (g->show_steps) {
         char *text;
         size_t len;
@@ -190,61 +212,39 @@ static void apply_flags(lsc_sampler_params *sp, const lsc_sampler_params *flags,
 #undef GIVEN
 }
 
-int cmd_generate(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         CLI_SAMPLER_OPTIONS,
-                                         {"max-new-tokens", required_argument, 0, OPT_MAX_NEW},
-                                         {"greedy", no_argument, 0, OPT_GREEDY},
-                                         {"do-sample", no_argument, 0, OPT_DO_SAMPLE},
-                                         {"show-steps", no_argument, 0, OPT_SHOW_STEPS},
-                                         {"no-stop", no_argument, 0, OPT_NO_STOP},
-                                         {"n", required_argument, 0, OPT_N},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
-    lsc_sampler_params flags = lsc_sampler_default_params(), sp;
-    unsigned given = 0; /* the sampler flags given, bit opt - OPT_TEMPERATURE */
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_generate, argc, argv);
     long max_new = 0;   /* 0: from generation_config.json or transformers' default */
     long n_samples = 1; /* --n */
     bool greedy = false, do_sample = false, show_steps = false, no_stop = false;
-    const char *warper_flag = NULL; /* a flag that only means something when sampling */
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (!r) {
-            r = cli_sampler_option(&flags, opt, optarg);
-            if (r > 0) given |= 1u << (opt - OPT_TEMPERATURE);
-            if (r > 0 && opt != OPT_REPETITION_PENALTY && opt != OPT_SEED)
-                warper_flag = argv[optind - 1 - (optarg == argv[optind - 1])];
-        }
-        if (r < 0) return 1;
-        if (r) continue;
+    while ((opt = cli_args_next(&a)) > 0) {
         if (opt == OPT_MAX_NEW) {
-            if (!cli_parse_int(optarg, 1, 1000000, &max_new))
-                return cli_error("--max-new-tokens: '%s' is not a whole number from 1 to 1000000",
-                                 optarg);
+            if (!cli_parse_int(a.val, 1, 1000000, &max_new))
+                return cli_usage_error("--max-new-tokens: '%s' is not a whole number from 1 to "
+                                       "1000000",
+                                       a.val);
         } else if (opt == OPT_N) {
-            if (!cli_parse_int(optarg, 1, 256, &n_samples))
-                return cli_error("--n: '%s' is not a whole number from 1 to 256", optarg);
+            if (!cli_parse_int(a.val, 1, 256, &n_samples))
+                return cli_usage_error("--n: '%s' is not a whole number from 1 to 256", a.val);
         } else if (opt == OPT_GREEDY) greedy = true;
         else if (opt == OPT_DO_SAMPLE) do_sample = true;
         else if (opt == OPT_SHOW_STEPS) show_steps = true;
         else if (opt == OPT_NO_STOP) no_stop = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("generate: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (optind < argc) return cli_error("generate: unexpected argument '%s'", argv[optind]);
-    if (greedy && do_sample) return cli_error("generate: --greedy and --do-sample exclude each other");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    lsc_sampler_params flags = a.sampler, sp;
+    unsigned given = a.sampler_given;
+    const char *warper_flag = a.warper_flag; /* a flag that only means something when sampling */
+    if (greedy && do_sample)
+        return cli_usage_error("generate: --greedy and --do-sample exclude each other");
     if (greedy && warper_flag)
-        return cli_error("generate: %s only applies when sampling, not with --greedy", warper_flag);
+        return cli_usage_error("generate: %s only applies when sampling, not with --greedy", warper_flag);
     if (n_samples > 1 && (show_steps || c.n_hooks || c.n_cache))
-        return cli_error("generate: --n %ld does not combine with %s", n_samples,
-                         show_steps ? "--show-steps" : c.n_hooks ? "--hook" : "--cache");
+        return cli_usage_error("generate: --n %ld does not combine with %s", n_samples,
+                               show_steps ? "--show-steps" : c.n_hooks ? "--hook" : "--cache");
 
     cli_lm lm;
     int rc = 1;
@@ -286,6 +286,10 @@ int cmd_generate(int argc, char **argv) {
     g.tok = lm.tok;
     g.show_steps = show_steps;
     g.json = c.json;
+    if (c.json && show_steps && !(g.steps = cJSON_CreateArray())) {
+        cli_error("out of memory");
+        goto out;
+    }
     g.seq = malloc((lm.n + (size_t)max_new) * sizeof *g.seq);
     if (!g.seq) {
         cli_error("out of memory");
@@ -314,6 +318,8 @@ int cmd_generate(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "seed", (double)sp.seed);
         cJSON_AddNumberToObject(o, "max_new_tokens", (double)max_new);
         cJSON_AddBoolToObject(o, "generation_config", gc.found);
+        if (g.steps) cJSON_AddItemToObject(o, "steps", g.steps);
+        g.steps = NULL;
         rc = cli_print_json(o);
         goto out;
     }
@@ -321,6 +327,7 @@ int cmd_generate(int argc, char **argv) {
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
     if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
+    cJSON_Delete(g.steps);
     free(g.seq);
     lsc_free(new_ids);
     lsc_sampler_free(smp);

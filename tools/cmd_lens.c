@@ -16,22 +16,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_POS = 2000, OPT_TOPK, OPT_HELP, OPT_PLOT, OPT_MARK, OPT_MARK_ID, OPT_MARK_NEXT };
+enum { OPT_POS = 2000, OPT_TOPK, OPT_PLOT, OPT_MARK, OPT_MARK_ID, OPT_MARK_NEXT };
 
-static const char usage[] =
-    "usage: logitscope lens [--model DIR|REPO] (--text T | --ids 1,2,3) [--pos I]\n"
-    "                       [--top-k 5] [--json] [--threads N] [--hook ...]\n"
-    "                       [--plot FILE.png|svg|pdf] [--mark TOKEN | --mark-id ID | --mark-next]\n"
-    PLOT_FIGURE_USAGE
-    "  for each layer, the top tokens of the residual stream at position I\n"
-    "  (default -1, the last; negative counts from the end) read through ln_final\n"
-    "  and the unembedding: layer 0 is the embeddings (blocks.0.hook_resid_pre),\n"
-    "  layer i the output of block i - 1 (blocks.{i-1}.hook_resid_post)\n"
-    "  --plot (or `logitscope plot lens -o FILE` with the same options) draws, per\n"
-    "  layer, the probability and rank of the marked token (default: the final\n"
-    "  prediction, the last layer's top token) and the top token with its text\n"
-    "  (12x3.3 in)\n"
-    CLI_HOOK_USAGE;
+static int lens_run(int argc, char **argv);
+static int plot_lens_run(int argc, char **argv);
+
+#define LENS_ABOUT                                                                         \
+    "For each layer, the top tokens of the residual stream at position I read through\n"   \
+    "ln_final and the unembedding: layer 0 is the embeddings (blocks.0.hook_resid_pre),\n" \
+    "layer i the output of block i - 1 (blocks.{i-1}.hook_resid_post). The figure\n"       \
+    "shows, per layer, the probability and rank (0 = top) of the marked token (default:\n" \
+    "the final prediction, the last layer's top token) and the top token (12x3.3 in).\n"
+#define LENS_OPTS(...)                                                                 \
+    {"pos", 0, "I", OPT_POS, "the position (default -1, the last; negative counts from the end)"}, \
+        {"top-k", 0, "K", OPT_TOPK, "how many top tokens per layer (default 5; 0 = all)"},      \
+        __VA_ARGS__,                                                                        \
+        {"mark", 0, "TOKEN", OPT_MARK, "the token the figure follows, as one token's text"},    \
+        {"mark-id", 0, "ID", OPT_MARK_ID, "the token the figure follows, by id"},              \
+        {"mark-next", 0, NULL, OPT_MARK_NEXT, "the figure follows the next input token"},      \
+        PLOT_FIGURE_OPTIONS, {0}
+#define LENS_JSON                                                                           \
+    "  {\"pos\", \"id\", \"layers\": [{\"layer\", \"stream\",\n"                             \
+    "   \"top\": [{\"rank\", \"id\", \"token\", \"logit\", \"prob\", \"logprob\"}]}],\n"          \
+    "   \"plot\" (with a figure): {\"file\", ..., \"mark\", \"mark_prob\", \"mark_rank\", \"top_id\"}}\n"
+
+static const cli_opt lens_opts[] = {
+    LENS_OPTS({"plot", 0, "FILE", OPT_PLOT, "also draw the figure into FILE.png|svg|pdf"})};
+static const cli_opt plot_lens_opts[] = {
+    LENS_OPTS({"output", 'o', "FILE", OPT_PLOT, "the figure's file: FILE.png|svg|pdf"})};
+
+const cli_command cli_cmd_lens = {
+    .name = "lens",
+    .summary = "logit lens: each layer's top tokens at a position (--pos, --top-k)",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3)",
+    .about = LENS_ABOUT,
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = lens_opts,
+    .json = LENS_JSON,
+    .run = lens_run,
+};
+
+/* `plot lens`: the same command drawing its figure, without the table. */
+static const cli_command plot_lens_cmd = {
+    .name = "plot lens",
+    .summary = "the logit lens figure",
+    .synopsis = "-o FILE [options] (TEXT | --text T | --ids 1,2,3)",
+    .about = LENS_ABOUT,
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = plot_lens_opts,
+    .json = LENS_JSON,
+    .run = plot_lens_run,
+};
 
 /* Prints a token's text quoted, with \\, ', and control bytes escaped. */
 static void print_token(const lsc_tokenizer *tok, int32_t id) {
@@ -56,7 +91,7 @@ static void print_token(const lsc_tokenizer *tok, int32_t id) {
 
 /* Draws the lens (rows lens[(L + 1) * V] of logits, one per layer) into
  * `path`: three panels over the layers, the probability of token `mark`, its
- * rank (log10, 1 = top, each point labelled) and the top token's probability
+ * rank (0 = top; drawn as log10(rank + 1), each point labelled) and the top token's probability
  * (labelled with its text where it differs from the layer before). Adds
  * what was drawn to `json` (may be
  * NULL) as "plot". Prints the error and returns false on failure (no file
@@ -80,13 +115,13 @@ static bool draw_lens(const char *path, plot_figure *fig, const lsc_tokenizer *t
     for (size_t l = 0; l < n; l++) {
         const float *row = lens + l * V;
         lsc_softmax(row, V, prob);
-        long r = 1;
+        long r = 0; /* 0 = top, as every command counts */
         for (size_t j = 0; j < V; j++) r += row[j] > row[mark];
         top[l] = (int32_t)lsc_argmax(row, V);
         x[l] = (float)l;
         pm[l] = prob[mark];
         rank[l] = r;
-        lr[l] = (float)log10((double)r);
+        lr[l] = (float)log10((double)r + 1);
         pt[l] = prob[top[l]];
         rank_lab[l] = text + 2 * l * LABEL;
         top_lab[l] = l > 0 && top[l] == top[l - 1] ? NULL : text + (2 * l + 1) * LABEL;
@@ -96,12 +131,12 @@ static bool draw_lens(const char *path, plot_figure *fig, const lsc_tokenizer *t
     char mark_text[LABEL], t0[96], t1[96];
     plot_token_label(tok, mark, mark_text, sizeof mark_text);
     snprintf(t0, sizeof t0, "P(%s) per layer", mark_text);
-    snprintf(t1, sizeof t1, "Rank of %s (1 = top)", mark_text);
+    snprintf(t1, sizeof t1, "Rank of %s (0 = top)", mark_text);
     const char *xl = "Layer (0 = embeddings)";
     double xt = ceil((double)n / 13.0); /* whole layers, at most 13 labels */
     fig->n_panels = 3;
     fig->panels[0] = (plot_panel){x, pm, n, t0, xl, "Probability", -1, NULL, true, xt, NULL};
-    fig->panels[1] = (plot_panel){x, lr, n, t1, xl, "log10(rank)", -1, NULL, true, xt, rank_lab};
+    fig->panels[1] = (plot_panel){x, lr, n, t1, xl, "log10(rank + 1)", -1, NULL, true, xt, rank_lab};
     fig->panels[2] = (plot_panel){x, pt, n, "Top token per layer", xl, "Probability", -1, NULL,
                                   true, xt, top_lab};
     plot_info info;
@@ -135,55 +170,37 @@ done:
 /* `lens` (figure_cmd false: the table, --plot optional) and `plot lens`
  * (figure_cmd true: -o FILE required, no table). */
 static int lens_main(int argc, char **argv, bool figure_cmd) {
-    const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        CLI_HOOK_OPTIONS,
-        {"pos", required_argument, 0, OPT_POS},
-        {"top-k", required_argument, 0, OPT_TOPK},
-        {"help", no_argument, 0, OPT_HELP},
-        {figure_cmd ? "output" : "plot", required_argument, 0, OPT_PLOT},
-        {"mark", required_argument, 0, OPT_MARK},
-        {"mark-id", required_argument, 0, OPT_MARK_ID},
-        {"mark-next", no_argument, 0, OPT_MARK_NEXT},
-        PLOT_FIGURE_OPTIONS,
-        {0, 0, 0, 0},
-    };
-    cli_common c = {0};
+    cli_args a;
+    cli_args_begin(&a, figure_cmd ? &plot_lens_cmd : &cli_cmd_lens, argc, argv);
     const char *pos_arg = NULL, *plot_path = NULL, *mark_arg = NULL;
     int mark_opt = 0, n_mark_opts = 0;
     plot_figure fig = {.width_in = 12.0, .height_in = 3.3, .dpi = 100, .theme = PLOT_LIGHT};
     long k = 5;
     int opt;
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, figure_cmd ? "o:" : "", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r == 0) r = plot_figure_option(&fig, opt, optarg);
-        if (r < 0) return 1;
+    while ((opt = cli_args_next(&a)) > 0) {
+        int r = plot_figure_option(&fig, opt, a.val);
+        if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         switch (opt) {
-        case OPT_POS: pos_arg = optarg; break;
+        case OPT_POS: pos_arg = a.val; break;
         case OPT_TOPK:
-            if (!cli_parse_int(optarg, 1, 1000, &k))
-                return cli_error("--top-k: '%s' is not a number from 1 to 1000", optarg);
+            if (!cli_parse_top_k(a.flag, a.val, &k)) return CLI_EXIT_USAGE;
             break;
-        case OPT_HELP: fputs(usage, stdout); return 0;
-        case 'o':
-        case OPT_PLOT: plot_path = optarg; break;
+        case OPT_PLOT: plot_path = a.val; break;
         case OPT_MARK:
         case OPT_MARK_ID:
-        case OPT_MARK_NEXT: mark_opt = opt, mark_arg = optarg, n_mark_opts++; break;
-        default:
-            return cli_error("lens: unknown or incomplete option '%s' (see logitscope lens --help)",
-                             argv[optind - 1]);
+        case OPT_MARK_NEXT: mark_opt = opt, mark_arg = a.val, n_mark_opts++; break;
         }
     }
-    if (optind < argc) return cli_error("lens: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
     if (figure_cmd && !plot_path)
-        return cli_error("plot lens: give the output file with -o FILE.png|.svg|.pdf");
+        return cli_usage_error("plot lens: give the output file with -o FILE.png|.svg|.pdf");
     if (!plot_path && n_mark_opts)
-        return cli_error("--mark, --mark-id and --mark-next choose the token --plot draws; give --plot FILE");
-    if (n_mark_opts > 1) return cli_error("give at most one of --mark, --mark-id, --mark-next");
+        return cli_usage_error("--mark, --mark-id and --mark-next choose the token --plot draws; "
+                               "give --plot FILE");
+    if (n_mark_opts > 1)
+        return cli_usage_error("give at most one of --mark, --mark-id, --mark-next");
     if (plot_path && !plot_check_output(plot_path)) return 1;
 
     int rc = 1;
@@ -197,15 +214,9 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
     lsc_error err;
     if (!(model = cli_load_model(&c)) || !(tok = cli_load_tokenizer(&c))) goto done;
     if (!cli_input_ids(&c, tok, &ids, &n)) goto done;
-    long pos = (long)n - 1;
-    if (pos_arg) {
-        if (!cli_parse_int(pos_arg, -(long)n, (long)n - 1, &pos)) {
-            cli_error("--pos: '%s' is not a position in [%ld, %zu) for %zu tokens", pos_arg,
-                      -(long)n, n, n);
-            goto done;
-        }
-        if (pos < 0) pos += (long)n;
-    }
+    size_t upos = n - 1;
+    if (pos_arg && !cli_parse_pos(pos_arg, n, &upos)) goto done;
+    long pos = (long)upos;
     size_t V = (size_t)lsc_model_n_vocab(model), L = (size_t)lsc_model_n_layer(model);
     long mark = -1; /* -1: the last layer's top token */
     if (mark_opt == OPT_MARK_NEXT) {
@@ -220,18 +231,13 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
             goto done;
         }
     } else if (mark_opt == OPT_MARK) {
-        int32_t *mids = NULL;
-        size_t mn = 0;
-        if (lsc_tokenizer_encode(tok, mark_arg, strlen(mark_arg), 0, &mids, &mn, &err) != LSC_OK) {
-            cli_error("--mark: %s", err.message);
+        int32_t mid;
+        if (!cli_single_token(tok, "--mark", mark_arg, c.no_special, &mid)) goto done;
+        if ((size_t)mid >= V) {
+            cli_error("--mark: id %d is outside the model's vocabulary of %zu", (int)mid, V);
             goto done;
         }
-        mark = mn == 1 ? mids[0] : -1;
-        lsc_free(mids);
-        if (mn != 1 || mark >= (long)V) {
-            cli_error("--mark: '%s' is %zu tokens, not one", mark_arg, mn);
-            goto done;
-        }
+        mark = mid;
     }
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = c.threads;
@@ -240,7 +246,7 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
         goto done;
     }
     if (!cli_hooks_attach(&c, ctx, tok, &hooks)) goto done;
-    if ((size_t)k > V) k = (long)V;
+    if (k == 0 || (size_t)k > V) k = (long)V;
     lens = malloc((L + 1) * V * sizeof *lens);
     prob = malloc(V * sizeof *prob);
     top = malloc((size_t)k * sizeof *top);
@@ -284,6 +290,7 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
         if (l == 0) snprintf(stream, sizeof stream, "blocks.0.hook_resid_pre");
         else snprintf(stream, sizeof stream, "blocks.%zu.hook_resid_post", l - 1);
         lsc_softmax(row, V, prob);
+        double lse = lsc_logsumexp(row, V);
         lsc_top_k(row, V, (size_t)k, top, NULL);
         if (c.json) {
             cJSON *o = cJSON_CreateObject(), *arr;
@@ -292,6 +299,7 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
             arr = cJSON_AddArrayToObject(o, "top");
             for (long i = 0; i < k; i++) {
                 cJSON *t = cJSON_CreateObject();
+                cJSON_AddNumberToObject(t, "rank", (double)i);
                 char *s = NULL;
                 size_t sl;
                 cJSON_AddNumberToObject(t, "id", top[i]);
@@ -300,6 +308,7 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
                 lsc_free(s);
                 cJSON_AddNumberToObject(t, "logit", row[top[i]]);
                 cJSON_AddNumberToObject(t, "prob", prob[top[i]]);
+                cJSON_AddNumberToObject(t, "logprob", (double)row[top[i]] - lse);
                 cJSON_AddItemToArray(arr, t);
             }
             cJSON_AddItemToArray(layers, o);
@@ -313,17 +322,7 @@ static int lens_main(int argc, char **argv, bool figure_cmd) {
             putchar('\n');
         }
     }
-    if (c.json) {
-        char *s = cJSON_PrintUnformatted(root);
-        if (!s) {
-            cJSON_Delete(root);
-            cli_error("out of memory");
-            goto done;
-        }
-        puts(s);
-        free(s);
-        cJSON_Delete(root);
-    }
+    if (c.json && cli_print_json(root) != 0) goto done;
 wrote:
     if (plot_path && !c.json)
         printf("wrote %s (lens, %zu layers, %d panels, %zu points) in %.3f s\n", plot_path, L + 1,
@@ -341,6 +340,8 @@ done:
     return rc;
 }
 
-int cmd_lens(int argc, char **argv) { return lens_main(argc, argv, false); }
+static int lens_run(int argc, char **argv) { return lens_main(argc, argv, false); }
 
-int cmd_plot_lens(int argc, char **argv) { return lens_main(argc, argv, true); }
+static int plot_lens_run(int argc, char **argv) { return lens_main(argc, argv, true); }
+
+int cli_plot_lens(int argc, char **argv) { return plot_lens_run(argc, argv); }

@@ -8,17 +8,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_POS = 2000, OPT_NPY, OPT_HELP };
+enum { OPT_POS = 2000, OPT_NPY };
 
-static const char usage[] =
-    "usage: logitscope logits [--model DIR|REPO] [--revision R]\n"
-    "                         (--ids 464,2068,7586 | --text T) [--pos I]\n"
-    "                         [--npy FILE] [--json] [--threads N] [--weights f32|bf16|q8]\n"
-    "  --model: a folder or a Hub repo id (default gpt2; see logitscope download)\n"
-    "  prints the logits' shape [T, n_vocab] and, for each position (or only\n"
-    "  --pos I, negative counts from the end), the argmax token id, its logit and\n"
-    "  the sum of the row of raw logits; --npy writes all logits as float32 .npy\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"pos", 0, "I", OPT_POS, "only this position (negative counts from the end)"},
+    {"npy", 0, "FILE", OPT_NPY, "write all the logits [T, n_vocab] as a float32 .npy"},
+    {0},
+};
+
+const cli_command cli_cmd_logits = {
+    .name = "logits",
+    .summary = "logits at every position of the input (shape, argmax, row sums, --npy)",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3)",
+    .about = "Prints the logits' shape [T, n_vocab] and, for each position (or only --pos I),\n"
+             "the argmax token id, its logit and the sum of the row of raw logits.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"shape\": [T, n_vocab], \"npy\" (with --npy),\n"
+            "   \"positions\": [{\"pos\", \"id\", \"argmax\", \"logit\", \"logit_sum\"}]}\n",
+    .run = run,
+};
 
 /* Sum of a row in double, printed as the row's total. */
 static double row_sum(const float *row, size_t n) {
@@ -27,34 +38,17 @@ static double row_sum(const float *row, size_t n) {
     return s;
 }
 
-int cmd_logits(int argc, char **argv) {
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        CLI_HOOK_OPTIONS,
-        {"pos", required_argument, 0, OPT_POS},
-        {"npy", required_argument, 0, OPT_NPY},
-        {"help", no_argument, 0, OPT_HELP},
-        {0, 0, 0, 0},
-    };
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_logits, argc, argv);
     const char *npy = NULL, *pos_arg = NULL;
     int opt;
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r > 0) continue;
-        switch (opt) {
-        case OPT_POS: pos_arg = optarg; break;
-        case OPT_NPY: npy = optarg; break;
-        case OPT_HELP: fputs(usage, stdout); return 0;
-        default:
-            return cli_error("logits: unknown or incomplete option '%s' (see logitscope logits --help)",
-                             argv[optind - 1]);
-        }
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_POS) pos_arg = a.val;
+        else if (opt == OPT_NPY) npy = a.val;
     }
-    if (optind < argc) return cli_error("logits: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
 
     int rc = 1;
     lsc_model *model = NULL;
@@ -67,17 +61,9 @@ int cmd_logits(int argc, char **argv) {
     if (!(model = cli_load_model(&c))) goto done;
     if (c.text && !(tok = cli_load_tokenizer(&c))) goto done;
     if (!cli_input_ids(&c, tok, &ids, &n)) goto done;
-    long pos = -1;
-    bool one = false;
-    if (pos_arg) {
-        if (!cli_parse_int(pos_arg, -(long)n, (long)n - 1, &pos)) {
-            cli_error("--pos: '%s' is not a position in [%ld, %zu) for %zu tokens", pos_arg,
-                      -(long)n, n, n);
-            goto done;
-        }
-        if (pos < 0) pos += (long)n;
-        one = true;
-    }
+    size_t pos = 0;
+    bool one = pos_arg != NULL;
+    if (one && !cli_parse_pos(pos_arg, n, &pos)) goto done;
     lsc_ctx_params cp = lsc_ctx_default_params();
     cp.n_threads = c.threads;
     if (lsc_ctx_new(model, cp, &ctx, &err)) {
@@ -97,7 +83,7 @@ int cmd_logits(int argc, char **argv) {
         int64_t shape[2] = {(int64_t)n, (int64_t)V};
         if (!npy_save_f32(npy, logits, shape, 2)) goto done;
     }
-    size_t first = one ? (size_t)pos : 0, last = one ? (size_t)pos + 1 : n;
+    size_t first = one ? pos : 0, last = one ? pos + 1 : n;
     if (c.json) {
         cJSON *root = cJSON_CreateObject(), *shape = cJSON_AddArrayToObject(root, "shape");
         cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)n));
@@ -111,14 +97,12 @@ int cmd_logits(int argc, char **argv) {
             cJSON_AddNumberToObject(r, "id", ids[t]);
             cJSON_AddNumberToObject(r, "argmax", (double)am);
             cJSON_AddNumberToObject(r, "logit", row[am]);
-            cJSON_AddNumberToObject(r, "sum", row_sum(row, V));
+            cJSON_AddNumberToObject(r, "logit_sum", row_sum(row, V));
             cJSON_AddItemToArray(rows, r);
         }
         if (npy) cJSON_AddStringToObject(root, "npy", npy);
-        char *s = cJSON_PrintUnformatted(root);
-        if (s) puts(s);
-        free(s);
-        cJSON_Delete(root);
+        rc = cli_print_json(root);
+        goto done;
     } else {
         printf("logits shape [%zu, %zu]\n", n, V);
         printf("%5s %8s %8s %14s %16s\n", "pos", "id", "argmax", "logit", "row_sum");

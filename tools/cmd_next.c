@@ -8,17 +8,30 @@
 #include <limits.h>
 #include <stdlib.h>
 
-enum { OPT_POS = 2000, OPT_K, OPT_HELP };
+enum { OPT_POS = 2000, OPT_K };
 
-static const char usage[] =
-    "usage: logitscope next [--model DIR|REPO] (--text T | --ids 1,2,3) [--pos I] [--top-k K] [--json]\n"
-    "The most likely next token after position I (default the last; negative\n"
-    "counts from the end) and a table of the K (default 10) most likely: logit,\n"
-    "probability (softmax), log-probability (log-softmax) and token.\n"
-    "  --json  {\"position\", \"n_tokens\", \"token\", \"argmax\", \"logit_sum\",\n"
-    "           \"top\": [{\"id\", \"token\", \"logit\", \"prob\", \"logprob\"}]}\n"
-    "  --threads N  worker threads (0 = all cores)\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"pos", 0, "I", OPT_POS, "the position (default -1, the last; negative counts from the end)"},
+    {"top-k", 0, "K", OPT_K, "how many of the most likely tokens to list (default 10; 0 = all)"},
+    {0},
+};
+
+const cli_command cli_cmd_next = {
+    .name = "next",
+    .summary = "the most likely next token and the top-k table (logit, prob, logprob)",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3)",
+    .about = "The most likely next token after position I and a table of the K most likely:\n"
+             "rank (0 = the most likely), id, logit, probability (softmax), log-probability\n"
+             "(log-softmax) and token (Python repr: the leading space shows).\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"pos\", \"n_tokens\", \"n_vocab\", \"input\": {\"id\", \"token\"}, \"argmax\": {\"id\",\n"
+            "   \"token\", \"logit\", \"prob\", \"logprob\"}, \"logit_sum\",\n"
+            "   \"top\": [{\"rank\", \"id\", \"token\", \"logit\", \"prob\", \"logprob\"}]}\n",
+    .run = run,
+};
 
 /* Adds {"id", "token"} fields for `id` to obj. */
 static void add_token(cJSON *obj, const lsc_tokenizer *tok, int32_t id) {
@@ -28,33 +41,18 @@ static void add_token(cJSON *obj, const lsc_tokenizer *tok, int32_t id) {
     lsc_free(s);
 }
 
-int cmd_next(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         {"pos", required_argument, 0, OPT_POS},
-                                         {"top-k", required_argument, 0, OPT_K},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_next, argc, argv);
     const char *pos_arg = NULL;
     long k = 10;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_POS) pos_arg = optarg;
-        else if (opt == OPT_K) {
-            if (!cli_parse_int(optarg, 1, INT_MAX, &k))
-                return cli_error("--top-k: '%s' is not a whole number >= 1", optarg);
-        } else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("next: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_POS) pos_arg = a.val;
+        else if (opt == OPT_K && !cli_parse_top_k(a.flag, a.val, &k)) return CLI_EXIT_USAGE;
     }
-    if (optind < argc) return cli_error("next: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
 
     cli_lm lm;
     int rc = 1;
@@ -65,7 +63,7 @@ int cmd_next(int argc, char **argv) {
     if (pos_arg && !cli_parse_pos(pos_arg, lm.n, &pos)) goto out;
     const float *row = cli_lm_row(&lm, pos);
     if (!row) goto out;
-    size_t V = lm.n_vocab, kk = (size_t)k < V ? (size_t)k : V;
+    size_t V = lm.n_vocab, kk = k == 0 || (size_t)k > V ? V : (size_t)k;
     lp = malloc(V * sizeof *lp);
     pr = malloc(V * sizeof *pr);
     top = malloc(kk * sizeof *top);
@@ -84,12 +82,13 @@ int cmd_next(int argc, char **argv) {
     for (size_t i = 0; i < V; i++) sum += row[i];
     int32_t best = (int32_t)lsc_argmax(row, V);
 
+    if (!cli_hooks_finish(lm.hooks)) goto out; /* before any output: --cache-out, unused --hook */
     if (c.json) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "position", (double)pos);
+        cJSON_AddNumberToObject(o, "pos", (double)pos);
         cJSON_AddNumberToObject(o, "n_tokens", (double)lm.n);
         cJSON_AddNumberToObject(o, "n_vocab", (double)V);
-        cJSON *at = cJSON_AddObjectToObject(o, "token");
+        cJSON *at = cJSON_AddObjectToObject(o, "input");
         if (at) add_token(at, lm.tok, lm.ids[pos]);
         cJSON *am = cJSON_AddObjectToObject(o, "argmax");
         if (am) {
@@ -102,6 +101,7 @@ int cmd_next(int argc, char **argv) {
         cJSON *arr = cJSON_AddArrayToObject(o, "top");
         for (size_t i = 0; arr && i < kk; i++) {
             cJSON *e = cJSON_CreateObject();
+            cJSON_AddNumberToObject(e, "rank", (double)i);
             add_token(e, lm.tok, top[i]);
             cJSON_AddNumberToObject(e, "logit", row[top[i]]);
             cJSON_AddNumberToObject(e, "prob", pr[top[i]]);
@@ -127,7 +127,6 @@ int cmd_next(int argc, char **argv) {
     }
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lp);
     free(pr);
     free(top);

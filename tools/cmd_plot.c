@@ -28,21 +28,37 @@ typedef enum mark_mode { MARK_DEFAULT, MARK_NONE, MARK_NEXT, MARK_MAX, MARK_TOKE
 
 static const char *kind_names[] = {"logits", "softmax", "logsoftmax"};
 
-static void plot_usage(FILE *out) {
-    fputs("usage: logitscope plot logits|softmax|logsoftmax -o FILE.(png|svg|pdf)\n"
-          "       logitscope plot lens -o FILE ... (see logitscope lens --help: its --plot)\n"
-          "         (--model DIR|REPO (--text T | --ids 1,2,3) | --npy LOGITS.npy)\n"
-          "         [--pos I] [--mark TOKEN | --mark-id ID | --mark-next | --mark-max | --no-mark]\n"
-          PLOT_FIGURE_USAGE "         [--json]\n"
-          "         [--hook POINT[@POS]:OP ...] (applied before plotting)\n"
-          "  logits      the logits at a position over the vocabulary (10x3 in)\n"
-          "  softmax     raw logits; softmax probabilities; logits against softmax (12x3.3 in)\n"
-          "  logsoftmax  softmax; log-softmax; softmax against log-softmax (12x3.3 in)\n"
-          "--pos: the position (default the last; negative counts from the end).\n"
-          "The default mark is the next input token when there is one, else the max.\n"
-          CLI_HOOK_USAGE,
-          out);
-}
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"output", 'o', "FILE", OPT_OUT, "the figure's file: FILE.png|svg|pdf"},
+    {"npy", 0, "LOGITS.npy", OPT_NPY, "plot saved logits [n_vocab] or [T, n_vocab] instead of a model"},
+    {"pos", 0, "I", OPT_POS, "the position (default -1, the last; negative counts from the end)"},
+    {"mark", 0, "TOKEN", OPT_MARK, "mark this token (one token's text)"},
+    {"mark-id", 0, "ID", OPT_MARK_ID, "mark this token id"},
+    {"mark-next", 0, NULL, OPT_MARK_NEXT, "mark the next input token (the default when there is one)"},
+    {"mark-max", 0, NULL, OPT_MARK_MAX, "mark the most likely token"},
+    {"no-mark", 0, NULL, OPT_NO_MARK, "mark nothing"},
+    PLOT_FIGURE_OPTIONS,
+    {0},
+};
+
+const cli_command cli_cmd_plot = {
+    .name = "plot",
+    .summary = "the notebook's figures: plot logits|softmax|logsoftmax|lens -o FILE.png|svg|pdf",
+    .synopsis = "logits|softmax|logsoftmax -o FILE [options] (TEXT | --text T | --ids 1,2,3 |\n"
+                "                       --npy LOGITS.npy)\n"
+                "       logitscope plot lens -o FILE [options]   (logitscope plot lens --help)",
+    .about = "  logits      the logits at a position over the vocabulary (10x3 in)\n"
+             "  softmax     raw logits; softmax probabilities; logits against softmax (12x3.3 in)\n"
+             "  logsoftmax  softmax; log-softmax; softmax against log-softmax (12x3.3 in)\n"
+             "The default mark is the next input token when there is one, else the max.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"file\", \"width\", \"height\", \"seconds\", \"panels\", \"kind\", \"pos\", \"n_vocab\",\n"
+            "   \"mark\"}\n",
+    .run = run,
+};
 
 /* The plotted data: the logits at one position, with what the labels need. */
 typedef struct plot_data {
@@ -127,34 +143,22 @@ static void print_json(const char *path, plot_kind kind, const plot_info *info, 
     cli_print_json(o);
 }
 
-int cmd_plot(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        plot_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
+        cli_print_usage(argc < 2 ? stderr : stdout, &cli_cmd_plot);
+        return argc < 2 ? CLI_EXIT_USAGE : CLI_EXIT_OK;
     }
-    if (!strcmp(argv[1], "lens")) return cmd_plot_lens(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "lens")) return cli_plot_lens(argc - 1, argv + 1);
     plot_kind kind;
     if (!strcmp(argv[1], "logits")) kind = KIND_LOGITS;
     else if (!strcmp(argv[1], "softmax")) kind = KIND_SOFTMAX;
     else if (!strcmp(argv[1], "logsoftmax")) kind = KIND_LOGSOFTMAX;
-    else return cli_error("plot: unknown figure '%s' (logits, softmax, logsoftmax or lens)", argv[1]);
+    else
+        return cli_usage_error("plot: unknown figure '%s' (logits, softmax, logsoftmax or lens)",
+                               argv[1]);
 
-    static const struct option opts[] = {
-        CLI_COMMON_OPTIONS,
-        CLI_HOOK_OPTIONS,
-        {"output", required_argument, 0, OPT_OUT},
-        {"pos", required_argument, 0, OPT_POS},
-        {"mark", required_argument, 0, OPT_MARK},
-        {"mark-id", required_argument, 0, OPT_MARK_ID},
-        {"mark-next", no_argument, 0, OPT_MARK_NEXT},
-        {"mark-max", no_argument, 0, OPT_MARK_MAX},
-        {"no-mark", no_argument, 0, OPT_NO_MARK},
-        PLOT_FIGURE_OPTIONS,
-        {"npy", required_argument, 0, OPT_NPY},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
-    };
-    cli_common c = {0};
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_plot, argc - 1, argv + 1);
     const char *out = NULL, *pos_arg = NULL, *mark_arg = NULL, *npy = NULL;
     mark_mode mmode = MARK_DEFAULT;
     int n_mark_opts = 0;
@@ -165,42 +169,36 @@ int cmd_plot(int argc, char **argv) {
     fig.theme = PLOT_LIGHT;
     long v;
     int opt;
-    optind = 1;
-    opterr = 0;
-    int sub_argc = argc - 1;
-    char **sub_argv = argv + 1;
-    while ((opt = getopt_long(sub_argc, sub_argv, ":o:h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r == 0) r = plot_figure_option(&fig, opt, optarg);
-        if (r < 0) return 1;
+    while ((opt = cli_args_next(&a)) > 0) {
+        int r = plot_figure_option(&fig, opt, a.val);
+        if (r < 0) return CLI_EXIT_USAGE;
         if (r > 0) continue;
         switch (opt) {
-        case OPT_OUT: out = optarg; break;
-        case OPT_POS: pos_arg = optarg; break;
-        case OPT_MARK: mmode = MARK_TOKEN, mark_arg = optarg, n_mark_opts++; break;
-        case OPT_MARK_ID: mmode = MARK_ID, mark_arg = optarg, n_mark_opts++; break;
+        case OPT_OUT: out = a.val; break;
+        case OPT_POS: pos_arg = a.val; break;
+        case OPT_MARK: mmode = MARK_TOKEN, mark_arg = a.val, n_mark_opts++; break;
+        case OPT_MARK_ID: mmode = MARK_ID, mark_arg = a.val, n_mark_opts++; break;
         case OPT_MARK_NEXT: mmode = MARK_NEXT, n_mark_opts++; break;
         case OPT_MARK_MAX: mmode = MARK_MAX, n_mark_opts++; break;
         case OPT_NO_MARK: mmode = MARK_NONE, n_mark_opts++; break;
-        case OPT_NPY: npy = optarg; break;
-        case 'h': plot_usage(stdout); return 0;
-        case ':': return cli_error("plot: option '%s' needs a value", sub_argv[optind - 1]);
-        default: return cli_error("plot: unknown option '%s'", sub_argv[optind - 1]);
+        case OPT_NPY: npy = a.val; break;
         }
     }
-    if (optind < sub_argc) return cli_error("plot: unexpected argument '%s'", sub_argv[optind]);
-    if (!out) return cli_error("plot: give the output file with -o FILE.png|.svg|.pdf");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (!out) return cli_usage_error("plot: give the output file with -o FILE.png|.svg|.pdf");
     if (n_mark_opts > 1)
-        return cli_error("give at most one of --mark, --mark-id, --mark-next, --mark-max, --no-mark");
+        return cli_usage_error("give at most one of --mark, --mark-id, --mark-next, --mark-max, "
+                               "--no-mark");
     if (!plot_check_output(out)) return 1;
     if (npy && (c.text || c.ids))
-        return cli_error("give the logits either with --npy or by running the model, not both");
+        return cli_usage_error("give the logits either with --npy or by running the model, not both");
     if (npy && mmode == MARK_TOKEN && !c.model)
-        return cli_error("--mark TOKEN needs --model for the tokenizer (or use --mark-id)");
+        return cli_usage_error("--mark TOKEN needs --model for the tokenizer (or use --mark-id)");
 
     /* The data. */
     if (npy && (c.n_hooks || c.n_cache))
-        return cli_error("--hook and --cache need the model; they do not apply to --npy");
+        return cli_usage_error("--hook and --cache need the model; they do not apply to --npy");
     int status = 1;
     cli_lm lm = {0};
     lsc_tokenizer *tok = NULL;
@@ -246,20 +244,9 @@ int cmd_plot(int argc, char **argv) {
         snprintf(legend, sizeof legend, "Logit for %s", tokbuf);
         break;
     case MARK_TOKEN: {
-        int32_t *ids = NULL;
-        size_t n = 0;
-        lsc_error e;
-        if (lsc_tokenizer_encode(tok, mark_arg, strlen(mark_arg), 0, &ids, &n, &e) != LSC_OK) {
-            cli_error("--mark: %s", e.message);
-            goto done;
-        }
-        if (n != 1) {
-            lsc_free(ids);
-            cli_error("--mark: '%s' is %zu tokens, not one", mark_arg, n);
-            goto done;
-        }
-        mark = ids[0];
-        lsc_free(ids);
+        int32_t mid;
+        if (!cli_single_token(tok, "--mark", mark_arg, c.no_special, &mid)) goto done;
+        mark = mid;
         if ((size_t)mark >= d.n_vocab) {
             cli_error("--mark: token id %ld is outside the logits' %zu entries", mark, d.n_vocab);
             goto done;

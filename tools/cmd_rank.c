@@ -9,45 +9,44 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_POS = 2000, OPT_TOKEN, OPT_TOKEN_ID, OPT_HELP };
+enum { OPT_POS = 2000, OPT_TOKEN, OPT_TOKEN_ID };
 
-static const char usage[] =
-    "usage: logitscope rank [--model DIR|REPO] (--text T | --ids 1,2,3) (--token TEXT | --token-id N)\n"
-    "                       [--pos I] [--json]\n"
-    "The rank (0 = the most likely) of a token among all the vocabulary's logits\n"
-    "after position I (default the last; negative counts from the end), with its\n"
-    "id, logit, probability and log-probability. --token must be exactly one token\n"
-    "(mind the leading space: \" coffee\").\n"
-    "  --json  {\"id\", \"token\", \"rank\", \"logit\", \"prob\", \"logprob\", \"position\", \"n_vocab\"}\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
 
-int cmd_rank(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         {"pos", required_argument, 0, OPT_POS},
-                                         {"token", required_argument, 0, OPT_TOKEN},
-                                         {"token-id", required_argument, 0, OPT_TOKEN_ID},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static const cli_opt opts[] = {
+    {"token", 0, "TEXT", OPT_TOKEN,
+     "the token to rank, as text: exactly one token (mind the leading space:\n"
+     "\" coffee\" is one token, \"coffee\" two)"},
+    {"token-id", 0, "ID", OPT_TOKEN_ID, "the token to rank, by id"},
+    {"pos", 0, "I", OPT_POS, "the position (default -1, the last; negative counts from the end)"},
+    {0},
+};
+
+const cli_command cli_cmd_rank = {
+    .name = "rank",
+    .summary = "rank, logit and probability of one --token among all next tokens",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3) (--token TEXT | --token-id ID)",
+    .about = "The rank (0 = the most likely) of a token among all the vocabulary's logits\n"
+             "after position I, with its id, logit, probability and log-probability.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"pos\", \"n_vocab\", \"id\", \"token\", \"rank\", \"logit\", \"prob\", \"logprob\"}\n",
+    .run = run,
+};
+
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_rank, argc, argv);
     const char *pos_arg = NULL, *token = NULL, *token_id = NULL;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_POS) pos_arg = optarg;
-        else if (opt == OPT_TOKEN) token = optarg;
-        else if (opt == OPT_TOKEN_ID) token_id = optarg;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("rank: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_POS) pos_arg = a.val;
+        else if (opt == OPT_TOKEN) token = a.val;
+        else if (opt == OPT_TOKEN_ID) token_id = a.val;
     }
-    if (optind < argc) return cli_error("rank: unexpected argument '%s'", argv[optind]);
-    if (!token == !token_id) return cli_error("rank: give exactly one of --token or --token-id");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (!token == !token_id) return cli_usage_error("rank: give exactly one of --token or --token-id");
 
     cli_lm lm;
     int rc = 1;
@@ -61,7 +60,7 @@ int cmd_rank(int argc, char **argv) {
             goto out;
         }
         id = (int32_t)v;
-    } else if (!cli_single_token(lm.tok, token, c.no_special, &id)) {
+    } else if (!cli_single_token(lm.tok, "--token", token, c.no_special, &id)) {
         goto out;
     } else if ((size_t)id >= lm.n_vocab) {
         cli_error("--token: id %d is outside the model's vocabulary of %zu", (int)id, lm.n_vocab);
@@ -85,6 +84,7 @@ int cmd_rank(int argc, char **argv) {
         cli_error("%s", err.message);
         goto out;
     }
+    if (!cli_hooks_finish(lm.hooks)) goto out; /* before any output: --cache-out, unused --hook */
     if (c.json) {
         cJSON *o = cJSON_CreateObject();
         char *s = cli_token_text(lm.tok, id, NULL);
@@ -95,7 +95,7 @@ int cmd_rank(int argc, char **argv) {
         cJSON_AddNumberToObject(o, "logit", row[id]);
         cJSON_AddNumberToObject(o, "prob", pr[id]);
         cJSON_AddNumberToObject(o, "logprob", lp[id]);
-        cJSON_AddNumberToObject(o, "position", (double)pos);
+        cJSON_AddNumberToObject(o, "pos", (double)pos);
         cJSON_AddNumberToObject(o, "n_vocab", (double)V);
         rc = cli_print_json(o);
         goto out;
@@ -106,7 +106,6 @@ int cmd_rank(int argc, char **argv) {
            (int)id, pos, rank, V, (double)row[id], (double)pr[id], (double)lp[id]);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lp);
     free(pr);
     cli_lm_close(&lm);

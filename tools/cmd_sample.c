@@ -10,62 +10,61 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_POS = 2000, OPT_REPLACEMENT, OPT_TRIALS, OPT_HELP };
+enum { OPT_POS = 2000, OPT_N, OPT_REPLACEMENT, OPT_TRIALS };
 
-static const char usage[] =
-    "usage: logitscope sample [--model DIR|REPO] (--text T | --ids 1,2,3) [-n N] [--replacement]\n"
-    "                         [--seed S] [--temperature X] [--top-k K] [--top-p P] [--min-p P]\n"
-    "                         [--repetition-penalty R] [--pos I] [--trials T] [--json]\n"
-    "Draws N (default 5) next tokens after position I (default the last) from\n"
-    "softmax(logits), without replacement unless --replacement (torch.multinomial).\n"
-    "By default the distribution is the plain softmax (temperature 1, no top-k/top-p);\n"
-    "the warpers act as transformers' (temperature 0 = always the argmax). The same\n"
-    "--seed (default 0) gives the same draws.\n"
-    "  --trials T  repeat the N draws T times (default 1) with one rng stream\n"
-    "  --json      {\"ids\", \"tokens\", \"probs\", \"position\", \"replacement\", \"seed\"}\n"
-    "              (+ \"trials\": [[ids], ...] with --trials)\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
 
-int cmd_sample(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         CLI_SAMPLER_OPTIONS,
-                                         {"pos", required_argument, 0, OPT_POS},
-                                         {"replacement", no_argument, 0, OPT_REPLACEMENT},
-                                         {"trials", required_argument, 0, OPT_TRIALS},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
-    lsc_sampler_params sp = lsc_sampler_default_params();
-    sp.do_sample = 1;
-    sp.top_k = 0; /* the notebook's plain softmax */
+static const cli_opt opts[] = {
+    {"n", 'n', "N", OPT_N, "how many tokens to draw (default 5)"},
+    {"replacement", 0, NULL, OPT_REPLACEMENT, "draw with replacement (default: without)"},
+    {"trials", 0, "T", OPT_TRIALS, "repeat the N draws T times (default 1) with one rng stream"},
+    {"pos", 0, "I", OPT_POS, "the position (default -1, the last; negative counts from the end)"},
+    {0},
+};
+
+const cli_command cli_cmd_sample = {
+    .name = "sample",
+    .summary = "n draws of the next token (torch.multinomial), with or without replacement",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3)",
+    .about = "Draws N next tokens after position I from softmax(logits), without replacement\n"
+             "unless --replacement (torch.multinomial). By default the distribution is the\n"
+             "plain softmax (temperature 1, no top-k/top-p cut); the sampler flags act as\n"
+             "transformers' warpers (temperature 0 = always the argmax).\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_SAMPLER | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"pos\", \"ids\", \"tokens\", \"probs\", \"replacement\", \"seed\"}\n"
+            "  (+ \"trials\": [[ids], ...] with --trials)\n",
+    .run = run,
+};
+
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_sample, argc, argv);
+    a.sampler.do_sample = 1;
+    a.sampler.top_k = 0; /* the notebook's plain softmax */
     const char *pos_arg = NULL;
     long n_draws = 5, trials = 1;
-    bool replacement = false;
+    bool replacement = false, n_given = false;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "hn:", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (!r) r = cli_sampler_option(&sp, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_POS) pos_arg = optarg;
-        else if (opt == 'n') {
-            if (!cli_parse_int(optarg, 1, 100000000, &n_draws))
-                return cli_error("-n: '%s' is not a whole number from 1 to 100000000", optarg);
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_POS) pos_arg = a.val;
+        else if (opt == OPT_N) {
+            if (!cli_parse_int(a.val, 1, 100000000, &n_draws))
+                return cli_usage_error("%s: '%s' is not a whole number from 1 to 100000000", a.flag,
+                                       a.val);
+            n_given = true;
         } else if (opt == OPT_TRIALS) {
-            if (!cli_parse_int(optarg, 1, 10000000, &trials))
-                return cli_error("--trials: '%s' is not a whole number from 1 to 10000000", optarg);
+            if (!cli_parse_int(a.val, 1, 10000000, &trials))
+                return cli_usage_error("--trials: '%s' is not a whole number from 1 to 10000000",
+                                       a.val);
         } else if (opt == OPT_REPLACEMENT) replacement = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("sample: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (optind < argc) return cli_error("sample: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    lsc_sampler_params sp = a.sampler;
     if ((double)n_draws * (double)trials > 1e8)
-        return cli_error("sample: -n %ld x --trials %ld is more than 100000000 draws", n_draws, trials);
+        return cli_usage_error("sample: -n %ld x --trials %ld is more than 100000000 draws", n_draws,
+                               trials);
 
     cli_lm lm;
     int rc = 1;
@@ -100,9 +99,11 @@ int cmd_sample(int argc, char **argv) {
     size_t nonzero = 0;
     for (size_t i = 0; i < V; i++) nonzero += probs[i] > 0.0f;
     if (!replacement && per > nonzero) {
-        cli_error("-n %zu: without replacement at most %zu token%s can be drawn (the vocabulary "
-                  "has %zu, %zu with non-zero probability here); use --replacement",
-                  per, nonzero, nonzero == 1 ? "" : "s", V, nonzero);
+        cli_error("%s%zu draws without replacement need %zu tokens of non-zero probability; "
+                  "here %zu ha%s one%s: use --replacement or -n %zu",
+                  n_given ? "-n " : "the default of ", per, per, nonzero, nonzero == 1 ? "s" : "ve",
+                  sp.temperature == 0.0f ? " (--temperature 0 keeps only the argmax)" : "",
+                  nonzero);
         goto out;
     }
     lsc_rng rng;
@@ -113,6 +114,7 @@ int cmd_sample(int argc, char **argv) {
             goto out;
         }
 
+    if (!cli_hooks_finish(lm.hooks)) goto out; /* before any output: --cache-out, unused --hook */
     if (c.json) {
         cJSON *o = cJSON_CreateObject();
         cJSON *ids = cJSON_AddArrayToObject(o, "ids");
@@ -134,7 +136,7 @@ int cmd_sample(int argc, char **argv) {
                 cJSON_AddItemToArray(tr, one);
             }
         }
-        cJSON_AddNumberToObject(o, "position", (double)pos);
+        cJSON_AddNumberToObject(o, "pos", (double)pos);
         cJSON_AddBoolToObject(o, "replacement", replacement);
         cJSON_AddNumberToObject(o, "seed", (double)sp.seed);
         rc = cli_print_json(o);
@@ -154,7 +156,6 @@ int cmd_sample(int argc, char **argv) {
     }
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     lsc_sampler_free(smp);
     free(probs);
     free(draws);

@@ -14,27 +14,37 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { OPT_FILE = 2000, OPT_STRIDE, OPT_MAX_LENGTH, OPT_SUMMARY, OPT_JSONL, OPT_BATCH, OPT_HELP };
+enum { OPT_FILE = 2000, OPT_STRIDE, OPT_MAX_LENGTH, OPT_SUMMARY, OPT_JSONL, OPT_BATCH };
 
-static const char usage[] =
-    "usage: logitscope score [--model DIR|REPO] (--text T | --ids 1,2,3 | --file F) [--max-length L]\n"
-    "                        [--stride S] [--summary] [--json]\n"
-    "       logitscope score [--model DIR|REPO] --jsonl [--batch B] [--max-length L] [--stride S] < lines\n"
-    "The log-probability of each actual next token, the mean negative\n"
-    "log-likelihood (transformers' loss) and the perplexity exp(mean NLL).\n"
-    "Texts longer than L tokens (default the context, 1024 for GPT-2) are scored\n"
-    "in windows of L tokens that move on by S (default L/2), as in Hugging Face's\n"
-    "perplexity guide; each token is scored once.\n"
-    "  --file F     read the text (UTF-8) from a file\n"
-    "  --summary    only the totals, not the per-token table\n"
-    "  --json       {\"n_tokens\", \"n_scored\", \"token_logprobs\", \"nll\", \"total_nll\",\n"
-    "                \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n"
-    "  --jsonl      read {\"text\": ...} or {\"ids\": [...]} lines on stdin and write one\n"
-    "               --json line per input, in input order, scoring B texts at once\n"
-    "               (one batch of shared forward steps, no padding); a bad input gets\n"
-    "               {\"line\": N, \"error\": ...} and the others go on (exit status 1)\n"
-    "  --batch B    texts in flight with --jsonl (default 16)\n"
-    CLI_HOOK_USAGE;
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"file", 0, "F", OPT_FILE, "read the text (UTF-8) from a file"},
+    {"max-length", 0, "L", OPT_MAX_LENGTH, "window length (default the context, 1024 for GPT-2)"},
+    {"stride", 0, "S", OPT_STRIDE, "how far each window moves on (default L/2)"},
+    {"summary", 0, NULL, OPT_SUMMARY, "only the totals, not the per-token table"},
+    {"jsonl", 0, NULL, OPT_JSONL,
+     "read {\"text\": ...} or {\"ids\": [...]} lines on stdin and write one --json line per "
+     "input, in input order, scoring B texts at once (shared forward steps, no padding); a bad "
+     "input gets {\"line\": N, \"error\": ...} and the others go on (exit status 1)"},
+    {"batch", 0, "B", OPT_BATCH, "texts in flight with --jsonl (default 16)"},
+    {0},
+};
+
+const cli_command cli_cmd_score = {
+    .name = "score",
+    .summary = "log-probability of each actual next token, NLL and perplexity",
+    .synopsis = "[options] (TEXT | --text T | --ids 1,2,3 | --file F | --jsonl < lines)",
+    .about = "The log-probability of each actual next token, the mean negative log-likelihood\n"
+             "(transformers' loss) and the perplexity exp(mean NLL). Texts longer than L\n"
+             "tokens are scored in windows of L tokens that move on by S, as in Hugging\n"
+             "Face's perplexity guide; each token is scored once.\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  {\"n_tokens\", \"n_scored\", \"token_logprobs\", \"nll\", \"total_nll\",\n"
+            "   \"perplexity\", \"n_windows\", \"max_length\", \"stride\"}\n",
+    .run = run,
+};
 
 /* Reads a whole text file (at most 256 MiB) into a new NUL-terminated string
  * (free with free()); prints the error and returns NULL on failure. */
@@ -275,51 +285,34 @@ out:
     return rc;
 }
 
-int cmd_score(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         {"file", required_argument, 0, OPT_FILE},
-                                         {"stride", required_argument, 0, OPT_STRIDE},
-                                         {"max-length", required_argument, 0, OPT_MAX_LENGTH},
-                                         {"summary", no_argument, 0, OPT_SUMMARY},
-                                         {"jsonl", no_argument, 0, OPT_JSONL},
-                                         {"batch", required_argument, 0, OPT_BATCH},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_score, argc, argv);
     const char *file = NULL;
     long stride = 0, max_length = 0, batch = 0;
     bool summary = false, jsonl = false;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_FILE) file = optarg;
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_FILE) file = a.val;
         else if (opt == OPT_STRIDE) {
-            if (!cli_parse_int(optarg, 1, INT_MAX, &stride))
-                return cli_error("--stride: '%s' is not a whole number >= 1", optarg);
+            if (!cli_parse_int(a.val, 1, INT_MAX, &stride))
+                return cli_usage_error("--stride: '%s' is not a whole number >= 1", a.val);
         } else if (opt == OPT_MAX_LENGTH) {
-            if (!cli_parse_int(optarg, 2, INT_MAX, &max_length))
-                return cli_error("--max-length: '%s' is not a whole number >= 2", optarg);
+            if (!cli_parse_int(a.val, 2, INT_MAX, &max_length))
+                return cli_usage_error("--max-length: '%s' is not a whole number >= 2", a.val);
         } else if (opt == OPT_BATCH) {
-            if (!cli_parse_int(optarg, 1, 1024, &batch))
-                return cli_error("--batch: '%s' is not a whole number from 1 to 1024", optarg);
+            if (!cli_parse_int(a.val, 1, 1024, &batch))
+                return cli_usage_error("--batch: '%s' is not a whole number from 1 to 1024", a.val);
         } else if (opt == OPT_SUMMARY) summary = true;
         else if (opt == OPT_JSONL) jsonl = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("score: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (optind < argc) return cli_error("score: unexpected argument '%s'", argv[optind]);
-    if (file && (c.text || c.ids)) return cli_error("score: give exactly one of --text, --ids or --file");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (file && (c.text || c.ids)) return cli_usage_error("score: give exactly one of --text, --ids or --file");
     if (jsonl && (file || c.text || c.ids || summary || c.json || c.n_hooks || c.n_cache))
-        return cli_error("score: --jsonl reads stdin and writes JSON lines; it takes no --text, "
-                         "--ids, --file, --summary, --json, --hook or --cache");
-    if (batch && !jsonl) return cli_error("score: --batch goes with --jsonl");
+        return cli_usage_error("score: --jsonl reads stdin and writes JSON lines; it takes no "
+                               "--text, --ids, --file, --summary, --json, --hook or --cache");
+    if (batch && !jsonl) return cli_usage_error("score: --batch goes with --jsonl");
     if (jsonl) return score_jsonl(&c, (int)max_length, (int)stride, batch ? (size_t)batch : 16);
 
     cli_lm lm;
@@ -364,6 +357,7 @@ int cmd_score(int argc, char **argv) {
     }
     int L = max_length ? (int)max_length : lsc_ctx_n_ctx(lm.ctx);
     int S = stride ? (int)stride : L / 2;
+    if (!cli_hooks_finish(lm.hooks)) goto out; /* before any output: --cache-out, unused --hook */
     if (c.json) {
         rc = cli_print_json(score_json(lm.ids, lm.n, lps, &res, L, S));
         goto out;
@@ -381,10 +375,9 @@ int cmd_score(int argc, char **argv) {
            res.n_windows, res.n_windows == 1 ? "" : "s", L, S);
     printf("total negative log-likelihood: %.4f\n", res.nll);
     printf("mean negative log-likelihood (loss): %.6f\n", res.mean_nll);
-    printf("perplexity: %.4f\n", res.perplexity);
+    printf(res.perplexity < 1e6 ? "perplexity: %.4f\n" : "perplexity: %.6g\n", res.perplexity);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
     free(lps);
     free(text);
     cli_lm_close(&lm);

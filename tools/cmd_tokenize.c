@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_JSONL = 2000, OPT_CLEAN_UP, OPT_PIECES, OPT_HELP };
+enum { OPT_JSONL = 2000, OPT_PIECES, OPT_CLEAN_UP };
 
 /* Number of code points in valid UTF-8 s[0..n). */
 static size_t count_chars(const char *s, size_t n) {
@@ -64,40 +64,6 @@ static int print_table(lsc_tokenizer *tok, const char *text, const int32_t *ids,
     return 0;
 }
 
-/* Prints s[0..n) as a JSON string literal, escaped by cJSON; a U+0000 (which
- * cJSON's NUL-terminated strings cannot hold) is written as \u0000. */
-static bool print_json_string(FILE *out, const char *s, size_t n) {
-    fputc('"', out);
-    for (size_t i = 0; i <= n;) {
-        const char *z = memchr(s + i, '\0', n - i);
-        size_t seg = z ? (size_t)(z - (s + i)) : n - i;
-        char *part = malloc(seg + 1);
-        if (!part) return false;
-        memcpy(part, s + i, seg);
-        part[seg] = '\0';
-        cJSON *j = cJSON_CreateString(part);
-        char *lit = j ? cJSON_PrintUnformatted(j) : NULL;
-        cJSON_Delete(j);
-        free(part);
-        if (!lit) return false;
-        fwrite(lit + 1, 1, strlen(lit) - 2, out); /* without its quotes */
-        cJSON_free(lit);
-        i += seg;
-        if (!z) break;
-        fputs("\\u0000", out);
-        i++;
-    }
-    fputc('"', out);
-    return true;
-}
-
-/* Prints [a, b, c]. */
-static void print_json_ids(FILE *out, const int32_t *ids, size_t n) {
-    fputc('[', out);
-    for (size_t i = 0; i < n; i++) fprintf(out, i ? ", %d" : "%d", (int)ids[i]);
-    fputc(']', out);
-}
-
 /* Reads JSON lines from stdin; for each, `fn` gets the parsed object and
  * writes one output line. Stops at the first bad line with its number. */
 static int each_json_line(int (*fn)(lsc_tokenizer *, const cJSON *, size_t, void *), lsc_tokenizer *tok,
@@ -143,10 +109,10 @@ static int print_json_pieces(lsc_tokenizer *tok, const char *text, size_t len, i
     size_t *ends, n;
     lsc_error err;
     if (lsc_tokenizer_split(tok, text, len, flags, &ends, &n, &err)) return cli_error("%s", err.message);
-    fputs(", \"pieces\": [", stdout);
+    fputs(",\"pieces\":[", stdout);
     for (size_t i = 0, a = 0; i < n; a = ends[i++]) {
-        if (i) fputs(", ", stdout);
-        print_json_string(stdout, text + a, ends[i] - a);
+        if (i) fputc(',', stdout);
+        cli_json_string(stdout, text + a, ends[i] - a);
     }
     fputc(']', stdout);
     lsc_free(ends);
@@ -164,8 +130,8 @@ static int tokenize_line(lsc_tokenizer *tok, const cJSON *obj, size_t lineno, vo
     lsc_error err;
     if (lsc_tokenizer_encode(tok, t->valuestring, len, o->flags, &ids, &n, &err))
         return cli_error("stdin line %zu: %s", lineno, err.message);
-    fputs("{\"ids\": ", stdout);
-    print_json_ids(stdout, ids, n);
+    fputs("{\"ids\":", stdout);
+    cli_json_ids(stdout, ids, n);
     lsc_free(ids);
     if (o->pieces && print_json_pieces(tok, t->valuestring, len, o->flags)) return 1;
     fputs("}\n", stdout);
@@ -228,8 +194,8 @@ static int print_decoded(lsc_tokenizer *tok, const int32_t *ids, size_t n, bool 
         return where ? cli_error("%s: %s", where, err.message) : cli_error("%s", err.message);
     if (clean) len = clean_up_spaces(text, len);
     if (json) {
-        fputs("{\"text\": ", stdout);
-        bool ok = print_json_string(stdout, text, len);
+        fputs("{\"text\":", stdout);
+        bool ok = cli_json_string(stdout, text, len);
         fputs("}\n", stdout);
         if (!ok) {
             lsc_free(text);
@@ -257,48 +223,68 @@ static int detokenize_line(lsc_tokenizer *tok, const cJSON *obj, size_t lineno, 
     return rc;
 }
 
-static const char tokenize_usage[] =
-    "usage: logitscope tokenize [--model DIR|REPO] [--no-special] [--json] TEXT\n"
-    "       logitscope tokenize [--model DIR|REPO] [--no-special] --text TEXT\n"
-    "       logitscope tokenize [--model DIR|REPO] [--no-special] --jsonl < lines\n"
-    "Prints the number of characters and tokens and a table of position, id and\n"
-    "token text (Python repr: the leading space shows inside the quotes).\n"
-    "  --jsonl       read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines\n"
-    "  --json        one JSON object: text, n_chars, n_tokens, ids, tokens\n"
-    "  --pieces      also the pre-tokenization pieces (the regex matches that BPE\n"
-    "                runs on), as a line before the table or a \"pieces\" array\n"
-    "  --no-special  \"<|endoftext|>\" is plain text, not id 50256\n";
+static int tokenize_run(int argc, char **argv);
+static int detokenize_run(int argc, char **argv);
 
-/* `logitscope tokenize`: see tokenize_usage. */
-int cmd_tokenize(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
-                                         {"jsonl", no_argument, 0, OPT_JSONL},
-                                         {"pieces", no_argument, 0, OPT_PIECES},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static const cli_opt tokenize_opts_table[] = {
+    {"text", 0, "TEXT", OPT_TEXT, "the text (or give it as the bare argument TEXT)"},
+    {"no-special", 0, NULL, OPT_NO_SPECIAL, "\"<|endoftext|>\" is plain text, not id 50256"},
+    {"pieces", 0, NULL, OPT_PIECES,
+     "also the pre-tokenization pieces (the regex matches that BPE runs on),\n"
+     "as a line before the table or a \"pieces\" array"},
+    {"jsonl", 0, NULL, OPT_JSONL, "read {\"text\": ...} lines on stdin, write {\"ids\": [...]} lines"},
+    {0},
+};
+
+const cli_command cli_cmd_tokenize = {
+    .name = "tokenize",
+    .summary = "text -> token ids, with a table of the tokens (--jsonl for batches)",
+    .synopsis = "[options] (TEXT | --text TEXT | --jsonl < lines)",
+    .about = "Prints the number of characters and tokens and a table of position, id and\n"
+             "token text (Python repr: the leading space shows inside the quotes).\n",
+    .groups = CLI_MODEL | CLI_OUTPUT,
+    .opts = tokenize_opts_table,
+    .json = "  {\"text\", \"n_chars\", \"n_tokens\", \"ids\", \"tokens\"} (+ \"pieces\")\n",
+    .run = tokenize_run,
+};
+
+static const cli_opt detokenize_opts_table[] = {
+    {"ids", 0, "1,2,3", OPT_IDS, "the token ids"},
+    {"clean-up-spaces", 0, NULL, OPT_CLEAN_UP,
+     "drop the space before . , ! ? and contractions, as transformers'\n"
+     "clean_up_tokenization_spaces=True"},
+    {"jsonl", 0, NULL, OPT_JSONL, "read {\"ids\": [...]} lines on stdin, write {\"text\": ...} lines"},
+    {0},
+};
+
+const cli_command cli_cmd_detokenize = {
+    .name = "detokenize",
+    .summary = "token ids -> text (--jsonl for batches)",
+    .synopsis = "[options] (--ids 1,2,3 | --jsonl < lines)",
+    .about = "Prints the text of the ids (bytes that are not valid UTF-8 become U+FFFD, as\n"
+             "Python's errors='replace').\n",
+    .groups = CLI_MODEL | CLI_OUTPUT,
+    .opts = detokenize_opts_table,
+    .json = "  {\"text\"}\n",
+    .run = detokenize_run,
+};
+
+static int tokenize_run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_tokenize, argc, argv);
     bool jsonl = false;
     tokenize_opts o = {0};
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
+    while ((opt = cli_args_next(&a)) > 0) {
         if (opt == OPT_JSONL) jsonl = true;
         else if (opt == OPT_PIECES) o.pieces = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(tokenize_usage, stdout);
-            return 0;
-        } else
-            return cli_error("tokenize: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (c.ids) return cli_error("tokenize: --ids is for detokenize");
-    int n_text = (c.text != NULL) + (argc - optind);
-    if (jsonl ? n_text != 0 : n_text != 1)
-        return cli_error(jsonl ? "tokenize: --jsonl reads stdin; give no text" : "tokenize: give exactly one text");
-    const char *text = c.text ? c.text : argv[optind];
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (jsonl ? c.text != NULL : c.text == NULL)
+        return cli_usage_error(jsonl ? "tokenize: --jsonl reads stdin; give no text"
+                                     : "tokenize: give the text (TEXT or --text TEXT)");
+    const char *text = c.text;
     lsc_tokenizer *tok = cli_load_tokenizer(&c);
     if (!tok) return 1;
     int flags = o.flags = c.no_special ? LSC_ENCODE_NO_SPECIAL : 0;
@@ -312,16 +298,16 @@ int cmd_tokenize(int argc, char **argv) {
         if (lsc_tokenizer_encode(tok, text, strlen(text), flags, &ids, &n, &err)) {
             rc = cli_error("%s", err.message);
         } else if (c.json) {
-            fputs("{\"text\": ", stdout);
-            print_json_string(stdout, text, strlen(text));
-            printf(", \"n_chars\": %zu, \"n_tokens\": %zu, \"ids\": ", count_chars(text, strlen(text)), n);
-            print_json_ids(stdout, ids, n);
-            fputs(", \"tokens\": [", stdout);
+            fputs("{\"text\":", stdout);
+            cli_json_string(stdout, text, strlen(text));
+            printf(",\"n_chars\":%zu,\"n_tokens\":%zu,\"ids\":", count_chars(text, strlen(text)), n);
+            cli_json_ids(stdout, ids, n);
+            fputs(",\"tokens\":[", stdout);
             for (size_t i = 0; i < n; i++) {
                 size_t tl;
                 char *s = token_text(tok, ids[i], &tl);
-                if (i) fputs(", ", stdout);
-                if (s) print_json_string(stdout, s, tl);
+                if (i) fputc(',', stdout);
+                if (s) cli_json_string(stdout, s, tl);
                 lsc_free(s);
             }
             fputc(']', stdout);
@@ -335,47 +321,23 @@ int cmd_tokenize(int argc, char **argv) {
     return rc;
 }
 
-static const char detokenize_usage[] =
-    "usage: logitscope detokenize [--model DIR|REPO] [--json] [--clean-up-spaces] --ids 1,2,3\n"
-    "       logitscope detokenize [--model DIR|REPO] [--clean-up-spaces] --jsonl < lines\n"
-    "Prints the text of the ids (bytes that are not valid UTF-8 become U+FFFD, as\n"
-    "Python's errors='replace').\n"
-    "  --jsonl            read {\"ids\": [...]} lines on stdin, write {\"text\": ...} lines\n"
-    "  --json             print {\"text\": ...}\n"
-    "  --clean-up-spaces  drop the space before . , ! ? and contractions, as\n"
-    "                     transformers' clean_up_tokenization_spaces=True\n";
-
-/* `logitscope detokenize`: see detokenize_usage. */
-int cmd_detokenize(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS,
-                                         {"jsonl", no_argument, 0, OPT_JSONL},
-                                         {"clean-up-spaces", no_argument, 0, OPT_CLEAN_UP},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static int detokenize_run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_detokenize, argc, argv);
     bool jsonl = false, clean = false;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
+    while ((opt = cli_args_next(&a)) > 0) {
         if (opt == OPT_JSONL) jsonl = true;
         else if (opt == OPT_CLEAN_UP) clean = true;
-        else if (opt == OPT_HELP || opt == 'h') {
-            fputs(detokenize_usage, stdout);
-            return 0;
-        } else
-            return cli_error("detokenize: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
     }
-    if (optind < argc) return cli_error("detokenize: unexpected argument '%s'", argv[optind]);
-    if (c.text) return cli_error("detokenize: give token ids with --ids (--text is for tokenize)");
-    if (jsonl == (c.ids != NULL)) return cli_error("detokenize: give exactly one of --ids or --jsonl");
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    if (jsonl == (c.ids != NULL))
+        return cli_usage_error("detokenize: give exactly one of --ids or --jsonl");
     int32_t *ids = NULL;
     size_t n = 0;
     if (c.ids && !cli_parse_id_list(c.ids, &ids, &n))
-        return cli_error("--ids: '%s' is not a comma-separated list of token ids", c.ids);
+        return cli_usage_error("--ids: '%s' is not a comma-separated list of token ids", c.ids);
     lsc_tokenizer *tok = cli_load_tokenizer(&c);
     int rc = 1;
     if (tok) rc = jsonl ? each_json_line(detokenize_line, tok, &clean) : print_decoded(tok, ids, n, c.json, clean, NULL);

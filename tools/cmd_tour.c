@@ -10,19 +10,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { OPT_TOKEN = 2000, OPT_STEPS, OPT_MAX_NEW, OPT_HELP };
+enum { OPT_TOKEN = 2000, OPT_STEPS, OPT_MAX_NEW };
+
+static int run(int argc, char **argv);
+
+static const cli_opt opts[] = {
+    {"token", 0, "TEXT", OPT_TOKEN, "the token to rank (default \" coffee\"; exactly one token)"},
+    {"seed", 0, "S", OPT_SEED, "the seed of the multinomial draws (default 0)"},
+    {"steps", 0, "N", OPT_STEPS, "steps of the greedy loop (default 10)"},
+    {"max-new-tokens", 0, "N", OPT_MAX_NEW, "tokens of the generate call (default 20)"},
+    {0},
+};
+
+const cli_command cli_cmd_tour = {
+    .name = "tour",
+    .summary = "the notebook end to end: tokens, softmax, top-10, rank, sampling, generation",
+    .synopsis = "[options] [TEXT | --text T | --ids 1,2,3]",
+    .about = "Walks through the notebook on one text (at least 6 tokens): the token count,\n"
+             "the 5th and 6th tokens, the argmax at position 5, the logit sum, softmax and\n"
+             "log-softmax, the final top-10, the rank (0 = the most likely) of --token, 5\n"
+             "multinomial draws, an N-step greedy loop and a generate call (greedy, as\n"
+             "transformers' default).\n",
+    .groups = CLI_MODEL | CLI_RUN | CLI_INPUT | CLI_HOOKS | CLI_OUTPUT,
+    .opts = opts,
+    .json = "  one object per section of the text output (docs/cli.md)\n",
+    .run = run,
+};
 
 static const char default_text[] = "After a long night of work, I really need a hot cup of";
 
-static const char usage[] =
-    "usage: logitscope tour [--model DIR|REPO] [--text T | --ids 1,2,3] [--token TEXT] [--seed S]\n"
-    "                       [--steps N] [--max-new-tokens N] [--json]\n"
-    "Walks through the notebook on one text (at least 6 tokens): the token count,\n"
-    "the 5th and 6th tokens, the argmax at position 5, the logit sum, softmax and\n"
-    "log-softmax, the final top-10, the rank of --token (default \" coffee\"), 5\n"
-    "multinomial draws (--seed, default 0), an N-step (default 10) greedy loop and a\n"
-    "generate call (--max-new-tokens, default 20, greedy, as transformers' default).\n"
-    CLI_HOOK_USAGE;
 
 /* Appends the decoded token as a JSON string to arr. */
 static void json_token(cJSON *arr, const lsc_tokenizer *tok, int32_t id) {
@@ -76,40 +92,27 @@ static bool greedy(cli_lm *lm, long max_new, cJSON *steps, int32_t **out, size_t
     return true;
 }
 
-int cmd_tour(int argc, char **argv) {
-    static const struct option opts[] = {CLI_COMMON_OPTIONS, CLI_HOOK_OPTIONS,
-                                         {"token", required_argument, 0, OPT_TOKEN},
-                                         {"seed", required_argument, 0, OPT_SEED},
-                                         {"steps", required_argument, 0, OPT_STEPS},
-                                         {"max-new-tokens", required_argument, 0, OPT_MAX_NEW},
-                                         {"help", no_argument, 0, OPT_HELP},
-                                         {0, 0, 0, 0}};
-    cli_common c = {0};
+static int run(int argc, char **argv) {
+    cli_args a;
+    cli_args_begin(&a, &cli_cmd_tour, argc, argv);
     const char *token = " coffee";
-    lsc_sampler_params sp = lsc_sampler_default_params();
     long steps = 10, max_new = 20;
     int opt;
-    optind = 1;
-    opterr = 0;
-    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-        int r = cli_common_option(&c, opt, optarg);
-        if (!r && opt == OPT_SEED) r = cli_sampler_option(&sp, opt, optarg);
-        if (r < 0) return 1;
-        if (r) continue;
-        if (opt == OPT_TOKEN) token = optarg;
+    while ((opt = cli_args_next(&a)) > 0) {
+        if (opt == OPT_TOKEN) token = a.val;
         else if (opt == OPT_STEPS) {
-            if (!cli_parse_int(optarg, 1, 1000, &steps))
-                return cli_error("--steps: '%s' is not a whole number from 1 to 1000", optarg);
+            if (!cli_parse_int(a.val, 1, 1000, &steps))
+                return cli_usage_error("--steps: '%s' is not a whole number from 1 to 1000", a.val);
         } else if (opt == OPT_MAX_NEW) {
-            if (!cli_parse_int(optarg, 1, 1000000, &max_new))
-                return cli_error("--max-new-tokens: '%s' is not a whole number from 1 to 1000000", optarg);
-        } else if (opt == OPT_HELP || opt == 'h') {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            return cli_error("tour: unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+            if (!cli_parse_int(a.val, 1, 1000000, &max_new))
+                return cli_usage_error("--max-new-tokens: '%s' is not a whole number from 1 to "
+                                       "1000000",
+                                       a.val);
+        }
     }
-    if (optind < argc) return cli_error("tour: unexpected argument '%s'", argv[optind]);
+    if (opt < 0) return a.status;
+    cli_common c = a.c;
+    lsc_sampler_params sp = a.sampler;
     if (!c.text && !c.ids) c.text = default_text;
 
     cli_lm lm;
@@ -127,7 +130,14 @@ int cmd_tour(int argc, char **argv) {
         goto out;
     }
     int32_t coffee;
-    if (!cli_single_token(lm.tok, token, c.no_special, &coffee)) goto out;
+    if (!cli_single_token(lm.tok, "--token", token, c.no_special, &coffee)) goto out;
+    size_t longest = lm.n + (size_t)(steps > max_new ? steps : max_new);
+    if (longest > (size_t)lsc_ctx_n_ctx(lm.ctx)) { /* checked before the first line of output */
+        cli_error("tour: the text (%zu tokens) and %ld new ones do not fit the model's context of "
+                  "%d tokens; give a shorter text or fewer --steps/--max-new-tokens",
+                  lm.n, steps > max_new ? steps : max_new, lsc_ctx_n_ctx(lm.ctx));
+        goto out;
+    }
     if ((size_t)coffee >= lm.n_vocab) {
         cli_error("--token: id %d is outside the model's vocabulary", (int)coffee);
         goto out;
@@ -303,7 +313,7 @@ int cmd_tour(int argc, char **argv) {
     lsc_free(text);
     rc = fflush(stdout) ? cli_error("cannot write stdout") : 0;
 out:
-    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out */
+    if (rc == 0 && !cli_hooks_finish(lm.hooks)) rc = 1; /* --cache-out, after the streamed sections */
     cJSON_Delete(o);
     free(pr);
     free(lp);

@@ -1,40 +1,38 @@
-/* main.c - the logitscope command: dispatches to one file per command. */
+/* main.c - the logitscope command: finds the command named by argv[1] in the
+ * table below and runs it. Adding a command: write tools/cmd_NAME.c defining
+ * `const cli_command cli_cmd_NAME` (args.h) and add X(NAME) to COMMANDS. */
 #include "cli.h"
 
 #include <errno.h>
 #include <string.h>
 
-int serve_main(int argc, char **argv); /* server/serve.c */
+/* Every command, in the order `logitscope --help` lists them. */
+#define COMMANDS(X)                                                            \
+    X(tokenize) X(detokenize) X(logits) X(next) X(rank) X(softmax) X(sample)  \
+    X(generate) X(score) X(lens) X(plot) X(arch) X(download) X(tour) X(serve)
 
-typedef struct command {
-    const char *name;
-    int (*run)(int argc, char **argv);
-    const char *summary;
-} command;
-
-static const command commands[] = {
-    {"arch", cmd_arch, "the module tree as PyTorch prints it, parameter counts, file, hook points"},
-    {"download", cmd_download, "fetch a Hub repo (NAME [--revision R]) into the Hugging Face cache"},
-    {"lens", cmd_lens, "logit lens: each layer's top tokens at a position (--pos, --top-k)"},
-    {"logits", cmd_logits, "logits at every position of --ids/--text (shape, argmax, row sums, --npy)"},
-    {"tokenize", cmd_tokenize, "text -> token ids, with a table of the tokens (--jsonl for batches)"},
-    {"detokenize", cmd_detokenize, "token ids -> text (--jsonl for batches)"},
-    {"next", cmd_next, "the most likely next token and the top-k table (logit, prob, logprob)"},
-    {"rank", cmd_rank, "rank, logit and probability of one --token among all next tokens"},
-    {"sample", cmd_sample, "n draws of the next token (torch.multinomial), with or without replacement"},
-    {"generate", cmd_generate, "continue a text (greedy or sampled), streamed, with the KV cache"},
-    {"score", cmd_score, "log-probability of each actual next token, NLL and perplexity"},
-    {"tour", cmd_tour, "the notebook end to end: tokens, softmax, top-10, rank, sampling, generation"},
-    {"serve", serve_main, "an OpenAI-compatible completions server (echo, logprobs, streaming, batching)"},
-    {"plot", cmd_plot, "the notebook's figures: plot logits|softmax|logsoftmax|lens -o FILE.png|svg|pdf"},
-};
+#define DECLARE(name) extern const cli_command cli_cmd_##name;
+COMMANDS(DECLARE)
+#define ENTRY(name) &cli_cmd_##name,
+static const cli_command *const commands[] = {COMMANDS(ENTRY)};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void usage(FILE *out) {
     fprintf(out, "logitscope %s - next-token prediction with GPT-2\n\n"
-                 "usage: logitscope COMMAND [options]   (logitscope COMMAND --help)\n\ncommands:\n",
+                 "usage: logitscope COMMAND [options]   (logitscope COMMAND --help,\n"
+                 "                                       logitscope help COMMAND)\n\ncommands:\n",
             LSC_VERSION);
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        fprintf(out, "  %-12s %s\n", commands[i]->name, commands[i]->summary);
+    fputs("\nExit status: 0 done, 1 a runtime error, 2 a usage error (unknown option,\n"
+          "missing or bad value, stray argument). Ranks count from 0 (the most likely).\n",
+          out);
+}
+
+static const cli_command *find(const char *name) {
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(name, commands[i]->name)) return commands[i];
+    return NULL;
 }
 
 /* A command's exit status, made 1 (with a one-line error) when the command
@@ -53,18 +51,26 @@ static int finish(int rc) {
 int main(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
-        return 2;
+        return CLI_EXIT_USAGE;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        if (argc > 2 && !strcmp(argv[1], "help")) {
+            const cli_command *cmd = find(argv[2]);
+            if (!cmd)
+                return cli_usage_error("help: unknown command '%s' (run 'logitscope --help' for "
+                                       "the list)",
+                                       argv[2]);
+            cli_print_usage(stdout, cmd);
+            return finish(0);
+        }
         usage(stdout);
-        return 0;
+        return finish(0);
     }
     if (!strcmp(argv[1], "--version")) {
         printf("logitscope %s\n", LSC_VERSION);
-        return 0;
+        return finish(0);
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return finish(commands[i].run(argc - 1, argv + 1));
-    cli_error("unknown command '%s' (run 'logitscope --help' for the list)", argv[1]);
-    return 2;
+    const cli_command *cmd = find(argv[1]);
+    if (cmd) return finish(cmd->run(argc - 1, argv + 1));
+    return cli_usage_error("unknown command '%s' (run 'logitscope --help' for the list)", argv[1]);
 }

@@ -23,7 +23,7 @@ from .model import Model, load, resolve
 from .results import GeneratedToken, Generation, Score
 from .tokenizer import Tokenizer
 
-__version__ = _ffi.string(_lib.LSC_VERSION).decode() if hasattr(_lib, "LSC_VERSION") else "0.1.0"
+__version__ = _ffi.string(_lib._lsc_py_version()).decode()  # the header's LSC_VERSION
 
 
 def simd_level() -> str:

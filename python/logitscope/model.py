@@ -30,8 +30,11 @@ IdsOrText = Union[str, Sequence[int], np.ndarray]
 
 _WEIGHTS = {"f32": lib.LSC_WEIGHTS_F32, "bf16": lib.LSC_WEIGHTS_BF16, "q8": lib.LSC_WEIGHTS_Q8}
 
-# positions per forward call while scoring, as lsc_score (bounds the logits buffer)
+# positions per sequence per forward step while scoring, as lsc_score (bounds
+# the logits buffer), and the most rows one batched step stacks: its logits
+# [rows, n_vocab] live in the first context's scratch (~100 MB for GPT-2)
 _SCORE_CHUNK = 128
+_BATCH_ROWS = 512
 
 
 class _Weights:
@@ -150,9 +153,9 @@ class Model:
         self._rows: Optional[np.ndarray] = None  # their logits [capacity, V], when kept
 
     # ------------------------------------------------------------------ life
-    def _new_ctx(self, n_ctx: int = 0):
+    def _new_ctx(self, n_ctx: int = 0, threads: Optional[int] = None):
         p = lib.lsc_ctx_default_params()
-        p.n_threads = self.threads or 0
+        p.n_threads = (self.threads if threads is None else threads) or 0
         p.n_ctx = n_ctx
         out = ffi.new("lsc_ctx **")
         err = new_err()
@@ -292,6 +295,13 @@ class Model:
             return ids[0]
         return self.tokenizer.check_ids([token], limit=self.n_vocab)[0]
 
+    def _check_k(self, k) -> int:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or \
+                not 1 <= k <= self.n_vocab:
+            raise InvalidInputError(f"k must be a whole number in 1..{self.n_vocab}, not {k!r}",
+                                    "LSC_ERR_INVALID_ARG")
+        return int(k)
+
     def _pos(self, pos: int, n: int) -> int:
         if not -n <= pos < n:
             raise InvalidInputError(f"pos {pos} is outside the sequence of {n} tokens (use "
@@ -370,9 +380,7 @@ class Model:
         ids = self._ids(ids_or_text)
         p = self._pos(pos, len(ids))
         V = self.n_vocab
-        if not isinstance(k, int) or not 1 <= k <= V:
-            raise InvalidInputError(f"k must be a whole number in 1..{V}, not {k!r}",
-                                    "LSC_ERR_INVALID_ARG")
+        k = self._check_k(k)
         with self._using() as ctx:
             row = np.ascontiguousarray(self._rows_for(ctx, ids[:p + 1])[-1])
         probs, logprobs = _c_softmax(row), _c_log_softmax(row)
@@ -596,15 +604,19 @@ class Model:
         return results
 
     def _score_batch(self, seqs: List[np.ndarray]) -> List[Score]:
-        """lsc_score's arithmetic over one batch: chunks of 128 positions per
-        sequence per step, log p = logit - logsumexp(row) in double."""
+        """lsc_score's arithmetic over one batch, log p = logit - logsumexp(row)
+        in double, each step advancing every sequence by up to `chunk`
+        positions (the rows are the same bits however they are split and
+        stacked, with F32 weights). The steps run on the first context's
+        threads; the others only hold their KV caches."""
         self._check_open()
         n_ctx = max(len(s) for s in seqs)
         V = self.n_vocab
+        chunk = max(1, min(_SCORE_CHUNK, _BATCH_ROWS // len(seqs)))
         ctxs = []
         try:
-            for _ in seqs:
-                ctxs.append(self._new_ctx(n_ctx))
+            for i in range(len(seqs)):
+                ctxs.append(self._new_ctx(n_ctx, None if i == 0 else 1))
             k = len(seqs)
             c_ctxs = ffi.new("lsc_ctx *[]", ctxs)
             c_ids = ffi.new("int32_t *[]", k)
@@ -614,9 +626,9 @@ class Model:
             bufs = [ffi.from_buffer("int32_t[]", s) for s in seqs]
             lps = [np.empty(len(s) - 1, np.float32) for s in seqs]
             nll = [0.0] * k
-            for c in range(0, n_ctx, _SCORE_CHUNK):
+            for c in range(0, n_ctx, chunk):
                 for i, s in enumerate(seqs):
-                    m = min(_SCORE_CHUNK, len(s) - c) if c < len(s) else 0
+                    m = min(chunk, len(s) - c) if c < len(s) else 0
                     c_ids[i] = bufs[i] + c if m else ffi.NULL
                     c_n[i] = m
                 err = new_err()
@@ -649,9 +661,11 @@ class Model:
         """Calls fn(act, name) at every forward on each hook point matching
         point_or_pattern (a name such as "blocks.3.hook_mlp_out" or "lm_head",
         or a glob such as "blocks.*.hook_resid_post"; see m.hook_points).
-        `act` is a writable float32 array [T, ...] of the activation: edit it
-        in place, or return an array of the same shape and dtype to replace
-        it. An exception in fn aborts the forward and is raised in the caller
+        `act` is a writable float32 array of the activation, [T, ...] for the
+        positions this forward computes (attention scores and patterns
+        [H, T, P]; shapes in include/logitscope.h): edit it in place, or
+        return an array of the same shape and dtype to replace it. It is a
+        copy written back after fn returns, so keeping it is safe. An exception in fn aborts the forward and is raised in the caller
         (the model stays usable). Returns a Hook; h.remove() takes it off."""
         if not callable(fn):
             raise TypeError("fn must be callable as fn(act, name)")
@@ -721,6 +735,7 @@ class Model:
         return_logits=True the array [n_layer + 1, n_vocab]."""
         ids = self._ids(ids_or_text)
         p = self._pos(pos, len(ids))
+        k = self._check_k(k)
         L = lib.lsc_model_n_layer(self._w.ptr)
         V = self.n_vocab
         out = np.empty((L + 1, V), np.float32)

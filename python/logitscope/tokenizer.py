@@ -77,7 +77,8 @@ class Tokenizer:
         return ffi.unpack(p, n[0])
 
     def check_ids(self, ids, allow_empty=False, limit=None) -> List[int]:
-        """ids as a list of ints in [0, limit or n_vocab), else ValueError with the CLI's message."""
+        """ids as a list of ints in [0, limit or n_vocab), else ValueError with the
+        library's message (what `logitscope logits --ids` prints)."""
         try:
             out = [int(i) for i in ids]
         except (TypeError, ValueError):
@@ -87,8 +88,8 @@ class Tokenizer:
         V = self.n_vocab if limit is None else limit
         for i, t in enumerate(out):
             if t < 0 or t >= V:
-                raise InvalidInputError(
-                    f"id {t} at position {i} is outside the model's vocabulary (0..{V - 1})",
+                raise InvalidInputError(  # lsc_ctx_forward's words (`logitscope logits`)
+                    f"token id {t} (at index {i}) is outside the vocabulary [0, {V})",
                     "LSC_ERR_INVALID_ARG")
         return out
 

@@ -402,9 +402,6 @@ static void micro_6x16(const float *a, size_t lda, const float *bp, size_t kc, f
         }
 }
 
-/* Scratch for the packed weights, one per thread (256 KiB). */
-static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
-
 /* y[T, n0:n1] = x[T,K] @ W + b for the columns [n0, n1), W in any format
  * and layout (packing converts it); b may be NULL. Loops, from
  * outside in: column blocks of NC, k blocks of KC (weights packed into L2),
@@ -412,7 +409,7 @@ static _Thread_local float packed_b[KC * NC] __attribute__((aligned(64)));
  * element is summed in k blocks of KC, each from zero in k order, added to
  * the running value (which starts as the first block + bias). */
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
-                     size_t T, size_t K, size_t N, size_t n0, size_t n1) {
+                     size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
     float apad[MR * KC] __attribute__((aligned(32)));
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
@@ -618,6 +615,7 @@ static void weighted_values(const float *w, float inv, const float *v, size_t vs
 void lsc_attention_rows_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
                              const lsc_attn_parts *parts) {
     const size_t D = a->D, P = a->n_past + a->T;
+    const float scale = lsc_attn_scale(a);
     for (size_t i = i0; i < i1;) {
         /* up to 4 rows of one head: t .. t + nr - 1 */
         size_t h = i / a->T, t = i % a->T;
@@ -631,7 +629,7 @@ void lsc_attention_rows_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float
         }
         size_t n0 = a->n_past + t + 1; /* keys row t sees; row t + r sees n0 + r */
         (parts && parts->scores ? parts->scores : scores_avx2)(
-            q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n0 + nr - 1, a->scale, s);
+            q, nr, a->kt + h * D * a->kt_stride, a->kt_stride, D, n0 + nr - 1, scale, s);
         float inv[4];
         for (size_t r = 0; r < nr; r++) inv[r] = softmax_exp(s[r], n0 + r);
         float *z[4];
@@ -645,6 +643,37 @@ void lsc_attention_rows_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float
         }
         i += nr;
     }
+}
+
+/* The attention in steps, for the hooks that read or change the scores and
+ * the pattern: the operations of lsc_attention_rows_avx2 on one row, so the
+ * same bits (its other scores lanes are the same lane sums; the pattern is
+ * the weight w[p] inv that it forms, and weighing the values by pattern[p]
+ * 1.0f adds only zeros past the causal end, which change no sum). */
+void lsc_attn_scores_avx2(const lsc_attn_args *a, size_t i, float *row) {
+    size_t h = i / a->T, t = i % a->T, n = a->n_past + t + 1, P = a->n_past + a->T;
+    const float *q[4];
+    float *s[4];
+    for (int r = 0; r < 4; r++) {
+        q[r] = a->q + t * a->q_stride + h * a->D;
+        s[r] = row;
+    }
+    scores_avx2(q, 1, a->kt + h * a->D * a->kt_stride, a->kt_stride, a->D, n, lsc_attn_scale(a), s);
+    for (size_t p = n; p < P; p++) row[p] = -INFINITY;
+}
+
+void lsc_attn_softmax_avx2(float *row, size_t P) {
+    size_t n = P; /* the causal end, or past it where a hook unmasked scores */
+    while (n > 0 && row[n - 1] == -INFINITY) n--;
+    float inv = softmax_exp(row, n);
+    for (size_t p = 0; p < n; p++) row[p] *= inv;
+    for (size_t p = n; p < P; p++) row[p] = 0.0f;
+}
+
+void lsc_attn_values_avx2(const lsc_attn_args *a, size_t i, const float *row) {
+    size_t h = i / a->T, t = i % a->T;
+    weighted_values(row, 1.0f, a->v + h * a->D, a->v_stride, a->D, a->n_past + a->T,
+                    a->z + t * a->z_stride + h * a->D);
 }
 
 /* y[n] = b[n] + sum_k x[k] W[n,k] for F32 W [N, K], n in [n0, n1): eight
@@ -699,3 +728,24 @@ void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, fl
         }
     }
 }
+
+static void attention_rows(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch) {
+    lsc_attention_rows_avx2(a, i0, i1, scratch, NULL);
+}
+
+const lsc_level lsc_level_avx2 = {
+    .simd = LSC_SIMD_AVX2,
+    .matvec_kn = lsc_matvec_kn_avx2,
+    .matvec_nk = lsc_matvec_nk_avx2,
+    .bf16_prep = lsc_bf16_split_x,
+    .matvec_bf16 = lsc_matvec_bf16_avx2,
+    .matvec_q8 = lsc_matvec_q8_avx2,
+    .gemm = lsc_gemm_w_avx2,
+    .gemm_pack = LSC_GEMM_PACK_AVX2,
+    .layernorm = lsc_layernorm_avx2,
+    .gelu_new = lsc_gelu_new_avx2,
+    .attention_rows = attention_rows,
+    .attn_scores = lsc_attn_scores_avx2,
+    .attn_softmax = lsc_attn_softmax_avx2,
+    .attn_values = lsc_attn_values_avx2,
+};

@@ -73,10 +73,6 @@ static void micro_12x32(const float *a, const float *bp0, const float *bp1,
     }
 }
 
-/* Scratch for the packed weights, one per thread: a KB x NC block (256 KiB,
- * in L2), as KB / KC packed k blocks. */
-static _Thread_local float packed_b[KB * NC] __attribute__((aligned(64)));
-
 void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, float *xp) {
     size_t r0 = panel * MR, mr = T - r0 < MR ? T - r0 : MR;
     float *dst = xp + panel * K * MR;
@@ -110,7 +106,7 @@ void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, fl
  * instead of being reloaded for every k block. (Prefetching the next rows
  * of W during the products measured no faster.) */
 void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
-                       size_t T, size_t K, size_t N, size_t n0, size_t n1) {
+                       size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
         size_t nc_pad = (nc + LSC_GEMM_NR - 1) / LSC_GEMM_NR * LSC_GEMM_NR;
@@ -488,3 +484,24 @@ void lsc_matvec_bf16_avx512(const float *xr, const uint16_t *w0, const lsc_f32u 
     if (b)
         for (n = n0; n < n1; n++) y[n] += b[n];
 }
+
+/* The AVX2 level's kernels where AVX-512 has none (or gains nothing): Q8,
+ * LayerNorm and the attention's steps for the hooks (the same bits). */
+const lsc_level lsc_level_avx512 = {
+    .simd = LSC_SIMD_AVX512,
+    .matvec_kn = lsc_matvec_kn_avx512,
+    .matvec_nk = lsc_matvec_nk_avx512,
+    .bf16_prep = lsc_bf16_split_x32,
+    .matvec_bf16 = lsc_matvec_bf16_avx512,
+    .matvec_q8 = lsc_matvec_q8_avx2,
+    .gemm = lsc_gemm_w_avx512,
+    .gemm_pack = LSC_GEMM_PACK_AVX512,
+    .gemm_x_rows = LSC_GEMM_MR_AVX512,
+    .gemm_pack_x = lsc_gemm_pack_x_avx512,
+    .layernorm = lsc_layernorm_avx2,
+    .gelu_new = lsc_gelu_new_avx512,
+    .attention_rows = lsc_attention_rows_avx512,
+    .attn_scores = lsc_attn_scores_avx2,
+    .attn_softmax = lsc_attn_softmax_avx2,
+    .attn_values = lsc_attn_values_avx2,
+};

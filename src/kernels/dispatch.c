@@ -1,67 +1,151 @@
-/* dispatch.c - run-time choice of the kernels' level and the entry points
- * that split each kernel over a thread pool (see kernels.h): the top of the
- * backend, the only file that names every level. */
+/* dispatch.c - chooses a level's table for each lsc_kernels and splits each
+ * kernel over its thread pool (see kernels.h): the top of the backend, the
+ * only file that names every level. No state is global: the table, the pool
+ * and the scratch belong to the lsc_kernels (one per context). */
 #include "levels.h"
 #include "internal.h"
 #include "pool.h"
 
-#include <stdatomic.h>
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* -1 until first use; then the active lsc_simd. */
-static _Atomic int active_level = -1;
+#if defined(__x86_64__) || defined(__i386__)
+#define LSC_X86 1
+#endif
+#if defined(__aarch64__) && !defined(LSC_NO_NEON)
+#define LSC_NEON 1
+#endif
 
 lsc_simd lsc_simd_best(void) {
-#if defined(__x86_64__) || defined(__i386__)
+#if LSC_X86
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return LSC_SIMD_REF;
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
         return LSC_SIMD_AVX512;
     return LSC_SIMD_AVX2;
-#endif
+#elif LSC_NEON
+    return LSC_SIMD_NEON; /* Advanced SIMD is part of every aarch64 CPU */
+#else
     return LSC_SIMD_REF;
+#endif
 }
 
 const char *lsc_simd_name(lsc_simd level) {
     switch (level) {
+    case LSC_SIMD_BEST: return "best";
     case LSC_SIMD_REF: return "ref";
     case LSC_SIMD_AVX2: return "avx2";
     case LSC_SIMD_AVX512: return "avx512";
+    case LSC_SIMD_NEON: return "neon";
     }
     return "unknown";
 }
 
-const char *lsc_simd_level(void) { return lsc_simd_name(lsc_simd_active()); }
-
-bool lsc_simd_force(lsc_simd level) {
-    if (level != LSC_SIMD_REF && level > lsc_simd_best()) return false;
-    atomic_store(&active_level, (int)level);
-    return true;
+/* The levels this CPU runs, lowest first. */
+static int cpu_levels(lsc_simd out[3]) {
+    int n = 0;
+    lsc_simd best = lsc_simd_best();
+    out[n++] = LSC_SIMD_REF;
+    if (best == LSC_SIMD_AVX2 || best == LSC_SIMD_AVX512) out[n++] = LSC_SIMD_AVX2;
+    if (best == LSC_SIMD_AVX512) out[n++] = LSC_SIMD_AVX512;
+    if (best == LSC_SIMD_NEON) out[n++] = LSC_SIMD_NEON;
+    return n;
 }
 
-lsc_simd lsc_simd_active(void) {
-    int level = atomic_load(&active_level);
-    if (level >= 0) return (lsc_simd)level;
-    lsc_simd chosen = lsc_simd_best();
+/* Where `level` stands among the CPU's levels (-1: the CPU lacks it). */
+static int rank(lsc_simd level) {
+    lsc_simd l[3];
+    int n = cpu_levels(l);
+    for (int i = 0; i < n; i++)
+        if (l[i] == level) return i;
+    return -1;
+}
+
+lsc_simd lsc_simd_default(void) {
+    lsc_simd l[3];
+    int n = cpu_levels(l);
     const char *env = getenv("LSC_SIMD");
-    /* a lower level when asked; one the CPU lacks (or an unknown name)
-     * keeps the best */
-    for (int l = LSC_SIMD_REF; env && l < (int)chosen; l++)
-        if (!strcmp(env, lsc_simd_name((lsc_simd)l))) chosen = (lsc_simd)l;
-    int expected = -1;
-    atomic_compare_exchange_strong(&active_level, &expected, (int)chosen);
-    return (lsc_simd)atomic_load(&active_level);
+    for (int i = 0; env && i < n; i++)
+        if (!strcmp(env, lsc_simd_name(l[i]))) return l[i];
+    return l[n - 1];
 }
 
-/* Products smaller than this many multiply-adds run on the calling thread:
- * waking the pool costs more than it saves. */
-#define PARALLEL_MIN_MACS (64u * 1024u)
+const char *lsc_simd_level(void) { return lsc_simd_name(lsc_simd_default()); }
 
-static lsc_pool *pool_for(lsc_pool *pool, size_t macs) {
-    return macs < PARALLEL_MIN_MACS ? NULL : pool;
+struct lsc_kernels {
+    const lsc_level *lv; /* NULL: the plain level */
+    lsc_simd simd;
+    lsc_pool *pool;
+    int n_threads;
+    float *pack;       /* [n_threads][lv->gemm_pack]: the GEMM's packed weights */
+    void *pack_raw, *xbuf_raw; /* what malloc gave for the 64-byte aligned ones */
+    size_t cap_T, cap_K, cap_N, cap_P;
+    float *xbuf;       /* x prepared for a product: packed panels (T > 1) or
+                          BF16 / Q8 x (T = 1) */
+    float *partial;    /* T = 1, F32 [K, N]: partial sums of the k blocks */
+    float *attn;       /* [n_threads][4 P]: attention rows (the plain level: one) */
+    size_t attn_per_thread;
+};
+
+/* n floats at a 64-byte boundary inside a block from malloc (*raw, to free;
+ * plain malloc so that the tests' allocation counting sees it). */
+static float *alloc64(size_t n, void **raw) {
+    size_t bytes;
+    if (!lsc_mul_size(n ? n : 1, sizeof(float), &bytes) || !lsc_add_size(bytes, 63, &bytes) ||
+        !(*raw = malloc(bytes)))
+        return NULL;
+    return (float *)(((uintptr_t)*raw + 63) & ~(uintptr_t)63);
 }
+
+static const lsc_level *table(lsc_simd level) {
+    switch (level) {
+#if LSC_X86
+    case LSC_SIMD_AVX2: return &lsc_level_avx2;
+    case LSC_SIMD_AVX512: return &lsc_level_avx512;
+#endif
+#if LSC_NEON
+    case LSC_SIMD_NEON: return &lsc_level_neon;
+#endif
+    default: return NULL;
+    }
+}
+
+lsc_status lsc_kernels_new(lsc_simd level, lsc_pool *pool, lsc_kernels **out, lsc_error *err) {
+    *out = NULL;
+    lsc_simd def = lsc_simd_default();
+    if (level == LSC_SIMD_BEST) level = def;
+    if (rank(level) < 0)
+        return lsc_fail(err, LSC_ERR_UNSUPPORTED, "this CPU cannot run the '%s' kernels (best: %s)",
+                        lsc_simd_name(level), lsc_simd_name(lsc_simd_best()));
+    if (rank(level) > rank(def)) level = def; /* LSC_SIMD caps it */
+    lsc_kernels *k = calloc(1, sizeof *k);
+    if (!k) return lsc_fail(err, LSC_ERR_NOMEM, "out of memory");
+    k->simd = level;
+    k->lv = table(level);
+    k->pool = pool;
+    k->n_threads = lsc_pool_n_threads(pool);
+    if (k->lv) {
+        if (!(k->pack = alloc64((size_t)k->n_threads * k->lv->gemm_pack, &k->pack_raw))) {
+            free(k);
+            return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate the kernels' packing buffers");
+        }
+    }
+    *out = k;
+    return LSC_OK;
+}
+
+void lsc_kernels_free(lsc_kernels *k) {
+    if (!k) return;
+    free(k->pack_raw);
+    free(k->xbuf_raw);
+    free(k->partial);
+    free(k->attn);
+    free(k);
+}
+
+lsc_simd lsc_kernels_level(const lsc_kernels *k) { return k->simd; }
 
 /* Work items: GEMM output columns, T = 1 output rows of [N, K] weights, and
  * T = 1 blocks of input rows of [K, N] weights (partial sums, added in block
@@ -73,167 +157,184 @@ static lsc_pool *pool_for(lsc_pool *pool, size_t macs) {
 #define GEMM_ITEM_COLS 128
 #define NK_ITEM_ROWS 64
 #define KN_ITEM_ROWS LSC_GEMM_KC
+/* Attention items: ATTN_ITEM_ROWS rows of one head (rows late in a causal
+ * prefill cost more; the shared counter balances them). */
+#define ATTN_ITEM_ROWS 16
+
+static size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+/* Floats of x prepared for a product of T rows with K inputs. */
+static size_t xbuf_floats(const lsc_kernels *k, size_t T, size_t K) {
+    size_t t1 = K + K / LSC_Q8_BLOCK + 1; /* BF16: K; Q8: K int16 + the scales */
+    size_t tn = k->lv && k->lv->gemm_x_rows ? ceil_div(T, k->lv->gemm_x_rows) * k->lv->gemm_x_rows * K : 0;
+    return t1 > tn ? t1 : tn;
+}
+
+lsc_status lsc_kernels_reserve(lsc_kernels *k, size_t T, size_t K, size_t N, size_t P,
+                               lsc_error *err) {
+    /* each buffer grows only when it must (never in a decode loop whose
+     * caller reserves the longest attention up front) */
+    if (T < k->cap_T) T = k->cap_T;
+    if (K < k->cap_K) K = k->cap_K;
+    if (N < k->cap_N) N = k->cap_N;
+    size_t nx = xbuf_floats(k, T, K), np = ceil_div(K, KN_ITEM_ROWS) * N;
+    if (k->lv && (T > k->cap_T || K > k->cap_K || N > k->cap_N)) {
+        void *xraw = NULL;
+        float *x = alloc64(nx, &xraw), *p = malloc((np ? np : 1) * sizeof *p);
+        if (!x || !p) {
+            free(xraw);
+            free(p);
+            return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate kernel scratch for %zu x %zu x %zu",
+                            T, K, N);
+        }
+        free(k->xbuf_raw);
+        free(k->partial);
+        k->xbuf_raw = xraw;
+        k->xbuf = x;
+        k->partial = p;
+    }
+    k->cap_T = T;
+    k->cap_K = K;
+    k->cap_N = N;
+    if (P > k->cap_P) { /* 4 rows a thread; the plain level: one row */
+        size_t per = k->lv ? 4 * P : P, n = k->lv ? (size_t)k->n_threads * per : per;
+        float *at = malloc((n ? n : 1) * sizeof *at);
+        if (!at)
+            return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate attention scratch for %zu positions", P);
+        free(k->attn);
+        k->attn = at;
+        k->attn_per_thread = per;
+        k->cap_P = P;
+    }
+    return LSC_OK;
+}
+
+/* Products smaller than this many multiply-adds run on the calling thread:
+ * waking the pool costs more than it saves. */
+#define PARALLEL_MIN_MACS (64u * 1024u)
+
+static lsc_pool *pool_for(lsc_kernels *k, size_t macs) {
+    return macs < PARALLEL_MIN_MACS ? NULL : k->pool;
+}
 
 /* One matrix product for the pool's threads. */
 typedef struct matmul_job {
+    const lsc_kernels *k;
     const float *x;
     const lsc_weights *w;
     const lsc_f32u *b;
     float *y;
     size_t T, K, N;
-    float *partial; /* T = 1, [K, N] weights: [n_items, N] partial sums */
-    const float *xr;    /* T = 1, BF16: x split by lsc_bf16_split_x */
+    const float *xr;    /* T = 1, BF16: x prepared by bf16_prep */
     const int16_t *xq;  /* T = 1, Q8: x rounded by lsc_q8_quantize_x */
     const float *xs;
-    float *xp;          /* T > 1, AVX-512: x packed by lsc_gemm_pack_x_avx512 */
-    size_t n_threads;   /* of the pool that runs the job */
+    float *xp;          /* T > 1: x packed by gemm_pack_x (or NULL) */
     size_t kn_chunks;   /* T = 1, [K, N] weights: column ranges per row block */
 } matmul_job;
 
 /* T > 1: output columns [128 i, 128 i + 128). */
-static void gemm_item(void *arg, size_t i) {
+static void gemm_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
+    const lsc_level *lv = j->k->lv;
     size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
-    if (j->xp) lsc_gemm_w_avx512(j->xp, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
-    else lsc_gemm_w_avx2(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+    lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1,
+             j->k->pack + (size_t)ith * lv->gemm_pack);
 }
 
-/* T > 1 at AVX-512: panel i of x packed for lsc_gemm_w_avx512. */
-static void pack_x_item(void *arg, size_t i) {
+/* T > 1: panel i of x packed for the GEMM. */
+static void pack_x_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
-    lsc_gemm_pack_x_avx512(j->x, j->T, j->K, i, j->xp);
+    j->k->lv->gemm_pack_x(j->x, j->T, j->K, i, j->xp);
 }
 
 /* T = 1, [N, K] weights in any format: output rows [64 i, 64 i + 64). */
-static void rows_item(void *arg, size_t i) {
+static void rows_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
     const lsc_weights *w = j->w;
+    const lsc_level *lv = j->k->lv;
     size_t n0 = i * NK_ITEM_ROWS, n1 = n0 + NK_ITEM_ROWS < j->N ? n0 + NK_ITEM_ROWS : j->N;
     switch (w->type) {
-    case LSC_WEIGHTS_F32:
-        if (lsc_simd_active() >= LSC_SIMD_AVX512)
-            lsc_matvec_nk_avx512(j->x, w->data, j->b, j->y, j->K, n0, n1);
-        else
-            lsc_matvec_nk_avx2(j->x, w->data, j->b, j->y, j->K, n0, n1);
-        break;
-    case LSC_WEIGHTS_BF16:
-        if (lsc_simd_active() >= LSC_SIMD_AVX512)
-            lsc_matvec_bf16_avx512(j->xr, w->data, j->b, j->y, j->K, n0, n1);
-        else
-            lsc_matvec_bf16_avx2(j->xr, w->data, j->b, j->y, j->K, n0, n1);
-        break;
+    case LSC_WEIGHTS_F32: lv->matvec_nk(j->x, w->data, j->b, j->y, j->K, n0, n1); break;
+    case LSC_WEIGHTS_BF16: lv->matvec_bf16(j->xr, w->data, j->b, j->y, j->K, n0, n1); break;
     case LSC_WEIGHTS_Q8:
-        lsc_matvec_q8_avx2(j->xq, j->xs, w->data, w->scale, j->b, j->y, j->K, n0, n1);
+        lv->matvec_q8(j->xq, j->xs, w->data, w->scale, j->b, j->y, j->K, n0, n1);
         break;
     }
 }
 
 /* T = 1, F32 [K, N] weights: the partial product of the input rows of
  * block i / kn_chunks over its column range (chunk i % kn_chunks). */
-static void kn_item(void *arg, size_t i) {
+static void kn_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
     size_t blk = i / j->kn_chunks, chunk = i % j->kn_chunks;
     size_t k0 = blk * KN_ITEM_ROWS, kb = j->K - k0 < KN_ITEM_ROWS ? j->K - k0 : KN_ITEM_ROWS;
     size_t n0, n1;
     lsc_pool_split(j->N, 16, (int)chunk, (int)j->kn_chunks, &n0, &n1);
     if (n0 >= n1) return;
-    if (lsc_simd_active() >= LSC_SIMD_AVX512)
-        lsc_matvec_kn_avx512(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
-                             j->partial + blk * j->N, kb, j->N, n0, n1);
-    else
-        lsc_matvec_kn_avx2(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
-                           j->partial + blk * j->N, kb, j->N, n0, n1);
+    j->k->lv->matvec_kn(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
+                        j->k->partial + blk * j->N, kb, j->N, n0, n1);
 }
 
-/* T = 1 with no memory for the partial sums: output columns split evenly
- * (each element then summed in plain k order). */
-static void kn_slice(void *arg, int ith, int nth) {
-    const matmul_job *j = arg;
-    size_t n0, n1;
-    lsc_pool_split(j->N, 8, ith, nth, &n0, &n1);
-    if (n0 >= n1) return;
-    if (lsc_simd_active() >= LSC_SIMD_AVX512)
-        lsc_matvec_kn_avx512(j->x, j->w->data, j->b, j->y, j->K, j->N, n0, n1);
-    else
-        lsc_matvec_kn_avx2(j->x, j->w->data, j->b, j->y, j->K, j->N, n0, n1);
-}
-
-void lsc_matmul(struct lsc_pool *pool, const float *x, const lsc_weights *w,
-                const lsc_f32u *b, float *y, size_t T, size_t K, size_t N) {
-    if (lsc_simd_active() == LSC_SIMD_REF) {
+void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_f32u *b,
+                float *y, size_t T, size_t K, size_t N) {
+    if (!k->lv) {
         lsc_matmul_ref(x, w, b, y, T, K, N);
         return;
     }
-    matmul_job j = {x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, NULL, 1, 1};
-    pool = pool_for(pool, T * K * N);
-    j.n_threads = (size_t)lsc_pool_n_threads(pool);
+    assert(T <= k->cap_T && K <= k->cap_K);
+    matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1};
+    lsc_pool *pool = pool_for(k, T * K * N);
+    size_t n_threads = (size_t)lsc_pool_n_threads(pool);
     if (T > 1) {
-        size_t panels = (T + LSC_GEMM_MR_AVX512 - 1) / LSC_GEMM_MR_AVX512, bytes;
-        /* no memory for packed x: the AVX2 GEMM, which needs none (same bits) */
-        if (lsc_simd_active() >= LSC_SIMD_AVX512 &&
-            lsc_mul_size(panels * LSC_GEMM_MR_AVX512 * sizeof(float), K, &bytes) &&
-            (j.xp = malloc(bytes)))
-            lsc_pool_for(pool, panels, pack_x_item, &j);
-        lsc_pool_for(pool, (N + GEMM_ITEM_COLS - 1) / GEMM_ITEM_COLS, gemm_item, &j);
-        free(j.xp);
+        if (k->lv->gemm_x_rows) {
+            j.xp = k->xbuf;
+            lsc_pool_for(pool, ceil_div(T, k->lv->gemm_x_rows), pack_x_item, &j);
+        }
+        lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
     } else if (w->nk || w->type != LSC_WEIGHTS_F32) {
-        /* x prepared once for every thread: on the stack when small */
-        float stack[4096];
-        size_t need = w->type == LSC_WEIGHTS_BF16 ? K * sizeof(float)
-                    : w->type == LSC_WEIGHTS_Q8   ? K * sizeof(int16_t) + (K / LSC_Q8_BLOCK + 1) * sizeof(float)
-                                                  : 0;
-        void *buf = need <= sizeof stack ? (void *)stack : malloc(need);
-        if (!buf) { /* no memory: the reference needs none for BF16 / one row */
-            lsc_matmul_ref(x, w, b, y, T, K, N);
-            return;
-        }
+        /* x prepared once for every thread */
         if (w->type == LSC_WEIGHTS_BF16) {
-            if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_bf16_split_x32(x, K, buf);
-            else lsc_bf16_split_x(x, K, buf);
-            j.xr = buf;
+            k->lv->bf16_prep(x, K, k->xbuf);
+            j.xr = k->xbuf;
         } else if (w->type == LSC_WEIGHTS_Q8) {
-            j.xs = buf;
-            j.xq = (int16_t *)((float *)buf + K / LSC_Q8_BLOCK + 1);
-            lsc_q8_quantize_x(x, K, (int16_t *)j.xq, (float *)j.xs);
+            j.xs = k->xbuf;
+            j.xq = (int16_t *)(k->xbuf + K / LSC_Q8_BLOCK + 1);
+            lsc_q8_quantize_x(x, K, (int16_t *)j.xq, k->xbuf);
         }
-        lsc_pool_for(pool, (N + NK_ITEM_ROWS - 1) / NK_ITEM_ROWS, rows_item, &j);
-        if (buf != stack) free(buf);
+        lsc_pool_for(pool, ceil_div(N, NK_ITEM_ROWS), rows_item, &j);
     } else {
-        size_t blocks = (K + KN_ITEM_ROWS - 1) / KN_ITEM_ROWS;
-        j.partial = malloc(blocks * N * sizeof(float));
-        if (!j.partial) { /* no memory: the plain order */
-            lsc_pool_run(pool, kn_slice, &j);
-            return;
-        }
+        size_t blocks = ceil_div(K, KN_ITEM_ROWS);
+        assert(N <= k->cap_N);
         /* at least four items a thread, column ranges of at least 128 */
-        size_t want = 4 * j.n_threads;
-        j.kn_chunks = j.n_threads > 1 && blocks < want ? (want + blocks - 1) / blocks : 1;
+        size_t want = 4 * n_threads;
+        j.kn_chunks = n_threads > 1 && blocks < want ? (want + blocks - 1) / blocks : 1;
         if (j.kn_chunks > N / 128) j.kn_chunks = N / 128 ? N / 128 : 1;
         lsc_pool_for(pool, blocks * j.kn_chunks, kn_item, &j);
         /* y = b + p_0 + p_1 + ... in block order (a fixed order for any
          * number of threads) */
+        const float *part = k->partial;
         for (size_t n = 0; n < N; n++) {
-            float acc = b ? b[n] + j.partial[n] : j.partial[n];
-            for (size_t i = 1; i < blocks; i++) acc += j.partial[i * N + n];
+            float acc = b ? b[n] + part[n] : part[n];
+            for (size_t i = 1; i < blocks; i++) acc += part[i * N + n];
             y[n] = acc;
         }
-        free(j.partial);
     }
 }
 
-void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const lsc_f32u *w,
-                   const lsc_f32u *b, float *y, size_t T, size_t K, size_t N) {
+void lsc_matmul_kn(lsc_kernels *k, const float *x, const lsc_f32u *w, const lsc_f32u *b,
+                   float *y, size_t T, size_t K, size_t N) {
     lsc_weights wt = {LSC_WEIGHTS_F32, 0, w, NULL};
-    lsc_matmul(pool, x, &wt, b, y, T, K, N);
+    lsc_matmul(k, x, &wt, b, y, T, K, N);
 }
 
-void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const lsc_f32u *w, float *y,
-                   size_t T, size_t K, size_t N) {
+void lsc_matmul_nk(lsc_kernels *k, const float *x, const lsc_f32u *w, float *y, size_t T,
+                   size_t K, size_t N) {
     lsc_weights wt = {LSC_WEIGHTS_F32, 1, w, NULL};
-    lsc_matmul(pool, x, &wt, NULL, y, T, K, N);
+    lsc_matmul(k, x, &wt, NULL, y, T, K, N);
 }
 
 typedef struct rows_job {
+    const lsc_level *lv;
     const float *x;
     const lsc_f32u *g, *b;
     float *y;
@@ -245,20 +346,21 @@ static void layernorm_slice(void *arg, int ith, int nth) {
     const rows_job *j = arg;
     size_t t0, t1;
     lsc_pool_split(j->T, 1, ith, nth, &t0, &t1);
-    if (t0 < t1) lsc_layernorm_avx2(j->x, j->g, j->b, j->y, j->E, j->eps, t0, t1);
+    if (t0 < t1) j->lv->layernorm(j->x, j->g, j->b, j->y, j->E, j->eps, t0, t1);
 }
 
-void lsc_layernorm(struct lsc_pool *pool, const float *x, const lsc_f32u *g,
-                   const lsc_f32u *b, float *y, size_t T, size_t E, float eps) {
-    if (lsc_simd_active() == LSC_SIMD_REF) {
+void lsc_layernorm(lsc_kernels *k, const float *x, const lsc_f32u *g, const lsc_f32u *b,
+                   float *y, size_t T, size_t E, float eps) {
+    if (!k->lv) {
         lsc_layernorm_ref(x, g, b, y, T, E, eps);
         return;
     }
-    rows_job j = {x, g, b, y, T, E, eps};
-    lsc_pool_run(pool_for(pool, T * E * 16), layernorm_slice, &j);
+    rows_job j = {k->lv, x, g, b, y, T, E, eps};
+    lsc_pool_run(pool_for(k, T * E * 16), layernorm_slice, &j);
 }
 
 typedef struct gelu_job {
+    const lsc_level *lv;
     float *x;
     size_t n;
 } gelu_job;
@@ -267,50 +369,70 @@ static void gelu_slice(void *arg, int ith, int nth) {
     const gelu_job *j = arg;
     size_t i0, i1;
     lsc_pool_split(j->n, 64, ith, nth, &i0, &i1);
-    if (i0 >= i1) return;
-    if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_gelu_new_avx512(j->x + i0, i1 - i0);
-    else lsc_gelu_new_avx2(j->x + i0, i1 - i0);
+    if (i0 < i1) j->lv->gelu_new(j->x + i0, i1 - i0);
 }
 
-void lsc_gelu_new(struct lsc_pool *pool, float *x, size_t n) {
-    if (lsc_simd_active() == LSC_SIMD_REF) {
+void lsc_gelu_new(lsc_kernels *k, float *x, size_t n) {
+    if (!k->lv) {
         lsc_gelu_new_ref(x, n);
         return;
     }
-    gelu_job j = {x, n};
-    lsc_pool_run(pool_for(pool, n * 16), gelu_slice, &j);
+    gelu_job j = {k->lv, x, n};
+    lsc_pool_run(pool_for(k, n * 16), gelu_slice, &j);
 }
 
-/* Attention items: ATTN_ITEM_ROWS rows of one head (rows late in a causal
- * prefill cost more; the shared counter balances them). */
-#define ATTN_ITEM_ROWS 16
+void lsc_act_apply(lsc_kernels *k, lsc_act act, float *x, size_t n) {
+    if (act == LSC_ACT_GELU_NEW) lsc_gelu_new(k, x, n); /* the only fast one */
+    else lsc_act_apply_ref(act, x, n);
+}
 
-static void attention_item(void *arg, size_t item) {
-    const lsc_attn_args *a = arg;
-    size_t per_head = (a->T + ATTN_ITEM_ROWS - 1) / ATTN_ITEM_ROWS;
+typedef struct attn_job {
+    const lsc_kernels *k;
+    const lsc_attn_args *a;
+} attn_job;
+
+static void attention_item(void *arg, size_t item, int ith) {
+    const attn_job *j = arg;
+    const lsc_attn_args *a = j->a;
+    size_t per_head = ceil_div(a->T, ATTN_ITEM_ROWS);
     size_t h = item / per_head, t0 = item % per_head * ATTN_ITEM_ROWS;
     size_t t1 = t0 + ATTN_ITEM_ROWS < a->T ? t0 + ATTN_ITEM_ROWS : a->T;
-    size_t need = 4 * (a->n_past + a->T); /* scores of 4 rows */
-    float stack[4 * 1024];
-    float *scratch = need <= sizeof stack / sizeof *stack ? stack : malloc(need * sizeof *scratch);
-    size_t i0 = h * a->T + t0, i1 = h * a->T + t1;
-    if (!scratch) lsc_attention_ref_rows(a, i0, i1); /* needs no memory */
-    else if (lsc_simd_active() >= LSC_SIMD_AVX512) lsc_attention_rows_avx512(a, i0, i1, scratch);
-    else lsc_attention_rows_avx2(a, i0, i1, scratch, NULL);
-    if (scratch != stack) free(scratch);
+    j->k->lv->attention_rows(a, h * a->T + t0, h * a->T + t1,
+                             j->k->attn + (size_t)ith * j->k->attn_per_thread);
 }
 
-void lsc_attention(struct lsc_pool *pool, const lsc_attn_args *a) {
-    if (lsc_simd_active() == LSC_SIMD_REF) {
-        lsc_attention_ref(a);
+void lsc_attention(lsc_kernels *k, const lsc_attn_args *a) {
+    size_t P = a->n_past + a->T;
+    assert(P <= k->cap_P);
+    if (!k->lv) {
+        lsc_attention_ref(a, k->attn);
         return;
     }
-    size_t P = a->n_past + a->T, per_head = (a->T + ATTN_ITEM_ROWS - 1) / ATTN_ITEM_ROWS;
-    lsc_pool_for(pool_for(pool, a->H * a->T * P * a->D), a->H * per_head, attention_item,
-                 (void *)a);
+    attn_job j = {k, a};
+    lsc_pool_for(pool_for(k, a->H * a->T * P * a->D), a->H * ceil_div(a->T, ATTN_ITEM_ROWS),
+                 attention_item, &j);
 }
 
-void lsc_act_apply(struct lsc_pool *pool, lsc_act act, float *x, size_t n) {
-    if (act == LSC_ACT_GELU_NEW) lsc_gelu_new(pool, x, n); /* the only fast one */
-    else lsc_act_apply_ref(act, x, n);
+void lsc_attn_scores(lsc_kernels *k, const lsc_attn_args *a, float *S) {
+    size_t P = a->n_past + a->T;
+    for (size_t i = 0; i < a->H * a->T; i++) {
+        if (k->lv) k->lv->attn_scores(a, i, S + i * P);
+        else lsc_attn_scores_ref(a, i, S + i * P);
+    }
+}
+
+void lsc_attn_softmax(lsc_kernels *k, const lsc_attn_args *a, float *S) {
+    size_t P = a->n_past + a->T;
+    for (size_t i = 0; i < a->H * a->T; i++) {
+        if (k->lv) k->lv->attn_softmax(S + i * P, P);
+        else lsc_attn_softmax_ref(S + i * P, P);
+    }
+}
+
+void lsc_attn_values(lsc_kernels *k, const lsc_attn_args *a, const float *S) {
+    size_t P = a->n_past + a->T;
+    for (size_t i = 0; i < a->H * a->T; i++) {
+        if (k->lv) k->lv->attn_values(a, i, S + i * P);
+        else lsc_attn_values_ref(a, i, S + i * P);
+    }
 }

@@ -10,6 +10,48 @@
 #include "kernels.h"
 
 /* ------------------------------------------------------------------------ */
+/* A level's table: the kernels dispatch.c splits over the threads. Each    */
+/* level file defines its own (lsc_level_avx2, ...); the plain level has    */
+/* none (dispatch.c runs the reference kernels whole on the calling thread). */
+/* ------------------------------------------------------------------------ */
+
+typedef struct lsc_level {
+    lsc_simd simd;
+    /* T = 1 slices of the output [n0, n1): F32 [K, N] (y = b, then fma in k
+     * order), F32 [N, K], BF16 (x prepared once by bf16_prep) and Q8 (x
+     * rounded by lsc_q8_quantize_x) [N, K] */
+    void (*matvec_kn)(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y, size_t K,
+                      size_t N, size_t n0, size_t n1);
+    void (*matvec_nk)(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y, size_t K,
+                      size_t n0, size_t n1);
+    void (*bf16_prep)(const float *x, size_t K, float *xr);
+    void (*matvec_bf16)(const float *xr, const uint16_t *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t n0, size_t n1);
+    void (*matvec_q8)(const int16_t *xq, const float *xs, const int8_t *q, const float *scale,
+                      const lsc_f32u *b, float *y, size_t K, size_t n0, size_t n1);
+    /* T > 1: the GEMM on columns [n0, n1) with a thread's packing scratch
+     * of gemm_pack floats; when gemm_x_rows > 0, x is first packed in
+     * panels of that many rows by gemm_pack_x (panel i at x + i K rows) */
+    void (*gemm)(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y, size_t T,
+                 size_t K, size_t N, size_t n0, size_t n1, float *pack);
+    size_t gemm_pack;
+    size_t gemm_x_rows;
+    void (*gemm_pack_x)(const float *x, size_t T, size_t K, size_t panel, float *xp);
+    /* rows [t0, t1) of LayerNorm; gelu_new in place */
+    void (*layernorm)(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y, size_t E,
+                      float eps, size_t t0, size_t t1);
+    void (*gelu_new)(float *x, size_t n);
+    /* attention rows [i0, i1) of [H, T] with 4 (n_past + T) floats of
+     * scratch; and its steps for the hooks, one row at a time */
+    void (*attention_rows)(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
+    void (*attn_scores)(const lsc_attn_args *a, size_t i, float *row);
+    void (*attn_softmax)(float *row, size_t P);
+    void (*attn_values)(const lsc_attn_args *a, size_t i, const float *row);
+} lsc_level;
+
+extern const lsc_level lsc_level_avx2, lsc_level_avx512, lsc_level_neon;
+
+/* ------------------------------------------------------------------------ */
 /* weights.c: formats                                                        */
 /* ------------------------------------------------------------------------ */
 
@@ -40,21 +82,43 @@ void lsc_layernorm_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, flo
 void lsc_gelu_new_ref(float *x, size_t n);
 /* lsc_act_apply. */
 void lsc_act_apply_ref(lsc_act act, float *x, size_t n);
-/* lsc_attention, and the same on rows [i0, i1) of the flattened [H, T]. */
-void lsc_attention_ref(const lsc_attn_args *a);
-void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1);
+/* lsc_attention, one row of the flattened [H, T] at a time in `row`
+ * (n_past + T floats), by the three steps below. */
+void lsc_attention_ref(const lsc_attn_args *a, float *row);
+/* Row i = h T + t of the scores ([0, n_past + T): -inf past the causal end),
+ * its softmax in place, and z's row from the pattern. */
+void lsc_attn_scores_ref(const lsc_attn_args *a, size_t i, float *row);
+void lsc_attn_softmax_ref(float *row, size_t P);
+void lsc_attn_values_ref(const lsc_attn_args *a, size_t i, const float *row);
+
+/* The reference on a slice of the output (the signatures of lsc_level's
+ * entries; BF16 takes x as is), for levels with no kernel of their own. */
+void lsc_bf16_prep_ref(const float *x, size_t K, float *xr);
+void lsc_matvec_bf16_ref(const float *x, const uint16_t *w, const lsc_f32u *b, float *y,
+                         size_t K, size_t n0, size_t n1);
+void lsc_matvec_q8_ref(const int16_t *xq, const float *xs, const int8_t *q, const float *scale,
+                       const lsc_f32u *b, float *y, size_t K, size_t n0, size_t n1);
+void lsc_layernorm_rows_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                            size_t E, float eps, size_t t0, size_t t1);
+void lsc_attention_rows_ref(const lsc_attn_args *a, size_t i0, size_t i1, float *row);
+
+/* The scale the fast levels multiply q.k by (the same bits as dividing
+ * 1.0f by each divisor in turn). */
+static inline float lsc_attn_scale(const lsc_attn_args *a) {
+    return 1.0f / a->div_d / a->div_layer;
+}
 
 /* ------------------------------------------------------------------------ */
 /* dispatch.c: entry points for one kernel (the model needs none of them)    */
 /* ------------------------------------------------------------------------ */
 
 /* lsc_matmul on F32 [K, N] and [N, K] weights (no bias for [N, K]). */
-void lsc_matmul_kn(struct lsc_pool *pool, const float *x, const lsc_f32u *w,
+void lsc_matmul_kn(lsc_kernels *k, const float *x, const lsc_f32u *w,
                    const lsc_f32u *b, float *y, size_t T, size_t K, size_t N);
-void lsc_matmul_nk(struct lsc_pool *pool, const float *x, const lsc_f32u *w, float *y,
+void lsc_matmul_nk(lsc_kernels *k, const float *x, const lsc_f32u *w, float *y,
                    size_t T, size_t K, size_t N);
 /* gelu_new in place on x[0:n], split over the pool. */
-void lsc_gelu_new(struct lsc_pool *pool, float *x, size_t n);
+void lsc_gelu_new(lsc_kernels *k, float *x, size_t n);
 
 /* ------------------------------------------------------------------------ */
 /* Constants the AVX2 and AVX-512 levels share so that they give the same    */
@@ -105,9 +169,12 @@ void lsc_matvec_bf16_avx2(const float *xr, const uint16_t *w, const lsc_f32u *b,
 void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q,
                         const float *scale, const lsc_f32u *b, float *y, size_t K, size_t n0,
                         size_t n1);
-/* The GEMM for any lsc_weights (T > 1), outputs [n0, n1), 6 x 16 tiles. */
+/* The GEMM for any lsc_weights (T > 1), outputs [n0, n1), 6 x 16 tiles;
+ * `pack` is the thread's scratch of LSC_GEMM_PACK_AVX2 floats, 64-byte
+ * aligned. */
+#define LSC_GEMM_PACK_AVX2 (LSC_GEMM_KC * 128)
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
-                     size_t T, size_t K, size_t N, size_t n0, size_t n1);
+                     size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
 /* Packs W[k0:k0+kc, j0:j0+nc] (W seen as [K, N], whatever its format and
  * layout) into ceil(nc / LSC_GEMM_NR) panels of [kc][LSC_GEMM_NR] floats,
  * zero-padded past nc; buf is 32-byte aligned. */
@@ -138,6 +205,12 @@ typedef struct lsc_attn_parts {
  * four rows of a head at a time; `scratch` holds 4 (n_past + T) floats. */
 void lsc_attention_rows_avx2(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch,
                              const lsc_attn_parts *parts);
+/* The steps of the attention for the hooks, one row (as the _ref ones): the
+ * bits of lsc_attention_rows_avx2 (and of the AVX-512 level's, which sum
+ * in the same order). */
+void lsc_attn_scores_avx2(const lsc_attn_args *a, size_t i, float *row);
+void lsc_attn_softmax_avx2(float *row, size_t P);
+void lsc_attn_values_avx2(const lsc_attn_args *a, size_t i, const float *row);
 
 /* ------------------------------------------------------------------------ */
 /* avx512.c: the AVX-512 level                                               */
@@ -158,11 +231,26 @@ void lsc_matvec_bf16_avx512(const float *xr, const uint16_t *w, const lsc_f32u *
  * T) as [K][12], at xp + i * K * 12; lsc_gemm_pack_x_avx512 writes one. */
 #define LSC_GEMM_MR_AVX512 12
 void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, float *xp);
+#define LSC_GEMM_PACK_AVX512 (512 * 128)
 void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
-                       size_t T, size_t K, size_t N, size_t n0, size_t n1);
+                       size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
 /* lsc_gelu_new_avx2's operations 16 lanes at a time: the same bits. */
 void lsc_gelu_new_avx512(float *x, size_t n);
 /* lsc_attention_rows_avx2 with the AVX-512 scores and 4-row values. */
 void lsc_attention_rows_avx512(const lsc_attn_args *a, size_t i0, size_t i1, float *scratch);
+
+/* ------------------------------------------------------------------------ */
+/* neon.c: the aarch64 Advanced SIMD level                                   */
+/* ------------------------------------------------------------------------ */
+/* The F32 products, which dominate decode and prefill, in the AVX2 level's
+ * per-element order (so the same bits as AVX2 for them); everything else
+ * is the reference on slices (above). */
+void lsc_matvec_kn_neon(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t N, size_t n0, size_t n1);
+void lsc_matvec_nk_neon(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                        size_t K, size_t n0, size_t n1);
+#define LSC_GEMM_PACK_NEON (LSC_GEMM_KC * 128)
+void lsc_gemm_w_neon(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                     size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
 
 #endif

@@ -118,39 +118,57 @@ void lsc_act_apply_ref(lsc_act act, float *x, size_t n) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Causal self-attention: scores in float, softmax with the max subtracted   */
-/* and the sum in double, then the probability-weighted values. Needs no     */
-/* memory: each row's scores are recomputed in each of its three passes.    */
+/* Causal self-attention, the one reference: the plain level runs it row by  */
+/* row, the hooked forward path step by step around its hooks.               */
 /* ------------------------------------------------------------------------ */
 
-/* Row t of head h: the scaled score of key p. */
-static float score(const lsc_attn_args *a, size_t h, size_t t, size_t p) {
+void lsc_attn_scores_ref(const lsc_attn_args *a, size_t i, float *row) {
+    size_t h = i / a->T, t = i % a->T, last = a->n_past + t, P = a->n_past + a->T;
     const float *q = a->q + t * a->q_stride + h * a->D;
-    const float *k = a->kt + h * a->D * a->kt_stride + p;
-    float d = 0.0f;
-    for (size_t i = 0; i < a->D; i++) d += q[i] * k[i * a->kt_stride];
-    return d * a->scale;
+    const float *kt = a->kt + h * a->D * a->kt_stride;
+    for (size_t p = 0; p <= last; p++) {
+        float s = 0;
+        for (size_t d = 0; d < a->D; d++) s += q[d] * kt[d * a->kt_stride + p];
+        s /= a->div_d;
+        s /= a->div_layer;
+        row[p] = s;
+    }
+    for (size_t p = last + 1; p < P; p++) row[p] = -INFINITY;
 }
 
-void lsc_attention_ref_rows(const lsc_attn_args *a, size_t i0, size_t i1) {
-    for (size_t i = i0; i < i1; i++) {
-        size_t h = i / a->T, t = i % a->T;
-        size_t n = a->n_past + t + 1; /* keys this row sees */
-        float m = -INFINITY;
-        for (size_t p = 0; p < n; p++) m = fmaxf(m, score(a, h, t, p));
-        double sum = 0.0;
-        for (size_t p = 0; p < n; p++) sum += expf(score(a, h, t, p) - m);
-        float *z = a->z + t * a->z_stride + h * a->D;
-        for (size_t d = 0; d < a->D; d++) z[d] = 0.0f;
-        for (size_t p = 0; p < n; p++) {
-            float w = (float)(expf(score(a, h, t, p) - m) / sum);
-            const float *v = a->v + p * a->v_stride + h * a->D;
-            for (size_t d = 0; d < a->D; d++) z[d] += w * v[d];
-        }
+/* The max subtracted, the sum in double. */
+void lsc_attn_softmax_ref(float *row, size_t P) {
+    float mx = -INFINITY;
+    for (size_t p = 0; p < P; p++) mx = row[p] > mx ? row[p] : mx;
+    double sum = 0;
+    for (size_t p = 0; p < P; p++) {
+        row[p] = expf(row[p] - mx);
+        sum += row[p];
+    }
+    float inv = (float)(1.0 / sum);
+    for (size_t p = 0; p < P; p++) row[p] *= inv;
+}
+
+/* Every position with a weight (a hook may have given masked ones one). */
+void lsc_attn_values_ref(const lsc_attn_args *a, size_t i, const float *row) {
+    size_t h = i / a->T, t = i % a->T, P = a->n_past + a->T;
+    float *z = a->z + t * a->z_stride + h * a->D;
+    memset(z, 0, a->D * sizeof *z);
+    for (size_t p = 0; p < P; p++) {
+        float w = row[p];
+        if (w == 0) continue;
+        const float *v = a->v + p * a->v_stride + h * a->D;
+        for (size_t d = 0; d < a->D; d++) z[d] += w * v[d];
     }
 }
 
-void lsc_attention_ref(const lsc_attn_args *a) { lsc_attention_ref_rows(a, 0, a->H * a->T); }
+void lsc_attention_ref(const lsc_attn_args *a, float *row) {
+    for (size_t i = 0; i < a->H * a->T; i++) {
+        lsc_attn_scores_ref(a, i, row);
+        lsc_attn_softmax_ref(row, a->n_past + a->T);
+        lsc_attn_values_ref(a, i, row);
+    }
+}
 
 void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                     size_t T, size_t K, size_t N) {
@@ -196,5 +214,51 @@ void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, flo
         }
         if (b)
             for (size_t n = 0; n < N; n++) yt[n] = yt[n] + b[n];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The reference on one slice of the output, for the table of a level that  */
+/* has no kernel of its own for something (dispatch.c splits them over the  */
+/* threads; each output is computed as the whole-product reference does).   */
+/* ------------------------------------------------------------------------ */
+
+void lsc_bf16_prep_ref(const float *x, size_t K, float *xr) { memcpy(xr, x, K * sizeof *xr); }
+
+void lsc_matvec_bf16_ref(const float *x, const uint16_t *w, const lsc_f32u *b, float *y,
+                         size_t K, size_t n0, size_t n1) {
+    lsc_weights wt = {LSC_WEIGHTS_BF16, 1, w, NULL};
+    for (size_t n = n0; n < n1; n++) {
+        float s = 0.0f;
+        for (size_t k = 0; k < K; k++) s += x[k] * lsc_weights_get(&wt, K, 0, k, n);
+        y[n] = b ? s + b[n] : s;
+    }
+}
+
+void lsc_matvec_q8_ref(const int16_t *xq, const float *xs, const int8_t *q, const float *scale,
+                       const lsc_f32u *b, float *y, size_t K, size_t n0, size_t n1) {
+    size_t nb = (K + LSC_Q8_BLOCK - 1) / LSC_Q8_BLOCK;
+    for (size_t n = n0; n < n1; n++) {
+        float s = 0.0f;
+        for (size_t blk = 0; blk < nb; blk++) {
+            int32_t t = 0;
+            for (size_t k = blk * LSC_Q8_BLOCK; k < K && k < (blk + 1) * LSC_Q8_BLOCK; k++)
+                t += (int32_t)q[n * K + k] * xq[k];
+            s += scale[n * nb + blk] * xs[blk] * (float)t;
+        }
+        y[n] = b ? s + b[n] : s;
+    }
+}
+
+void lsc_layernorm_rows_ref(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
+                            size_t E, float eps, size_t t0, size_t t1) {
+    lsc_layernorm_ref(x + t0 * E, g, b, y + t0 * E, t1 - t0, E, eps);
+}
+
+void lsc_attention_rows_ref(const lsc_attn_args *a, size_t i0, size_t i1, float *row) {
+    for (size_t i = i0; i < i1; i++) {
+        lsc_attn_scores_ref(a, i, row);
+        lsc_attn_softmax_ref(row, a->n_past + a->T);
+        lsc_attn_values_ref(a, i, row);
     }
 }

@@ -9,6 +9,7 @@ import pytest
 
 import pkg_path  # noqa: F401  (before logitscope)
 import logitscope
+from conftest import run_cli
 from fixtures import fixture_dir
 
 TEXT = "The quick brown fox jumps over the lazy dog"
@@ -99,11 +100,14 @@ def test_closed_model_raises_instead_of_crashing():
 
 
 def test_bad_ids_and_too_long_text_are_value_errors(m):
-    with pytest.raises(ValueError, match=r"id 50257 at position 1 is outside the model's "
-                                         r"vocabulary \(0..50256\)"):
+    with pytest.raises(ValueError) as e:
         m.logits([1, 50257])
-    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+    cli = run_cli("logits", "--model", fixture_dir("tiny"), "--ids", "1,50257")
+    assert cli.returncode != 0 and cli.stderr == f"logitscope: error: {e.value}\n"
+    with pytest.raises(ValueError, match=r"outside the vocabulary \[0, 50257\)"):
         m.logits(np.array([-1]))
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        m.logits([2 ** 40])
     with pytest.raises(ValueError, match="no tokens"):
         m.logits([])
     with pytest.raises(ValueError, match="1-D"):
@@ -112,6 +116,8 @@ def test_bad_ids_and_too_long_text_are_value_errors(m):
     with pytest.raises(ValueError, match=r"exceed the context of 64 positions") as e:
         m.logits(long_text)
     assert isinstance(e.value, logitscope.ContextFullError)
+    cli = run_cli("logits", "--model", fixture_dir("tiny"), "--text", long_text)
+    assert cli.stderr == f"logitscope: error: {e.value}\n"
     with pytest.raises(ValueError, match="more than the context"):
         m.generate("x " * 60, max_new_tokens=20)
     with pytest.raises(ValueError, match="not valid Unicode"):
@@ -171,3 +177,18 @@ def test_forward_releases_the_gil():
     assert overlap > 0.25 * busy
     m1.close()
     m2.close()
+
+
+def test_bad_k_pos_and_n(m):
+    for bad in (0, -1, 50258, 2.5, True):
+        with pytest.raises(ValueError, match="k must be"):
+            m.next(TEXT, k=bad)
+        with pytest.raises(ValueError, match="k must be"):
+            m.logit_lens(TEXT, k=bad)
+    assert len(m.next(TEXT, k=np.int64(3))) == 3
+    with pytest.raises(ValueError, match="outside the sequence of 9 tokens"):
+        m.next(TEXT, pos=9)
+    with pytest.raises(ValueError, match="n must be"):
+        m.sample(TEXT, n=0)
+    with pytest.raises(ValueError, match="without replacement at most"):
+        m.sample(TEXT, n=5, replacement=False, temperature=0)

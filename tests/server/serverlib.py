@@ -91,7 +91,7 @@ class Server:
         status, headers, data = self.request("POST", "/v1/completions", {**body, "stream": True})
         assert status == 200, data
         assert headers["Content-Type"].startswith("text/event-stream")
-        events = [e for e in data.decode().split("\n\n") if e]
+        events = [e for e in data.decode().split("\n\n") if e and not e.startswith(":")]
         assert events[-1] == "data: [DONE]", events[-3:]
         out = []
         for e in events[:-1]:

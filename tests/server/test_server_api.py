@@ -218,13 +218,17 @@ def test_api_key(serve):
     assert s.get("/v1/models")[0] == 401
 
 
+# The tests below need requests that last: they run the 124M-shaped fixture
+# (made on demand; tiny finishes a request in milliseconds).
+
 def test_queue_full_503(serve):
-    s = serve("--threads", "1", "--parallel", "1", "--queue", "1")
+    s = serve("--threads", "1", "--parallel", "1", "--queue", "1", model="gpt2-124m")
     results = []
 
     def go():
-        results.append(s.post("/v1/completions", {"prompt": TEXT, "max_tokens": 50,
-                                                  "temperature": 0, "ignore_eos": True}))
+        st, h, data = s.request("POST", "/v1/completions", {"prompt": TEXT, "max_tokens": 8,
+                                                            "temperature": 0, "ignore_eos": True})
+        results.append((st, json.loads(data), h))
     threads = [threading.Thread(target=go) for _ in range(6)]
     for t in threads:
         t.start()
@@ -233,15 +237,15 @@ def test_queue_full_503(serve):
     codes = sorted(r[0] for r in results)
     assert 200 in codes and 503 in codes, codes
     assert set(codes) <= {200, 503}
-    busy = [r[1] for r in results if r[0] == 503][0]
-    assert busy["error"]["code"] == 503
+    busy = [r for r in results if r[0] == 503][0]
+    assert busy[1]["error"]["code"] == 503 and busy[2]["Retry-After"] == "1"
     # more sequences in one request than the queue holds: 400, retrying cannot help
     error_of(*s.post("/v1/completions", {"prompt": "x", "n": 2}), 400, "at most 1")
 
 
 def test_disconnect_cancels(serve):
-    s = serve("--threads", "1", "--parallel", "2")
-    body = json.dumps({"prompt": TEXT, "max_tokens": 52, "temperature": 0, "ignore_eos": True,
+    s = serve("--threads", "1", "--parallel", "2", model="gpt2-124m")
+    body = json.dumps({"prompt": TEXT, "max_tokens": 500, "temperature": 0, "ignore_eos": True,
                        "stream": True}).encode()
     for stream in (True, False):
         b = body if stream else body.replace(b'"stream": true', b'"stream": false')
@@ -252,7 +256,7 @@ def test_disconnect_cancels(serve):
         c.close()
         assert wait_until(lambda: s.metric("logitscope_num_requests_running") == 0, 10)
     gen = s.metric("logitscope_generation_tokens_total")
-    assert gen < 2 * 52, gen  # both stopped early
+    assert gen < 2 * 500, gen  # both stopped early
 
 
 def test_slow_client_does_not_block(serve):
@@ -281,17 +285,17 @@ def test_slow_client_does_not_block(serve):
 
 
 def test_sigterm_lets_requests_finish(serve):
-    s = serve("--threads", "1")
+    s = serve("--threads", "1", model="gpt2-124m")
     result = []
     t = threading.Thread(target=lambda: result.append(s.post(
-        "/v1/completions", {"prompt": TEXT, "max_tokens": 50, "temperature": 0,
+        "/v1/completions", {"prompt": TEXT, "max_tokens": 20, "temperature": 0,
                             "ignore_eos": True})))
     t.start()
     assert wait_until(lambda: s.metric("logitscope_num_requests_running") == 1, 10)
     assert s.stop() == 0
     t.join()
     status, out = result[0]
-    assert status == 200 and out["usage"]["completion_tokens"] == 50
+    assert status == 200 and out["usage"]["completion_tokens"] == 20
 
 
 def test_metrics(serve):
@@ -305,3 +309,30 @@ def test_metrics(serve):
     assert s.metric("logitscope_time_to_first_token_seconds_count") == 1
     assert s.metric("logitscope_time_per_output_token_seconds_count") == 2
     assert s.metric("logitscope_num_requests_waiting") == 0
+
+
+def test_idle_timeout_spares_long_requests(serve):
+    """--timeout closes idle clients, not requests the server is still computing."""
+    s = serve("--threads", "1", "--timeout", "1", "--parallel", "1", model="gpt2-124m")
+    t0 = time.time()
+    # one slot: the second and third requests wait in the queue for seconds
+    # before their first byte
+    results = {}
+    first = threading.Thread(target=lambda: results.setdefault("first", s.complete(
+        prompt=TEXT, max_tokens=40, temperature=0, ignore_eos=True)))
+    first.start()
+    assert wait_until(lambda: s.metric("logitscope_num_requests_running") == 1, 10)
+    second = threading.Thread(target=lambda: results.setdefault("second", s.complete(
+        prompt=TEXT, max_tokens=5, temperature=0, ignore_eos=True)))
+    second.start()
+    ev = s.stream(prompt=TEXT, max_tokens=5, temperature=0, ignore_eos=True)
+    first.join()
+    second.join()
+    assert ev[-1]["choices"][0]["finish_reason"] == "length"
+    assert results["first"]["usage"]["completion_tokens"] == 40
+    assert results["second"]["usage"]["completion_tokens"] == 5
+    print(f"three requests in {time.time() - t0:.1f}s with --timeout 1")
+    idle = socket.create_connection((s.host, s.port))
+    idle.settimeout(10)
+    assert idle.recv(1) == b""  # closed by the server after about a second
+    idle.close()

@@ -78,13 +78,14 @@ static int record(lsc_activation *a, void *ud) {
 static void test_what_callbacks_see(void) {
     lsc_ctx *c = new_ctx();
     lsc_error err;
-    seen s = {0}, q = {0}, sc = {0}, lg = {0};
-    int h1, h2, h3, h4;
+    seen s = {0}, q = {0}, sc = {0}, lg = {0}, lnf = {0};
+    int h1, h2, h3, h4, h5;
     CHECK(lsc_ctx_add_hook(c, "blocks.*.hook_mlp_out", record, &s, &h1, &err) == LSC_OK);
     CHECK(lsc_ctx_add_hook(c, "blocks.1.attn.hook_q", record, &q, &h2, &err) == LSC_OK);
     CHECK(lsc_ctx_add_hook(c, "*hook_attn_scores", record, &sc, &h3, &err) == LSC_OK);
     CHECK(lsc_ctx_add_hook(c, "lm_head", record, &lg, &h4, &err) == LSC_OK);
-    CHECK(h1 != h2 && h2 != h3 && h3 != h4);
+    CHECK(lsc_ctx_add_hook(c, "ln_final.hook_normalized", record, &lnf, &h5, &err) == LSC_OK);
+    CHECK(h1 != h2 && h2 != h3 && h3 != h4 && h4 != h5);
     int32_t ids[6] = {464, 2068, 7586, 21831, 18045, 625};
     CHECK(lsc_ctx_forward(c, ids, 5, LSC_LOGITS_ALL, &err) == LSC_OK);
     CHECK(s.calls == L);
@@ -109,6 +110,9 @@ static void test_what_callbacks_see(void) {
     lsc_ctx_reset(c);
     CHECK(lsc_ctx_forward(c, ids, 4, LSC_LOGITS_LAST, &err) == LSC_OK);
     CHECK(lg.calls == 3 && lg.pos0[2] == 3 && lg.n_pos[2] == 1 && lg.shape[2][0] == 1);
+    /* the final layernorm's rows are the logits' rows, at the same positions */
+    CHECK(lnf.calls == 3 && lnf.pos0[2] == 3 && lnf.n_pos[2] == 1 && lnf.shape[2][0] == 1);
+    for (int k = 0; k < 3; k++) CHECK(lnf.pos0[k] == lg.pos0[k] && lnf.n_pos[k] == lg.n_pos[k]);
     /* removal: the others keep firing */
     lsc_ctx_remove_hook(c, h1);
     lsc_ctx_remove_hook(c, h1);   /* twice is harmless */

@@ -24,6 +24,9 @@ static lsc_f32u *unaligned(size_t n, uint32_t *s, void **base) {
     return p;
 }
 
+/* The best level on the calling thread, scratch for the shapes below. */
+static lsc_kernels *kern;
+
 static void test_matmul_kn(void) {
     uint32_t s = 1;
     size_t shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {9, 33, 17}, {5, 64, 96}};
@@ -46,7 +49,7 @@ static void test_matmul_kn(void) {
         lsc_matmul_kn_ref(x, w, NULL, y2, T, K, N);
         for (size_t t = 0; t < T; t++)
             for (size_t n = 0; n < N; n++) CHECK_NEAR(y[t * N + n] - b[n], y2[t * N + n], 1e-5);
-        lsc_matmul_kn(NULL, x, w, b, y2, T, K, N);
+        lsc_matmul_kn(kern, x, w, b, y2, T, K, N);
         for (size_t i = 0; i < T * N; i++) CHECK_NEAR(y[i], y2[i], 1e-5 * (double)K);
         free(x), free(y), free(y2), free(wb), free(bb);
     }
@@ -71,7 +74,7 @@ static void test_matmul_nk(void) {
                 worst = fmax(worst, fabs(acc - y[t * N + n]));
             }
         CHECK(worst <= 1e-5 * (double)K);
-        lsc_matmul_nk(NULL, x, w, y2, T, K, N);
+        lsc_matmul_nk(kern, x, w, y2, T, K, N);
         for (size_t i = 0; i < T * N; i++) CHECK_NEAR(y[i], y2[i], 1e-5 * (double)K);
         free(x), free(y), free(y2), free(wb);
     }
@@ -111,7 +114,7 @@ static void test_activations(void) {
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float v = cases[i].in, w = cases[i].in;
         lsc_act_apply_ref(cases[i].act, &v, 1);
-        lsc_act_apply(NULL, cases[i].act, &w, 1);
+        lsc_act_apply(kern, cases[i].act, &w, 1);
         CHECK_NEAR(v, cases[i].want, 2e-6);
         CHECK_NEAR(w, v, 1e-6);
     }
@@ -122,9 +125,12 @@ static void test_activations(void) {
 }
 
 int main(void) {
+    CHECK(lsc_kernels_new(LSC_SIMD_BEST, NULL, &kern, NULL) == LSC_OK);
+    CHECK(lsc_kernels_reserve(kern, 70, 64, 96, 0, NULL) == LSC_OK);
     RUN(test_matmul_kn);
     RUN(test_matmul_nk);
     RUN(test_layernorm);
     RUN(test_activations);
+    lsc_kernels_free(kern);
     return CHECK_DONE();
 }

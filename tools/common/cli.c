@@ -10,36 +10,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-
-int cli_error(const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("logitscope: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    return 1;
-}
-
-bool cli_parse_int(const char *s, long min, long max, long *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || *end || v < min || v > max) return false;
-    *out = v;
-    return true;
-}
-
-bool cli_parse_float(const char *s, double *out) {
-    if (!s || !*s) return false;
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v)) return false;
-    *out = v;
-    return true;
-}
+#include <sys/stat.h>
 
 /* True when a JSON text holds the escape \u0000, which cJSON would silently
  * cut the string at. */
@@ -82,46 +53,35 @@ bad:
     return false;
 }
 
-int cli_common_option(cli_common *c, int opt, const char *arg) {
-    long v;
-    switch (opt) {
-    case OPT_MODEL: c->model = arg; return 1;
-    case OPT_REVISION: c->revision = arg; return 1;
-    case OPT_TEXT: c->text = arg; return 1;
-    case OPT_IDS: c->ids = arg; return 1;
-    case OPT_JSON: c->json = true; return 1;
-    case OPT_NO_SPECIAL: c->no_special = true; return 1;
-    case OPT_HOOK:
-    case OPT_CACHE: {
-        const char **list = opt == OPT_HOOK ? c->hooks : c->cache;
-        int *n = opt == OPT_HOOK ? &c->n_hooks : &c->n_cache;
-        if (*n == CLI_MAX_HOOKS) {
-            cli_error("--%s given more than %d times", opt == OPT_HOOK ? "hook" : "cache",
-                      CLI_MAX_HOOKS);
-            return -1;
-        }
-        list[(*n)++] = arg;
-        return 1;
+/* The one-line error for a --model that did not resolve. A name that is no
+ * folder here was taken for a Hub repo id; when the Hub could not be reached
+ * (or offline mode is on), say both, and the offline way. */
+static void model_error(const char *model, const lsc_error *err) {
+    if (err->status != LSC_ERR_NETWORK && err->status != LSC_ERR_NOT_FOUND) {
+        cli_error("%s", err->message);
+        return;
     }
-    case OPT_CACHE_OUT: c->cache_out = arg; return 1;
-    case OPT_THREADS:
-        if (!cli_parse_int(arg, 0, 1024, &v)) {
-            cli_error("--threads: '%s' is not a number from 0 to 1024", arg);
-            return -1;
+    const char *hint = "; offline, give --model DIR, a folder with config.json and "
+                       "model.safetensors (python3 tests/gen_fixtures.py --out DIR gpt2-124m "
+                       "writes a random one)";
+    /* a relative path whose first folder exists is most likely a mistyped folder */
+    const char *slash = strchr(model, '/');
+    struct stat st;
+    char first[256];
+    if (slash && (size_t)(slash - model) < sizeof first) {
+        snprintf(first, sizeof first, "%.*s", (int)(slash - model), model);
+        if (stat(first, &st) == 0 && S_ISDIR(st.st_mode)) {
+            cli_error("--model %s: no such folder (%s/ exists; mistyped?), and as a Hub repo id: "
+                      "%s",
+                      model, first, err->message);
+            return;
         }
-        c->threads = (int)v;
-        return 1;
-    case OPT_WEIGHTS:
-        if (!strcmp(arg, "f32")) c->weights = LSC_WEIGHTS_F32;
-        else if (!strcmp(arg, "bf16")) c->weights = LSC_WEIGHTS_BF16;
-        else if (!strcmp(arg, "q8")) c->weights = LSC_WEIGHTS_Q8;
-        else {
-            cli_error("--weights: '%s' is not one of f32, bf16, q8", arg);
-            return -1;
-        }
-        return 1;
     }
-    return 0;
+    if (err->status == LSC_ERR_NETWORK)
+        cli_error("--model %s is not a folder here, and as a Hub repo id it is not in the cache "
+                  "and the Hub cannot be reached (%s)%s",
+                  model, err->message, hint);
+    else cli_error("--model %s is not a folder here: %s%s", model, err->message, hint);
 }
 
 const char *cli_model_dir(const cli_common *c) {
@@ -135,7 +95,7 @@ const char *cli_model_dir(const cli_common *c) {
     dir = for_model = for_revision = NULL;
     lsc_error err;
     if (lsc_hub_resolve(model, cli_hub_params(c->revision), &dir, &err) != LSC_OK) {
-        cli_error("%s", err.message);
+        model_error(model, &err);
         return NULL;
     }
     for_model = strdup(model);
@@ -177,7 +137,7 @@ bool cli_input_ids(const cli_common *c, lsc_tokenizer *tok, int32_t **ids, size_
     *ids = NULL;
     *n = 0;
     if (!!c->text == !!c->ids) {
-        cli_error("give the input as exactly one of --text or --ids");
+        cli_error("give the input as exactly one of TEXT/--text or --ids");
         return false;
     }
     if (c->ids) {

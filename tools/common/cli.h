@@ -1,85 +1,26 @@
-/* cli.h - what the logitscope commands share: option parsing for the common
- * flags, loading the model and tokenizer, turning --text/--ids into ids, and
- * reporting errors as one line on stderr. Built only on the public header. */
+/* cli.h - what the logitscope commands share (tools/common, build/libcli.a):
+ * the option layer (args.h), loading the model and tokenizer, turning
+ * --text/--ids into ids, hooks, JSON output, and reporting errors as one line
+ * on stderr. Built only on the public header. */
 #ifndef LSC_CLI_H
 #define LSC_CLI_H
 
 #include "logitscope.h"
 
-#include <getopt.h>
+#include "args.h"
+
 #include <stdbool.h>
 #include <stdio.h>
-
-/* Options every model-running command accepts. Long-only options get codes
- * from 1000 up; commands number their own from 2000 up. */
-enum {
-    OPT_MODEL = 1000,
-    OPT_TEXT,
-    OPT_IDS,
-    OPT_JSON,
-    OPT_THREADS,
-    OPT_REVISION,
-    OPT_NO_SPECIAL,
-    OPT_WEIGHTS,
-    OPT_HOOK,
-    OPT_CACHE,
-    OPT_CACHE_OUT,
-};
-
-#define CLI_COMMON_OPTIONS                                                      \
-    {"model", required_argument, 0, OPT_MODEL},                                 \
-    {"text", required_argument, 0, OPT_TEXT},                                   \
-    {"ids", required_argument, 0, OPT_IDS},                                     \
-    {"json", no_argument, 0, OPT_JSON},                                         \
-    {"threads", required_argument, 0, OPT_THREADS},                             \
-    {"revision", required_argument, 0, OPT_REVISION},                           \
-    {"no-special", no_argument, 0, OPT_NO_SPECIAL},                             \
-    {"weights", required_argument, 0, OPT_WEIGHTS}
-
-/* Interventions and the activation cache (tools/hooks.c): every command that
- * runs the model adds these to its option table and calls cli_hooks_attach
- * once its context exists. */
-#define CLI_HOOK_OPTIONS                                                        \
-    {"hook", required_argument, 0, OPT_HOOK},                                   \
-    {"cache", required_argument, 0, OPT_CACHE},                                 \
-    {"cache-out", required_argument, 0, OPT_CACHE_OUT}
-
-/* Their lines for a command's --help. */
-#define CLI_HOOK_USAGE                                                          \
-    "  --hook POINT[@POS]:OP  rewrite an activation (repeatable): OP is zero,\n"  \
-    "      scale:F, add:FILE.npy[*F], patch:FILE.npz or (on lm_head)\n"          \
-    "      set:TOKEN=VALUE (VALUE: a number, max+F, min-F...); POS: -1, 3, 0:5\n" \
-    "  --cache PATTERN --cache-out FILE.npz  save activations (repeatable)\n"
-
-#define CLI_MAX_HOOKS 64 /* --hook and --cache given at most this often each */
-
-typedef struct cli_common {
-    const char *model;    /* --model: a folder or a Hub repo id (default gpt2) */
-    const char *revision; /* --revision */
-    const char *text;     /* --text */
-    const char *ids;      /* --ids 1,2,3 */
-    bool json;            /* --json: one JSON object on stdout */
-    int threads;          /* --threads, 0 = all cores */
-    bool no_special;      /* --no-special: "<|endoftext|>" is plain text */
-    lsc_weight_type weights; /* --weights f32|bf16|q8 (default f32) */
-    const char *hooks[CLI_MAX_HOOKS]; /* --hook specs, in order */
-    int n_hooks;
-    const char *cache[CLI_MAX_HOOKS]; /* --cache patterns */
-    int n_cache;
-    const char *cache_out; /* --cache-out FILE.npz */
-} cli_common;
 
 /* Prints "logitscope: error: <message>" as one line on stderr; returns 1 so a
  * command can `return cli_error(...)`. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Handles a common option; returns 1 when `opt` was one (0 otherwise), and -1
- * after printing an error for a malformed value. */
-int cli_common_option(cli_common *c, int opt, const char *arg);
-
-/* Strict number parsing: the whole string must be a number in range. */
-bool cli_parse_int(const char *s, long min, long max, long *out);
-bool cli_parse_float(const char *s, double *out);
+/* While a buffer is set on the calling thread, cli_error writes its message
+ * there (the last one wins) instead of stderr, so the server can hand the
+ * CLI's messages (--hook specs checked by cli_hooks_attach) to its client.
+ * NULL restores stderr. */
+void cli_error_capture(char *buf, size_t size);
 
 /* True when a JSON text holds the escape \u0000, which cJSON would silently
  * cut a string at (the --jsonl readers refuse such lines). */
@@ -118,29 +59,6 @@ void cli_print_repr(FILE *out, const char *s, size_t n);
 /* ---- The model commands (next, rank, sample, generate, score, tour):
  * cli_lm.c ---- */
 
-/* Sampler options, shared by sample and generate (codes 1100 up). */
-enum {
-    OPT_TEMPERATURE = 1100,
-    OPT_TOP_K,
-    OPT_TOP_P,
-    OPT_MIN_P,
-    OPT_REPETITION_PENALTY,
-    OPT_SEED,
-};
-
-#define CLI_SAMPLER_OPTIONS                                                     \
-    {"temperature", required_argument, 0, OPT_TEMPERATURE},                     \
-    {"top-k", required_argument, 0, OPT_TOP_K},                                 \
-    {"top-p", required_argument, 0, OPT_TOP_P},                                 \
-    {"min-p", required_argument, 0, OPT_MIN_P},                                 \
-    {"repetition-penalty", required_argument, 0, OPT_REPETITION_PENALTY},       \
-    {"seed", required_argument, 0, OPT_SEED}
-
-/* Handles a sampler option into `p` (checking its range, with the flag's
- * name in the error); returns 1 when `opt` was one, 0 otherwise, -1 after
- * printing an error. */
-int cli_sampler_option(lsc_sampler_params *p, int opt, const char *arg);
-
 typedef struct cli_hooks cli_hooks;
 
 /* What a model command holds: the model, its tokenizer, a context (with the
@@ -177,19 +95,30 @@ const float *cli_lm_row(cli_lm *lm, size_t pos);
  * id cannot be decoded. *len (may be NULL) gets its length. */
 char *cli_token_text(const lsc_tokenizer *tok, int32_t id, size_t *len);
 
-/* Encodes --token `text` and checks it is exactly one token; prints the
- * error (saying how many tokens it is, and which) and returns false
- * otherwise. */
-bool cli_single_token(lsc_tokenizer *tok, const char *text, bool no_special, int32_t *id);
+/* Encodes `text` (given with `flag`: --token, --mark, a --hook set:) and
+ * checks it is exactly one token; otherwise prints the one message every
+ * command uses (how many tokens it is, which, and the spaced form when that
+ * is one token) and returns false. */
+bool cli_single_token(lsc_tokenizer *tok, const char *flag, const char *text, bool no_special,
+                      int32_t *id);
 
 /* Prints tokenizer.decode([id]) as Python's repr. */
 void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id);
 
-/* Prints a cJSON value as one line on stdout and frees it; returns 0, or 1
- * after an error when it is NULL (an allocation failed while building it)
- * or stdout cannot be written. */
+/* ---- JSON output: json.c ---- */
+
+/* Prints a cJSON value as one compact line on stdout and frees it; returns 0,
+ * or 1 after an error when it is NULL (an allocation failed while building
+ * it) or stdout cannot be written. */
 struct cJSON;
 int cli_print_json(struct cJSON *obj);
+
+/* Prints s[0..n) as a JSON string literal (escaped as cJSON does; U+0000 as
+ * \u0000); false when out of memory. */
+bool cli_json_string(FILE *out, const char *s, size_t n);
+
+/* Prints ids[0..n) as a compact JSON array: [1,2,3]. */
+void cli_json_ids(FILE *out, const int32_t *ids, size_t n);
 
 /* ---- Interventions and the activation cache: hooks.c ---- */
 
@@ -216,20 +145,7 @@ void cli_hooks_free(cli_hooks *h);
 bool cli_check_logits(const lsc_model *m, const float *logits, size_t rows, size_t n_vocab,
                       size_t pos0);
 
-/* Each command: argv[0] is the command's name. Returns the exit status. */
-int cmd_logits(int argc, char **argv);
-int cmd_tokenize(int argc, char **argv);
-int cmd_detokenize(int argc, char **argv);
-int cmd_download(int argc, char **argv);
-int cmd_arch(int argc, char **argv);
-int cmd_next(int argc, char **argv);
-int cmd_rank(int argc, char **argv);
-int cmd_sample(int argc, char **argv);
-int cmd_generate(int argc, char **argv);
-int cmd_score(int argc, char **argv);
-int cmd_tour(int argc, char **argv);
-int cmd_lens(int argc, char **argv);
-int cmd_plot_lens(int argc, char **argv); /* `plot lens`: lens.c */
-int cmd_plot(int argc, char **argv);
+/* `plot lens`: the lens command drawing its figure (cmd_lens.c). */
+int cli_plot_lens(int argc, char **argv);
 
 #endif

@@ -306,23 +306,16 @@ static bool prepare(cli_hooks *h, hook_state *hs, const cli_common *c, lsc_token
             return true;
         }
         if (!tok && !(tok = h->own_tok = cli_load_tokenizer(c))) return false;
-        int32_t *ids = NULL;
-        size_t n = 0;
-        lsc_error e;
-        if (lsc_tokenizer_encode(tok, t, strlen(t), c->no_special ? LSC_ENCODE_NO_SPECIAL : 0,
-                                 &ids, &n, &e) != LSC_OK)
-            return !cli_error("--hook '%s': %s", hs->text, e.message);
-        if (n != 1) {
-            char list[128] = "";
-            for (size_t k = 0, w = 0; k < n && w < sizeof list - 16; k++)
-                w += (size_t)snprintf(list + w, sizeof list - w, "%s%d", k ? "," : "", ids[k]);
-            lsc_free(ids);
-            return !cli_error("--hook '%s': '%s' is %zu tokens [%s], not one (give one token's "
-                              "text or its id)",
-                              hs->text, t, n, list);
+        /* the quoted form tools print (Python's repr: ' coffee') names the text inside */
+        char unq[HOOKSPEC_MAX_LEN + 1];
+        size_t tl = strlen(t);
+        if (tl >= 2 && (t[0] == '\'' || t[0] == '"') && t[tl - 1] == t[0]) {
+            snprintf(unq, sizeof unq, "%.*s", (int)(tl - 2), t + 1);
+            t = unq;
         }
-        hs->token = ids[0];
-        lsc_free(ids);
+        char flag[64];
+        snprintf(flag, sizeof flag, "--hook %.40s%s", hs->text, strlen(hs->text) > 40 ? "..." : "");
+        if (!cli_single_token(tok, flag, t, c->no_special, &hs->token)) return false;
         if (hs->token >= V)
             return !cli_error("--hook '%s': token %d is outside the model's vocabulary", hs->text,
                               hs->token);
@@ -440,7 +433,14 @@ static bool write_cache(cli_hooks *h) {
             return false;
         }
     }
-    return npz_commit(w);
+    if (!npz_commit(w)) return false;
+    /* say what was written, on stderr: stdout holds the command's result */
+    fprintf(stderr, "logitscope: wrote %s: %d array%s (", h->cache_out, h->n_cache,
+            h->n_cache == 1 ? "" : "s");
+    for (int k = 0; k < h->n_cache && k < 4; k++)
+        fprintf(stderr, "%s%s", k ? ", " : "", h->cache[k].name);
+    fprintf(stderr, "%s)\n", h->n_cache > 4 ? ", ..." : "");
+    return true;
 }
 
 bool cli_hooks_finish(cli_hooks *h) {

@@ -10,60 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int cli_sampler_option(lsc_sampler_params *p, int opt, const char *arg) {
-    double v;
-    long k;
-    switch (opt) {
-    case OPT_TEMPERATURE:
-        if (!cli_parse_float(arg, &v) || v < 0) {
-            cli_error("--temperature: '%s' is not a number >= 0 (0 = greedy)", arg);
-            return -1;
-        }
-        p->temperature = (float)v;
-        return 1;
-    case OPT_TOP_K:
-        if (!cli_parse_int(arg, 0, INT_MAX, &k)) {
-            cli_error("--top-k: '%s' is not a whole number >= 0 (0 = off)", arg);
-            return -1;
-        }
-        p->top_k = (int)k;
-        return 1;
-    case OPT_TOP_P:
-        if (!cli_parse_float(arg, &v) || !(v > 0 && v <= 1)) {
-            cli_error("--top-p: '%s' is not a number in (0, 1] (1 = off)", arg);
-            return -1;
-        }
-        p->top_p = v;
-        return 1;
-    case OPT_MIN_P:
-        if (!cli_parse_float(arg, &v) || !(v >= 0 && v <= 1)) {
-            cli_error("--min-p: '%s' is not a number in [0, 1] (0 = off)", arg);
-            return -1;
-        }
-        p->min_p = (float)v;
-        return 1;
-    case OPT_REPETITION_PENALTY:
-        if (!cli_parse_float(arg, &v) || !(v > 0)) {
-            cli_error("--repetition-penalty: '%s' is not a number > 0 (1 = off)", arg);
-            return -1;
-        }
-        p->repetition_penalty = (float)v;
-        return 1;
-    case OPT_SEED: {
-        char *end;
-        errno = 0;
-        unsigned long long s = strtoull(arg, &end, 10);
-        if (!*arg || *arg == '-' || *end || errno) {
-            cli_error("--seed: '%s' is not a whole number from 0 to 2^64-1", arg);
-            return -1;
-        }
-        p->seed = (uint64_t)s;
-        return 1;
-    }
-    }
-    return 0;
-}
-
 bool cli_lm_open(const cli_common *c, bool need_input, cli_lm *lm) {
     memset(lm, 0, sizeof *lm);
     lm->model = cli_load_model(c);
@@ -140,39 +86,51 @@ void cli_print_token(FILE *out, const lsc_tokenizer *tok, int32_t id) {
     lsc_free(s);
 }
 
-int cli_print_json(cJSON *obj) {
-    if (!obj) return cli_error("out of memory while writing JSON");
-    char *txt = cJSON_PrintUnformatted(obj);
-    cJSON_Delete(obj);
-    if (!txt) return cli_error("out of memory while writing JSON");
-    fputs(txt, stdout);
-    fputc('\n', stdout);
-    cJSON_free(txt);
-    if (fflush(stdout) != 0) return cli_error("cannot write stdout");
-    return 0;
-}
-
-bool cli_single_token(lsc_tokenizer *tok, const char *text, bool no_special, int32_t *id) {
+/* The ids of `text` as a new array (lsc_free), or NULL after printing the
+ * error. */
+static int32_t *encode(lsc_tokenizer *tok, const char *flag, const char *text, bool no_special,
+                       size_t *n) {
     int32_t *ids = NULL;
-    size_t n = 0;
     lsc_error err;
     if (lsc_tokenizer_encode(tok, text, strlen(text), no_special ? LSC_ENCODE_NO_SPECIAL : 0, &ids,
-                             &n, &err) != LSC_OK) {
-        cli_error("--token: %s", err.message);
-        return false;
+                             n, &err) != LSC_OK) {
+        cli_error("%s: %s", flag, err.message);
+        return NULL;
     }
-    if (n != 1) {
-        char list[128] = "";
-        size_t used = 0;
-        for (size_t i = 0; i < n && used + 16 < sizeof list; i++)
-            used += (size_t)snprintf(list + used, sizeof list - used, "%s%d", i ? ", " : "", (int)ids[i]);
-        if (n > 0 && used + 16 >= sizeof list) snprintf(list + used, sizeof list - used, ", ...");
-        cli_error("--token '%s' is %zu tokens%s%s%s, not one (try --token-id)",
-                  text, n, n ? " (" : "", list, n ? ")" : "");
+    return ids;
+}
+
+bool cli_single_token(lsc_tokenizer *tok, const char *flag, const char *text, bool no_special,
+                      int32_t *id) {
+    size_t n = 0;
+    int32_t *ids = encode(tok, flag, text, no_special, &n);
+    if (!ids) return false;
+    if (n == 1) {
+        *id = ids[0];
         lsc_free(ids);
-        return false;
+        return true;
     }
-    *id = ids[0];
+    char list[128] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < n && used + 16 < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%d", i ? ", " : "", (int)ids[i]);
+    if (n > 0 && used + 16 >= sizeof list) snprintf(list + used, sizeof list - used, ", ...");
     lsc_free(ids);
-    return true;
+    /* GPT-2's words mostly start with their space: suggest the spaced form
+     * when that is one token */
+    char hint[160] = "";
+    size_t len = strlen(text);
+    if (n > 0 && text[0] != ' ' && len < 100) {
+        char spaced[104];
+        snprintf(spaced, sizeof spaced, " %s", text);
+        size_t m = 0;
+        int32_t *sp = encode(tok, flag, spaced, no_special, &m);
+        if (sp && m == 1)
+            snprintf(hint, sizeof hint, "; '%s' with the leading space is one token, id %d",
+                     spaced, (int)sp[0]);
+        lsc_free(sp);
+    }
+    cli_error("%s '%s' is %zu tokens%s%s%s, not one%s", flag, text, n, n ? " (" : "", list,
+              n ? ")" : "", hint);
+    return false;
 }

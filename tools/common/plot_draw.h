@@ -50,14 +50,13 @@ typedef struct plot_info {
 } plot_info;
 
 /* Options shared by every figure command: --theme light|dark, --size WxH
- * (inches), --dpi N. Put PLOT_FIGURE_OPTIONS in the getopt_long table and
+ * (inches), --dpi N. Put PLOT_FIGURE_OPTIONS in the command's cli_opt table and
  * pass each option to plot_figure_option(). */
 enum { PLOT_OPT_THEME = 2900, PLOT_OPT_SIZE, PLOT_OPT_DPI };
-#define PLOT_FIGURE_OPTIONS                                                     \
-    {"theme", required_argument, 0, PLOT_OPT_THEME},                           \
-        {"size", required_argument, 0, PLOT_OPT_SIZE},                         \
-        {"dpi", required_argument, 0, PLOT_OPT_DPI}
-#define PLOT_FIGURE_USAGE "         [--theme light|dark] [--size WxH (inches)] [--dpi N]\n"
+#define PLOT_FIGURE_OPTIONS                                                          \
+    {"theme", 0, "light|dark", PLOT_OPT_THEME, "the figure's colours (default light)"},     \
+        {"size", 0, "WxH", PLOT_OPT_SIZE, "the figure's size in inches, e.g. 12x3.3"},       \
+        {"dpi", 0, "N", PLOT_OPT_DPI, "pixels per inch of a PNG (default 100)"}
 
 /* Applies a PLOT_FIGURE_OPTIONS option to `fig`: 1 when handled, 0 when
  * `opt` is not one of them, -1 after printing an error for a bad value. */

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""bench/serve_bench.py - `logitscope serve` against the CLI on the 124M-shaped
+checkpoint, in the same run: single-stream decode through the server vs
+`logitscope generate`, 8 concurrent streams vs one, time to first token at 1
+and 8 clients (p50, p99), and an echo scoring request of 512 tokens vs
+`logitscope score`. Writes its section into bench/RESULTS.md between the
+serve-bench markers.
+
+    bench/serve_bench.py [--model build/fixtures/gpt2-124m] [--threads 2] [--rounds 3]
+"""
+import argparse
+import http.client
+import json
+import os
+import pathlib
+import random
+import re
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "server"))
+import loadgen  # noqa: E402
+
+BIN = ROOT / "build" / "logitscope"
+BEGIN, END = "<!-- serve-bench: begin -->", "<!-- serve-bench: end -->"
+PROMPT = "After a long night of work, I really need a hot cup of"
+N_NEW = 128
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def cli(*args):
+    t0 = time.perf_counter()
+    p = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if p.returncode:
+        raise SystemExit(p.stderr)
+    return dt, p.stdout
+
+
+def stream_times(url, body):
+    """Arrival time of each streamed event carrying text, from the request."""
+    u = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=600)
+    t0 = time.perf_counter()
+    conn.request("POST", "/v1/completions", json.dumps(dict(body, stream=True)).encode(),
+                 {"Content-Type": "application/json"})
+    r = conn.getresponse()
+    times, buf = [], b""
+    while True:
+        chunk = r.read1(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while b"\n\n" in buf:
+            ev, buf = buf.split(b"\n\n", 1)
+            if ev.startswith(b"data: {"):
+                e = json.loads(ev[6:])
+                if e["choices"] and e["choices"][0]["logprobs"]:
+                    times.extend([time.perf_counter() - t0] * len(e["choices"][0]["logprobs"]["tokens"]))
+    conn.close()
+    return times
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default=str(ROOT / "build" / "fixtures" / "gpt2-124m"))
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    a = ap.parse_args()
+    model, th = a.model, a.threads
+    ids = json.loads(cli("tokenize", "--model", model, "--json", "--text", PROMPT)[1])["ids"]
+    ids_s = ",".join(map(str, ids))
+    rng = random.Random(0)
+    score_ids = [rng.randrange(50000) for _ in range(512)]
+    score_s = ",".join(map(str, score_ids))
+
+    srv = subprocess.Popen([str(BIN), "serve", "--model", model, "--port", "0", "--threads",
+                            str(th), "--parallel", "8"], stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, text=True)
+    url = re.match(r"listening on (\S+)", srv.stdout.readline()).group(1)
+    gen_body = {"prompt": ids, "max_tokens": N_NEW, "temperature": 0, "ignore_eos": True,
+                "logprobs": 0}
+    rows = {k: [] for k in ("cli_decode", "srv_decode", "agg1", "agg8", "cli_score",
+                            "srv_score")}
+    ttft1, ttft8 = [], []
+    try:
+        stream_times(url, dict(gen_body, max_tokens=4))  # warm the page cache and the server
+        for _ in range(a.rounds):
+            # decode rate: the CLI's (N_NEW - 1) tokens after the first, from two runs
+            t_full, _ = cli("generate", "--model", model, "--ids", ids_s, "--greedy",
+                            "--max-new-tokens", N_NEW, "--no-stop", "--threads", th)
+            t_one, _ = cli("generate", "--model", model, "--ids", ids_s, "--greedy",
+                           "--max-new-tokens", 1, "--no-stop", "--threads", th)
+            rows["cli_decode"].append((N_NEW - 1) / (t_full - t_one))
+            t = stream_times(url, gen_body)
+            assert len(t) == N_NEW, len(t)
+            rows["srv_decode"].append((N_NEW - 1) / (t[-1] - t[0]))
+            # aggregate: generated tokens / wall time, 1 stream and 8 at once
+            t0 = time.perf_counter()
+            r = loadgen.run(url, [dict(gen_body, stream=True)], 1, timeout=600)
+            rows["agg1"].append(N_NEW / (time.perf_counter() - t0))
+            t0 = time.perf_counter()
+            r = loadgen.run(url, [dict(gen_body, stream=True, seed=i) for i in range(8)], 8,
+                            timeout=600)
+            assert all(x[0] == 200 for x in r)
+            rows["agg8"].append(8 * N_NEW / (time.perf_counter() - t0))
+            # time to first token: 1 client, then 8 clients each sending 3 requests
+            for _ in range(8):
+                ttft1.append(loadgen.run(url, [dict(gen_body, max_tokens=8, stream=True)], 1)[0][2])
+            res = loadgen.run(url, [dict(gen_body, max_tokens=16, stream=True) for _ in range(24)], 8)
+            ttft8.extend(x[2] for x in res)
+            # scoring 512 tokens: the CLI (process, load included) vs one echo request
+            rows["cli_score"].append(cli("score", "--model", model, "--ids", score_s, "--json",
+                                         "--threads", th)[0])
+            t0 = time.perf_counter()
+            st, resp, _, _ = loadgen.run(url, [{"prompt": score_ids, "max_tokens": 0, "echo": True,
+                                                "logprobs": 0}], 1)[0]
+            rows["srv_score"].append(time.perf_counter() - t0)
+            assert st == 200 and len(resp["choices"][0]["logprobs"]["token_logprobs"]) == 512
+    finally:
+        srv.terminate()
+        srv.wait()
+    m = {k: med(v) for k, v in rows.items()}
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    load = os.getloadavg()
+    lines = [
+        BEGIN,
+        "## `logitscope serve` (bench/serve_bench.py)",
+        "",
+        f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
+        f"{os.cpu_count()} CPUs, load average {load[0]:.1f} when done (a shared machine: "
+        f"compare the ratios, measured in the same run), the 124M-shaped checkpoint, "
+        f"--threads {th}, --parallel 8, medians of {a.rounds} rounds; {N_NEW} greedy tokens "
+        f"after a {len(ids)}-token prompt.",
+        "",
+        "| measure | server | CLI / baseline | ratio | goal |",
+        "|---|---|---|---|---|",
+        f"| single-stream decode, tokens/s after the first | {m['srv_decode']:.1f} | "
+        f"{m['cli_decode']:.1f} (`generate`) | {m['srv_decode'] / m['cli_decode']:.2f} | >= 0.95 |",
+        f"| aggregate tokens/s, 8 concurrent streams vs 1 | {m['agg8']:.1f} | {m['agg1']:.1f} | "
+        f"{m['agg8'] / m['agg1']:.2f}x | >= 5x |",
+        f"| echo scoring of 512 tokens, s (server request vs `score` process) | "
+        f"{m['srv_score']:.3f} | {m['cli_score']:.3f} | {m['srv_score'] / m['cli_score']:.2f} | "
+        f"<= 1.10 |",
+        "",
+        "| time to first token (streamed, prompt of "
+        f"{len(ids)} tokens) | p50 | p99 | requests |",
+        "|---|---|---|---|",
+        f"| 1 client | {pct(ttft1, 50) * 1000:.0f} ms | {pct(ttft1, 99) * 1000:.0f} ms | {len(ttft1)} |",
+        f"| 8 clients | {pct(ttft8, 50) * 1000:.0f} ms | {pct(ttft8, 99) * 1000:.0f} ms | {len(ttft8)} |",
+        "",
+        "Per round: " + "; ".join(f"{k} " + ", ".join(f"{x:.3g}" for x in v) for k, v in rows.items()),
+        END,
+    ]
+    out = pathlib.Path(a.out)
+    text = out.read_text() if out.exists() else ""
+    block = "\n".join(lines) + "\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block
+    out.write_text(text)
+    print(block)
+
+
+if __name__ == "__main__":
+    main()
