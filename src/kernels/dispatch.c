@@ -6,7 +6,6 @@
 #include "internal.h"
 #include "pool.h"
 
-#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -281,7 +280,7 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
         lsc_matmul_ref(x, w, b, y, T, K, N);
         return;
     }
-    assert(T <= k->cap_T && K <= k->cap_K);
+    /* T <= cap_T and K <= cap_K: the model reserved them (lsc_kernels_reserve) */
     matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1};
     lsc_pool *pool = pool_for(k, T * K * N);
     size_t n_threads = (size_t)lsc_pool_n_threads(pool);
@@ -304,7 +303,7 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
         lsc_pool_for(pool, ceil_div(N, NK_ITEM_ROWS), rows_item, &j);
     } else {
         size_t blocks = ceil_div(K, KN_ITEM_ROWS);
-        assert(N <= k->cap_N);
+        /* N <= cap_N, reserved likewise */
         /* at least four items a thread, column ranges of at least 128 */
         size_t want = 4 * n_threads;
         j.kn_chunks = n_threads > 1 && blocks < want ? (want + blocks - 1) / blocks : 1;
@@ -403,7 +402,7 @@ static void attention_item(void *arg, size_t item, int ith) {
 
 void lsc_attention(lsc_kernels *k, const lsc_attn_args *a) {
     size_t P = a->n_past + a->T;
-    assert(P <= k->cap_P);
+    /* P <= cap_P, reserved likewise */
     if (!k->lv) {
         lsc_attention_ref(a, k->attn);
         return;
