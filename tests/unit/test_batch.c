@@ -12,6 +12,7 @@
  *                              gpt2-124m)
  * Needs build/fixtures (make fixtures) or $LSC_FIXTURES. */
 #include "check.h"
+#include "fixtures.h"
 #include "kernels.h"
 #include "logitscope.h"
 
@@ -20,19 +21,6 @@
 
 static const char *const *fixtures; /* those the invariance and generation tests run on */
 static int n_fixtures;
-
-static lsc_model *load_fixture(const char *name) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", root ? root : "build/fixtures", name);
-    lsc_model *m = NULL;
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        exit(EXIT_FAILURE);
-    }
-    return m;
-}
 
 /* The kernels' level of the contexts new_ctx makes. */
 static lsc_simd level_now = LSC_SIMD_BEST;

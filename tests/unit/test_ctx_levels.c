@@ -5,6 +5,7 @@
  * logits at any level; a batched step refuses contexts of different levels.
  * Needs build/fixtures (make fixtures). */
 #include "check.h"
+#include "fixtures.h"
 #include "logitscope.h"
 
 #include <pthread.h>
@@ -13,19 +14,6 @@
 
 #define T 40
 #define ROUNDS 6
-
-static lsc_model *load_fixture(const char *name) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", root ? root : "build/fixtures", name);
-    lsc_model *m = NULL;
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        exit(EXIT_FAILURE);
-    }
-    return m;
-}
 
 static int32_t ids[T];
 

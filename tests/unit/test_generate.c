@@ -4,23 +4,11 @@
  * stop it, the context is checked before anything runs, and scoring equals
  * log-softmax of a full forward, window by window. Needs build/fixtures. */
 #include "check.h"
+#include "fixtures.h"
 #include "logitscope.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static lsc_model *load_fixture(const char *name) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", root ? root : "build/fixtures", name);
-    lsc_model *m = NULL;
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        exit(EXIT_FAILURE);
-    }
-    return m;
-}
 
 static lsc_model *model;
 static const int32_t prompt[5] = {464, 2068, 7586, 21831, 18045};

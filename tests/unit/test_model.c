@@ -3,23 +3,11 @@
  * pass, LAST equals the last row of ALL, and bad ids / a full context fail
  * without touching the cache. Needs build/fixtures (make fixtures). */
 #include "check.h"
+#include "fixtures.h"
 #include "logitscope.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-static lsc_model *load_fixture(const char *name) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/%s", root ? root : "build/fixtures", name);
-    lsc_model *m = NULL;
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        exit(EXIT_FAILURE);
-    }
-    return m;
-}
 
 static double max_diff(const float *a, const float *b, size_t n) {
     double d = 0;
