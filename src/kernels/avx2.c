@@ -676,56 +676,82 @@ void lsc_attn_values_avx2(const lsc_attn_args *a, size_t i, const float *row) {
                     a->z + t * a->z_stride + h * a->D);
 }
 
-/* y[n] = b[n] + sum_k x[k] W[n,k] for F32 W [N, K], n in [n0, n1): eight
- * rows at a time, read as 8 x 8 tiles and transposed, so that each lane (one
- * row) sums its products one k after another from zero within each block of
- * KC, and the blocks are added to the first block + bias: exactly the order
- * of lsc_gemm_w_avx2, so a row's logits do not depend on how many rows were
- * computed with it. The eight rows are read side by side, front to back
- * (streams the hardware prefetchers follow into L2), each row's next lines
- * prefetched into L1 a few lines ahead. */
+/* One KC block of the 8 G rows r[0 .. 8 G): acc[g] gets, per lane, the sum
+ * from zero of row 8 g + lane's products k0 .. kend - 1, one k after another.
+ * G = 2 keeps two independent FMA chains in flight (one chain of 8 dependent
+ * FMAs per 8 x 8 piece held this kernel at ~17.5 GB/s from L2 on Zen 3, two
+ * reach ~19.5: bench/README.md). */
+static inline __attribute__((always_inline)) void nk_block(const lsc_f32u *const *r, const float *x,
+                                                           size_t k0, size_t kend, int G,
+                                                           __m256 *acc0, __m256 *acc1) {
+    size_t kv = k0 + (kend - k0) / 8 * 8, k = k0;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; k < kv; k += 8) {
+        if (k % 16 == 0) /* each row's line 4 ahead into L1 */
+            for (int i = 0; i < 8 * G; i++) _mm_prefetch((const char *)(r[i] + k + 64), _MM_HINT_T0);
+        __m256 m[8];
+        for (int i = 0; i < 8; i++) m[i] = loadu(r[i] + k);
+        transpose8(m);
+        if (G == 1) {
+            for (size_t j = 0; j < 8; j++) a0 = _mm256_fmadd_ps(_mm256_set1_ps(x[k + j]), m[j], a0);
+        } else {
+            __m256 q[8];
+            for (int i = 0; i < 8; i++) q[i] = loadu(r[8 + i] + k);
+            transpose8(q);
+            for (size_t j = 0; j < 8; j++) {
+                __m256 xj = _mm256_set1_ps(x[k + j]);
+                a0 = _mm256_fmadd_ps(xj, m[j], a0);
+                a1 = _mm256_fmadd_ps(xj, q[j], a1);
+            }
+        }
+    }
+    for (; k < kend; k++) {
+        float col[16];
+        for (int i = 0; i < 8 * G; i++) col[i] = r[i][k];
+        __m256 xk = _mm256_set1_ps(x[k]);
+        a0 = _mm256_fmadd_ps(xk, _mm256_loadu_ps(col), a0);
+        if (G == 2) a1 = _mm256_fmadd_ps(xk, _mm256_loadu_ps(col + 8), a1);
+    }
+    *acc0 = a0;
+    *acc1 = a1;
+}
+
+/* y[n] = b[n] + sum_k x[k] W[n,k] for F32 W [N, K], n in [n0, n1): sixteen
+ * (then eight) rows at a time, read as 8 x 8 pieces and transposed, so that
+ * each lane (one row) sums its products one k after another from zero within
+ * each block of KC, and the blocks are added to the first block + bias:
+ * exactly the order of lsc_gemm_w_avx2, so a row's logits do not depend on
+ * how many rows were computed with it. The rows are read side by side, front
+ * to back (streams the hardware prefetchers follow into L2), each row's next
+ * lines prefetched into L1 a few lines ahead. */
 void lsc_matvec_nk_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
                         size_t K, size_t n0, size_t n1) {
-    for (size_t n = n0; n < n1; n += 8) {
-        size_t nr = n1 - n < 8 ? n1 - n : 8;
-        const lsc_f32u *r[8];
-        for (size_t i = 0; i < 8; i++) r[i] = w + (n + (i < nr ? i : 0)) * K;
-        __m256 c = _mm256_setzero_ps();
+    for (size_t n = n0; n < n1;) {
+        int G = n1 - n >= 16 ? 2 : 1;
+        size_t nr = G == 2 ? 16 : (n1 - n < 8 ? n1 - n : 8);
+        const lsc_f32u *r[16];
+        for (size_t i = 0; i < 16; i++) r[i] = w + (n + (i < nr ? i : 0)) * K;
+        __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
         for (size_t k0 = 0; k0 < K; k0 += KC) {
-            size_t kend = K - k0 < KC ? K : k0 + KC, kv = k0 + (kend - k0) / 8 * 8, k = k0;
-            __m256 acc = _mm256_setzero_ps();
-            for (; k < kv; k += 8) {
-                if (k % 16 == 0) /* each row's line 4 ahead into L1 */
-                    for (size_t i = 0; i < 8; i++) _mm_prefetch((const char *)(r[i] + k + 64), _MM_HINT_T0);
-                __m256 m[8];
-                for (size_t i = 0; i < 8; i++) m[i] = loadu(r[i] + k);
-                transpose8(m);
-                for (size_t j = 0; j < 8; j++) acc = _mm256_fmadd_ps(_mm256_set1_ps(x[k + j]), m[j], acc);
-            }
-            for (; k < kend; k++) {
-                float col[8];
-                for (size_t i = 0; i < 8; i++) col[i] = r[i][k];
-                acc = _mm256_fmadd_ps(_mm256_set1_ps(x[k]), _mm256_loadu_ps(col), acc);
-            }
+            size_t kend = K - k0 < KC ? K : k0 + KC;
+            __m256 a0, a1;
+            if (G == 2) nk_block(r, x, k0, kend, 2, &a0, &a1);
+            else nk_block(r, x, k0, kend, 1, &a0, &a1);
             if (k0 == 0) {
-                if (b) {
-                    float bv[8] = {0};
-                    for (size_t i = 0; i < nr; i++) bv[i] = b[n + i];
-                    c = _mm256_add_ps(acc, _mm256_loadu_ps(bv));
-                } else {
-                    c = acc;
-                }
+                float bv[16] = {0};
+                for (size_t i = 0; b && i < nr; i++) bv[i] = b[n + i];
+                c0 = b ? _mm256_add_ps(a0, _mm256_loadu_ps(bv)) : a0;
+                c1 = b ? _mm256_add_ps(a1, _mm256_loadu_ps(bv + 8)) : a1;
             } else {
-                c = _mm256_add_ps(c, acc);
+                c0 = _mm256_add_ps(c0, a0);
+                c1 = _mm256_add_ps(c1, a1);
             }
         }
-        if (nr == 8) {
-            _mm256_storeu_ps(y + n, c);
-        } else {
-            float out[8];
-            _mm256_storeu_ps(out, c);
-            memcpy(y + n, out, nr * sizeof(float));
-        }
+        float out[16];
+        _mm256_storeu_ps(out, c0);
+        _mm256_storeu_ps(out + 8, c1);
+        memcpy(y + n, out, nr * sizeof(float));
+        n += nr;
     }
 }
 
