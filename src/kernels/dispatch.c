@@ -240,6 +240,14 @@ static void gemm_item(void *arg, size_t i, int ith) {
              j->k->pack + (size_t)ith * lv->gemm_pack);
 }
 
+/* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N]: output columns [128 i, 128 i + 128)
+ * of the unpacked product. */
+static void small_item(void *arg, size_t i, int ith) {
+    const matmul_job *j = arg;
+    size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
+    j->k->lv->gemm_small(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+}
+
 /* T > 1: panel i of x packed for the GEMM. */
 static void pack_x_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
@@ -284,7 +292,10 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
     matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1};
     lsc_pool *pool = pool_for(k, T * K * N);
     size_t n_threads = (size_t)lsc_pool_n_threads(pool);
-    if (T > 1) {
+    if (T > 1 && T <= LSC_SMALL_T_MAX && k->lv->gemm_small && w->type == LSC_WEIGHTS_F32 &&
+        !w->nk) {
+        lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), small_item, &j);
+    } else if (T > 1) {
         if (k->lv->gemm_x_rows) {
             j.xp = k->xbuf;
             lsc_pool_for(pool, ceil_div(T, k->lv->gemm_x_rows), pack_x_item, &j);
