@@ -160,7 +160,7 @@ void lsc_gelu_new(lsc_kernels *k, float *x, size_t n);
 /* Products of 2 up to this many rows of F32 [K, N] weights skip the GEMM's
  * packing (gemm_small): the measured crossover (docs/performance.md; above
  * it the packed GEMM is faster, at 16 rows 2.7x). */
-#define LSC_SMALL_T_MAX 4
+#define LSC_SMALL_T_MAX 3
 
 /* ------------------------------------------------------------------------ */
 /* avx2.c: the AVX2 + FMA level                                              */
