@@ -173,7 +173,30 @@ static void test_small_t(void) {
         free(ref);
         free(got);
     }
-    printf("  F32 [K, N], T = 1..17: %zu products bit-identical to lsc_gemm_blocked_ref\n", checked);
+    /* more rows than one GEMM pass takes (GEMM_ROW_BLOCK, 512): the blocks
+     * of rows change no bit either */
+    size_t T = 1100, K = 300, N = 70;
+    void *wbase;
+    float *x = rand_vec(T * K, 1.0f);
+    lsc_f32u *w = rand_weights(K * N, 2, &wbase);
+    float *ref = malloc(T * N * sizeof *ref), *got = malloc(T * N * sizeof *got);
+    lsc_gemm_blocked_ref(x, w, w, ref, T, K, N, 0, N); /* bias: W's first row */
+    for (int l = 0; l < n_levels; l++) {
+        if (levels[l] == LSC_SIMD_REF) continue;
+        for (int p = 0; p < 3; p++) {
+            CHECK(lsc_kernels_reserve(kerns[l][p], T, K, N, 0, NULL) == LSC_OK);
+            memset(got, 0xff, T * N * sizeof *got);
+            lsc_matmul_kn(kerns[l][p], x, w, w, got, T, K, N);
+            CHECK(memcmp(got, ref, T * N * sizeof *got) == 0);
+            checked++;
+        }
+    }
+    free(x);
+    free(wbase);
+    free(ref);
+    free(got);
+    printf("  F32 [K, N], T = 1..17 and 1100: %zu products bit-identical to lsc_gemm_blocked_ref\n",
+           checked);
 }
 
 /* Conversion to BF16 and Q8 stays within the format's rounding error, and
