@@ -8,7 +8,9 @@ log_softmax of the logits gathered at the next tokens; prints one JSON line.
 
 With --ours (score --jsonl's output for the same lines) it also reports the
 largest difference of a token's log-probability and of a text's total
-negative log-likelihood between the two.
+negative log-likelihood between the two, and fails (exit 1, after printing)
+when a token's differs by more than --tol (default 1e-3) or a text's total
+by more than --tol per token: timings of numbers that disagree mean nothing.
 """
 import argparse
 import json
@@ -24,6 +26,7 @@ def main():
     ap.add_argument("--threads", type=int, required=True)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--ours")
+    ap.add_argument("--tol", type=float, default=1e-3)
     a = ap.parse_args()
 
     import torch
@@ -60,15 +63,25 @@ def main():
     if a.ours:
         ours = [json.loads(l) for l in open(a.ours) if l.strip()]
         assert len(ours) == len(texts), (len(ours), len(texts))
-        d_tok, d_nll = 0.0, 0.0
-        for theirs, mine in zip(lps, ours):
+        d_tok, d_nll, bad = 0.0, 0.0, []
+        for i, (theirs, mine) in enumerate(zip(lps, ours)):
             mlp = mine["token_logprobs"]
             assert len(mlp) == len(theirs)
-            d_tok = max(d_tok, max(abs(x - y) for x, y in zip(theirs, mlp)))
-            d_nll = max(d_nll, abs(-sum(theirs) - mine["total_nll"]))
+            dt_i = max(abs(x - y) for x, y in zip(theirs, mlp))
+            dn_i = abs(-sum(theirs) - mine["total_nll"])
+            d_tok, d_nll = max(d_tok, dt_i), max(d_nll, dn_i)
+            if not (dt_i <= a.tol and dn_i <= a.tol * len(theirs)):
+                bad.append(i)
         out["max_token_logprob_diff"] = d_tok
         out["max_total_nll_diff"] = d_nll
+        out["tol"] = a.tol
     print(json.dumps(out))
+    if a.ours and bad:
+        print(f"score_peer: {len(bad)} of {len(texts)} texts disagree with logitscope beyond "
+              f"{a.tol} (first: line {bad[0] + 1}; max token log-prob difference {d_tok:.3g})",
+              file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -437,6 +437,75 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
     }
 }
 
+/* The product for a few rows (T <= LSC_SMALL_T_MAX) of F32 [K, N] weights:
+ * lsc_gemm_w_avx2's per-element order (each k block summed from zero by fma
+ * in k order, added to the first block + bias: the same bits), without its
+ * packed copy of W. Each k block of a column range is streamed once, eight
+ * weight rows at a time front to back (as lsc_gemm_pack_avx2 reads them,
+ * with the same software prefetch), and every row of x is summed against
+ * them while they are in L1, into partial sums kept in L1. Its loads and
+ * stores of those sums grow with T, so it beats packing only for a few
+ * rows (docs/performance.md: 6x16 register tiles on unpacked, strided W
+ * lost to the packed GEMM at every T). */
+#define SMALL_NC 128 /* columns whose partial sums stay in L1 */
+#define SMALL_AHEAD 16 /* weight rows fetched ahead */
+
+void lsc_gemm_small_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                         size_t T, size_t K, size_t N, size_t n0, size_t n1) {
+    const lsc_f32u *W = w->data;
+    float part[LSC_SMALL_T_MAX * SMALL_NC] __attribute__((aligned(32)));
+    for (size_t t0 = 0; t0 < T; t0 += LSC_SMALL_T_MAX) {
+        size_t tn = T - t0 < LSC_SMALL_T_MAX ? T - t0 : LSC_SMALL_T_MAX;
+        for (size_t j0 = n0; j0 < n1; j0 += SMALL_NC) {
+            size_t nc = n1 - j0 < SMALL_NC ? n1 - j0 : SMALL_NC, nv = nc / 8 * 8;
+            for (size_t k0 = 0; k0 < K; k0 += KC) {
+                size_t k1 = K - k0 < KC ? K : k0 + KC, k = k0;
+                memset(part, 0, sizeof part);
+                for (; k < k1; k += k + 8 <= k1 ? 8 : 1) {
+                    size_t nk = k + 8 <= k1 ? 8 : 1; /* rows this step: 8, or 1 at a block's end */
+                    const lsc_f32u *wk = W + k * N + j0;
+                    if (k + SMALL_AHEAD + nk <= K)
+                        for (size_t r = 0; r < nk; r++) {
+                            const char *ahead = (const char *)(wk + (SMALL_AHEAD + r) * N);
+                            for (size_t o = 0; o < nc * sizeof(float) + 63; o += 64)
+                                _mm_prefetch(ahead + o, _MM_HINT_T0);
+                        }
+                    for (size_t t = 0; t < tn; t++) {
+                        const float *xt = x + (t0 + t) * K + k;
+                        float *pt = part + t * SMALL_NC;
+                        if (nk == 8) {
+                            __m256 xv[8];
+                            for (size_t r = 0; r < 8; r++) xv[r] = _mm256_set1_ps(xt[r]);
+                            size_t j = 0;
+                            for (; j < nv; j += 8) {
+                                __m256 acc = _mm256_load_ps(pt + j);
+                                for (size_t r = 0; r < 8; r++)
+                                    acc = _mm256_fmadd_ps(xv[r], loadu(wk + r * N + j), acc);
+                                _mm256_store_ps(pt + j, acc);
+                            }
+                            for (; j < nc; j++)
+                                for (size_t r = 0; r < 8; r++) pt[j] = fmaf(xt[r], wk[r * N + j], pt[j]);
+                        } else {
+                            __m256 x0 = _mm256_set1_ps(xt[0]);
+                            size_t j = 0;
+                            for (; j < nv; j += 8)
+                                _mm256_store_ps(pt + j, _mm256_fmadd_ps(x0, loadu(wk + j),
+                                                                        _mm256_load_ps(pt + j)));
+                            for (; j < nc; j++) pt[j] = fmaf(xt[0], wk[j], pt[j]);
+                        }
+                    }
+                }
+                for (size_t t = 0; t < tn; t++) { /* the block into y, as the GEMM adds it */
+                    float *yt = y + (t0 + t) * N + j0;
+                    const float *pt = part + t * SMALL_NC;
+                    for (size_t j = 0; j < nc; j++)
+                        yt[j] = k0 ? yt[j] + pt[j] : (b ? pt[j] + b[j0 + j] : pt[j]);
+                }
+            }
+        }
+    }
+}
+
 /* ------------------------------------------------------------------------ */
 /* Elementwise and row kernels                                               */
 /* ------------------------------------------------------------------------ */
@@ -768,6 +837,7 @@ const lsc_level lsc_level_avx2 = {
     .matvec_q8 = lsc_matvec_q8_avx2,
     .gemm = lsc_gemm_w_avx2,
     .gemm_pack = LSC_GEMM_PACK_AVX2,
+    .gemm_small = lsc_gemm_small_avx2,
     .layernorm = lsc_layernorm_avx2,
     .gelu_new = lsc_gelu_new_avx2,
     .attention_rows = attention_rows,

@@ -498,6 +498,8 @@ const lsc_level lsc_level_avx512 = {
     .gemm_pack = LSC_GEMM_PACK_AVX512,
     .gemm_x_rows = LSC_GEMM_MR_AVX512,
     .gemm_pack_x = lsc_gemm_pack_x_avx512,
+    .gemm_small = lsc_gemm_small_avx2, /* the bits of this level's GEMM too (no zmm
+                                          * version: not measured on an AVX-512 CPU yet) */
     .layernorm = lsc_layernorm_avx2,
     .gelu_new = lsc_gelu_new_avx512,
     .attention_rows = lsc_attention_rows_avx512,

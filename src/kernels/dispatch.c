@@ -154,6 +154,10 @@ lsc_simd lsc_kernels_level(const lsc_kernels *k) { return k->simd; }
  * three) the blocks are also cut into column ranges, so that every thread
  * has work. */
 #define GEMM_ITEM_COLS 128
+/* Rows of one GEMM pass over F32 [K, N] weights: at 2048 rows, passes of 512
+ * ran 1.06-1.17x faster than one (docs/performance.md); prefill up to 512
+ * tokens is one pass as before. */
+#define GEMM_ROW_BLOCK 512
 #define NK_ITEM_ROWS 64
 #define KN_ITEM_ROWS LSC_GEMM_KC
 /* Attention items: ATTN_ITEM_ROWS rows of one head (rows late in a causal
@@ -240,6 +244,14 @@ static void gemm_item(void *arg, size_t i, int ith) {
              j->k->pack + (size_t)ith * lv->gemm_pack);
 }
 
+/* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N]: output columns [128 i, 128 i + 128)
+ * of the unpacked product. */
+static void small_item(void *arg, size_t i, int ith) {
+    const matmul_job *j = arg;
+    size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
+    j->k->lv->gemm_small(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1);
+}
+
 /* T > 1: panel i of x packed for the GEMM. */
 static void pack_x_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
@@ -284,12 +296,24 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
     matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1};
     lsc_pool *pool = pool_for(k, T * K * N);
     size_t n_threads = (size_t)lsc_pool_n_threads(pool);
-    if (T > 1) {
-        if (k->lv->gemm_x_rows) {
-            j.xp = k->xbuf;
-            lsc_pool_for(pool, ceil_div(T, k->lv->gemm_x_rows), pack_x_item, &j);
+    if (T > 1 && T <= LSC_SMALL_T_MAX && k->lv->gemm_small && w->type == LSC_WEIGHTS_F32 &&
+        !w->nk) {
+        lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), small_item, &j);
+    } else if (T > 1) {
+        /* F32 [K, N] (its packing is a plain copy): rows in blocks of
+         * GEMM_ROW_BLOCK, so that the x each column block re-reads stays in
+         * cache; the other formats' packing costs too much to repeat */
+        size_t rb = w->type == LSC_WEIGHTS_F32 && !w->nk ? GEMM_ROW_BLOCK : T;
+        for (size_t r0 = 0; r0 < T; r0 += rb) {
+            j.x = x + r0 * K;
+            j.y = y + r0 * N;
+            j.T = T - r0 < rb ? T - r0 : rb;
+            if (k->lv->gemm_x_rows) {
+                j.xp = k->xbuf;
+                lsc_pool_for(pool, ceil_div(j.T, k->lv->gemm_x_rows), pack_x_item, &j);
+            }
+            lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
         }
-        lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
     } else if (w->nk || w->type != LSC_WEIGHTS_F32) {
         /* x prepared once for every thread */
         if (w->type == LSC_WEIGHTS_BF16) {

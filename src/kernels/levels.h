@@ -37,6 +37,10 @@ typedef struct lsc_level {
     size_t gemm_pack;
     size_t gemm_x_rows;
     void (*gemm_pack_x)(const float *x, size_t T, size_t K, size_t panel, float *xp);
+    /* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N] weights: the GEMM's bits on
+     * columns [n0, n1) with W read where it lies, unpacked (NULL: the GEMM) */
+    void (*gemm_small)(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                       size_t T, size_t K, size_t N, size_t n0, size_t n1);
     /* rows [t0, t1) of LayerNorm; gelu_new in place */
     void (*layernorm)(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y, size_t E,
                       float eps, size_t t0, size_t t1);
@@ -72,6 +76,13 @@ void lsc_matmul_kn_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, flo
 /* y[T,N] = x[T,K] @ W[N,K]^T: W row-major [N, K]. */
 void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, size_t K,
                        size_t N);
+/* The GEMM's per-element order (LSC_GEMM_KC below) on columns [n0, n1) of
+ * y[T,N] = x[T,K] @ W[K,N] + b: each k block summed from zero by fma in k
+ * order, added to the first block + bias. What every fast F32 [K, N]
+ * product computes, whatever T: the definition of row bits that do not
+ * depend on the batch. */
+void lsc_gemm_blocked_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                          size_t T, size_t K, size_t N, size_t n0, size_t n1);
 /* lsc_matmul for W in any format and layout. */
 void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                     size_t T, size_t K, size_t N);
@@ -146,6 +157,10 @@ void lsc_gelu_new(lsc_kernels *k, float *x, size_t n);
  * blocks, so a row's result does not depend on how many rows share it. */
 #define LSC_GEMM_KC 256
 #define LSC_GEMM_NR 16
+/* Products of 2 up to this many rows of F32 [K, N] weights skip the GEMM's
+ * packing (gemm_small): the measured crossover (docs/performance.md; above
+ * it the packed GEMM is faster, at 16 rows 2.7x). */
+#define LSC_SMALL_T_MAX 3
 
 /* ------------------------------------------------------------------------ */
 /* avx2.c: the AVX2 + FMA level                                              */
@@ -180,6 +195,10 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
  * zero-padded past nc; buf is 32-byte aligned. */
 void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc,
                         size_t j0, size_t nc, float *buf);
+/* The level's gemm_small (levels' table): lsc_gemm_w_avx2's bits for F32
+ * [K, N] weights, read unpacked; also the AVX-512 level's (same bits). */
+void lsc_gemm_small_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                         size_t T, size_t K, size_t N, size_t n0, size_t n1);
 /* LayerNorm of rows [t0, t1) (float sums, 8-wide). */
 void lsc_layernorm_avx2(const float *x, const lsc_f32u *g, const lsc_f32u *b, float *y,
                         size_t E, float eps, size_t t0, size_t t1);

@@ -170,6 +170,21 @@ void lsc_attention_ref(const lsc_attn_args *a, float *row) {
     }
 }
 
+void lsc_gemm_blocked_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, float *y,
+                          size_t T, size_t K, size_t N, size_t n0, size_t n1) {
+    for (size_t t = 0; t < T; t++)
+        for (size_t n = n0; n < n1; n++) {
+            float v = 0.0f;
+            for (size_t k0 = 0; k0 < K; k0 += LSC_GEMM_KC) {
+                size_t k1 = K - k0 < LSC_GEMM_KC ? K : k0 + LSC_GEMM_KC;
+                float acc = 0.0f;
+                for (size_t k = k0; k < k1; k++) acc = fmaf(x[t * K + k], w[k * N + n], acc);
+                v = k0 ? v + acc : (b ? acc + b[n] : acc);
+            }
+            y[t * N + n] = v;
+        }
+}
+
 void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                     size_t T, size_t K, size_t N) {
     if (w->type == LSC_WEIGHTS_F32) {

@@ -172,6 +172,68 @@ static void test_invariance(void) {
     for (int f = 0; f < n_fixtures; f++) check_invariance(fixtures[f]);
 }
 
+/* A decode step of n = 1 .. MAX_BATCH sequences (n stacked rows: the T = 1
+ * product, the small-T one, the GEMM) gives each sequence the bits of its
+ * step alone, at the best level and 1-3 threads. */
+#define MAX_BATCH 17
+#define PROMPT 3
+
+static void check_batch_sizes(const char *fixture) {
+    lsc_model *m = load_fixture(fixture);
+    size_t V = (size_t)lsc_model_n_vocab(m);
+    static int32_t ids[MAX_BATCH][PROMPT + 1];
+    for (int i = 0; i < MAX_BATCH; i++) make_ids(ids[i], PROMPT + 1, (int)V, 77u + (uint32_t)i);
+    float *alone = malloc(MAX_BATCH * V * sizeof *alone);
+    lsc_error err, errs[MAX_BATCH];
+    for (int i = 0; i < MAX_BATCH; i++) { /* the reference: one context, one thread */
+        lsc_ctx *c = new_ctx(m, 8, 1);
+        CHECK(lsc_ctx_forward(c, ids[i], PROMPT, LSC_LOGITS_LAST, &err) == LSC_OK);
+        CHECK(lsc_ctx_forward(c, ids[i] + PROMPT, 1, LSC_LOGITS_LAST, &err) == LSC_OK);
+        memcpy(alone + i * V, lsc_ctx_logits(c, NULL), V * sizeof *alone);
+        lsc_ctx_free(c);
+    }
+    for (int threads = 1; threads <= 3; threads++) {
+        lsc_ctx *ctxs[MAX_BATCH];
+        for (int i = 0; i < MAX_BATCH; i++) ctxs[i] = new_ctx(m, 8, threads);
+        const int32_t *step_ids[MAX_BATCH];
+        size_t n_ids[MAX_BATCH];
+        lsc_logits_mode modes[MAX_BATCH];
+        size_t compared = 0;
+        for (size_t n = 1; n <= MAX_BATCH; n++) {
+            for (size_t i = 0; i < n; i++) {
+                lsc_ctx_reset(ctxs[i]);
+                step_ids[i] = ids[i];
+                n_ids[i] = PROMPT;
+                modes[i] = LSC_LOGITS_LAST;
+            }
+            CHECK(lsc_batch_forward(ctxs, step_ids, n_ids, n, modes, errs, &err) == LSC_OK);
+            for (size_t i = 0; i < n; i++) {
+                step_ids[i] = ids[i] + PROMPT;
+                n_ids[i] = 1;
+            }
+            CHECK(lsc_batch_forward(ctxs, step_ids, n_ids, n, modes, errs, &err) == LSC_OK);
+            for (size_t i = 0; i < n; i++) {
+                CHECK(errs[i].status == LSC_OK);
+                size_t rows;
+                const float *lg = lsc_ctx_logits(ctxs[i], &rows);
+                CHECK(rows == 1 && memcmp(lg, alone + i * V, V * sizeof *lg) == 0);
+                compared++;
+            }
+        }
+        printf("  %s, %s, %d thread%s: decode steps of 1..%d sequences, %zu logits rows equal "
+               "their steps alone bit for bit\n",
+               fixture, lsc_ctx_simd_level(ctxs[0]), threads, threads > 1 ? "s" : "", MAX_BATCH,
+               compared);
+        for (int i = 0; i < MAX_BATCH; i++) lsc_ctx_free(ctxs[i]);
+    }
+    free(alone);
+    lsc_model_free(m);
+}
+
+static void test_batch_sizes(void) {
+    for (int f = 0; f < n_fixtures; f++) check_batch_sizes(fixtures[f]);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Hooks and failures on the tiny fixture                                     */
 /* ------------------------------------------------------------------------ */
@@ -495,6 +557,7 @@ int main(int argc, char **argv) {
     n_fixtures = argc > 1 ? argc - 1 : 4;
     tiny = load_fixture("tiny");
     RUN(test_invariance);
+    RUN(test_batch_sizes);
     RUN(test_hook_on_one_context);
     RUN(test_failures_stay_alone);
     RUN(test_bad_calls);

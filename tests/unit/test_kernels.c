@@ -123,6 +123,82 @@ static void test_matmul(void) {
            worst_nk);
 }
 
+/* F32 [K, N] products of T = 1 .. 17 rows (the T = 1 path, the unpacked
+ * small-T one up to LSC_SMALL_T_MAX, the GEMM above it) give every row the
+ * bits of lsc_gemm_blocked_ref at every fast level and thread count: a
+ * row's result does not depend on how many rows share its product. */
+static void test_small_t(void) {
+    const shape sh[] = {{17, 37, 45, 1}, {17, 300, 200, 2}, {17, 768, 273, 3}, {17, 600, 130, 0}};
+    size_t checked = 0;
+    for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+        void *wbase, *bbase;
+        size_t K = sh[s].K, N = sh[s].N, Tmax = sh[s].T;
+        float *x = rand_vec(Tmax * K, 1.0f);
+        lsc_f32u *w = rand_weights(K * N, sh[s].offset, &wbase);
+        lsc_f32u *b = rand_weights(N, sh[s].offset, &bbase);
+        const lsc_f32u *bias = s % 2 ? b : NULL;
+        float *ref = malloc(Tmax * N * sizeof *ref), *got = malloc(Tmax * N * sizeof *got);
+        lsc_gemm_blocked_ref(x, w, bias, ref, Tmax, K, N, 0, N);
+        for (int l = 0; l < n_levels; l++) {
+            if (levels[l] == LSC_SIMD_REF) continue; /* the plain level sums in plain k order */
+            for (int p = 0; p < 3; p++)
+                for (size_t T = 1; T <= Tmax; T++) {
+                    /* rows Tmax - T .. Tmax - 1: each row also in another place of the batch */
+                    memset(got, 0xff, T * N * sizeof *got);
+                    lsc_matmul_kn(kerns[l][p], x + (Tmax - T) * K, w, bias, got, T, K, N);
+                    bool same = memcmp(got, ref + (Tmax - T) * N, T * N * sizeof *got) == 0;
+                    if (!same)
+                        fprintf(stderr, "  small T: %s threads=%d T=%zu K=%zu N=%zu: max diff %.3g vs the blocked reference\n",
+                                lsc_simd_name(levels[l]), p + 1, T, K, N,
+                                max_diff(got, ref + (Tmax - T) * N, T * N));
+                    CHECK(same);
+                    checked++;
+                }
+#if defined(__x86_64__)
+            /* the small-T kernel itself on every T, past the dispatcher's crossover */
+            if (levels[l] == LSC_SIMD_AVX2) {
+                lsc_weights wt = {LSC_WEIGHTS_F32, 0, w, NULL};
+                for (size_t T = 1; T <= Tmax; T++) {
+                    memset(got, 0xff, T * N * sizeof *got);
+                    lsc_level_avx2.gemm_small(x, &wt, bias, got, T, K, N, 0, N);
+                    CHECK(memcmp(got, ref, T * N * sizeof *got) == 0);
+                    checked++;
+                }
+            }
+#endif
+        }
+        free(x);
+        free(wbase);
+        free(bbase);
+        free(ref);
+        free(got);
+    }
+    /* more rows than one GEMM pass takes (GEMM_ROW_BLOCK, 512): the blocks
+     * of rows change no bit either */
+    size_t T = 1100, K = 300, N = 70;
+    void *wbase;
+    float *x = rand_vec(T * K, 1.0f);
+    lsc_f32u *w = rand_weights(K * N, 2, &wbase);
+    float *ref = malloc(T * N * sizeof *ref), *got = malloc(T * N * sizeof *got);
+    lsc_gemm_blocked_ref(x, w, w, ref, T, K, N, 0, N); /* bias: W's first row */
+    for (int l = 0; l < n_levels; l++) {
+        if (levels[l] == LSC_SIMD_REF) continue;
+        for (int p = 0; p < 3; p++) {
+            CHECK(lsc_kernels_reserve(kerns[l][p], T, K, N, 0, NULL) == LSC_OK);
+            memset(got, 0xff, T * N * sizeof *got);
+            lsc_matmul_kn(kerns[l][p], x, w, w, got, T, K, N);
+            CHECK(memcmp(got, ref, T * N * sizeof *got) == 0);
+            checked++;
+        }
+    }
+    free(x);
+    free(wbase);
+    free(ref);
+    free(got);
+    printf("  F32 [K, N], T = 1..17 and 1100: %zu products bit-identical to lsc_gemm_blocked_ref\n",
+           checked);
+}
+
 /* Conversion to BF16 and Q8 stays within the format's rounding error, and
  * lsc_matmul on every format and layout matches lsc_matmul_ref at every level
  * and thread count, with identical bits across thread counts. */
@@ -491,6 +567,7 @@ int main(void) {
     RUN(test_levels);
     RUN(test_pool);
     RUN(test_matmul);
+    RUN(test_small_t);
     RUN(test_weight_formats);
     RUN(test_real_weight_conversion);
     RUN(test_rows);
