@@ -175,6 +175,7 @@ cJSON *plot_info_json(const char *path, const plot_info *info, int n_panels, dou
         cJSON_AddItemToObject(p, "xlim", cJSON_CreateDoubleArray(xl, 2));
         cJSON_AddItemToObject(p, "ylim", cJSON_CreateDoubleArray(yl, 2));
         cJSON_AddNumberToObject(p, "points", (double)info->panels[k].n_drawn);
+        cJSON_AddNumberToObject(p, "markers", (double)info->panels[k].n_markers);
         cJSON_AddItemToArray(arr, p);
     }
     return o;
@@ -346,11 +347,85 @@ static void draw_legend(const canvas *cv, const char *text, const double *xs, co
 #undef WY
 }
 
+/* Dots closer than this (in device units: pixels for PNG, points for
+ * SVG/PDF) are drawn as one: a quarter of a pixel moves nothing visibly. */
+#define DOT_GRID 0.25
+/* A cell holding k dots gets one dot of the opacity k stacked dots have,
+ * 1 - (1 - a)^k, counted up to this k (beyond it the change is < 1%). */
+#define DOT_MAX_STACK 8
+
+typedef struct dot_cell {
+    uint64_t key; /* the grid cell, row-major */
+    size_t i;     /* the first point in it (ties broken by index: deterministic) */
+} dot_cell;
+
+static int dot_cell_cmp(const void *a, const void *b) {
+    const dot_cell *p = a, *q = b;
+    if (p->key != q->key) return p->key < q->key ? -1 : 1;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+
+static int dot_index_cmp(const void *a, const void *b) {
+    const dot_cell *p = a, *q = b;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+
+/* Draws the n dots (world coordinates, limits x0..x1, y0..y1 over an axes box
+ * aw x ah points) in colour `c`. A panel of 50,257 entries puts thousands
+ * of dots on the same spot, and cairo strokes each one (most of a figure's
+ * time): dots in the same DOT_GRID cell become one dot whose opacity is that
+ * of the stack, so the picture stays the same (edge pixels of a stack may
+ * differ by a few levels). The dots all have one colour, so their order does
+ * not matter. Returns the number of markers drawn. */
+static size_t draw_dots(const canvas *cv, const double *xs, const double *ys, size_t n, rgba c,
+                        double x0, double x1, double y0, double y1, double aw, double ah) {
+    dot_cell *cells = n ? malloc(n * sizeof *cells) : NULL;
+    PLFLT *px = n ? malloc(n * sizeof *px) : NULL, *py = n ? malloc(n * sizeof *py) : NULL;
+    size_t *stack = n ? malloc(n * sizeof *stack) : NULL;
+    if (!cells || !px || !py || !stack) { /* no memory for the merge: draw every dot */
+        free(cells), free(px), free(py), free(stack);
+        set_color(COL_DOTS, c);
+        plcol0(COL_DOTS);
+        if (n) plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+        return n;
+    }
+    double sx = aw * cv->unit / DOT_GRID / (x1 - x0), sy = ah * cv->unit / DOT_GRID / (y1 - y0);
+    for (size_t i = 0; i < n; i++) {
+        /* the limits hold every point, so each cell index fits in 32 bits */
+        uint64_t cx = (uint64_t)floor((xs[i] - x0) * sx), cy = (uint64_t)floor((ys[i] - y0) * sy);
+        cells[i] = (dot_cell){cy << 32 | cx, i};
+    }
+    qsort(cells, n, sizeof *cells, dot_cell_cmp);
+    size_t m = 0; /* distinct cells */
+    for (size_t i = 0; i < n; m++) {
+        size_t j = i + 1;
+        while (j < n && cells[j].key == cells[i].key) j++;
+        cells[m] = cells[i];
+        stack[m] = j - i < DOT_MAX_STACK ? j - i : DOT_MAX_STACK;
+        i = j;
+    }
+    for (size_t u = 0; u < m; u++) cells[u].key = stack[u]; /* draw order: by first point */
+    qsort(cells, m, sizeof *cells, dot_index_cmp);
+    for (size_t k = 1; k <= DOT_MAX_STACK; k++) { /* one PLplot call per opacity */
+        PLINT cnt = 0;
+        for (size_t u = 0; u < m; u++)
+            if (cells[u].key == k) px[cnt] = xs[cells[u].i], py[cnt] = ys[cells[u].i], cnt++;
+        if (!cnt) continue;
+        rgba ck = c;
+        ck.a = 1.0 - pow(1.0 - c.a, (double)k);
+        set_color(COL_DOTS, ck);
+        plcol0(COL_DOTS);
+        plpoin(cnt, px, py, -1);
+    }
+    free(cells), free(px), free(py), free(stack);
+    return m;
+}
+
 /* Draws one panel into the axes box [l, r] x [b, t] (points from the page's
  * bottom-left). xs/ys are the finite points (world coordinates). */
 static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, const double *ys,
                        size_t n, double mx, double my, bool has_mark, double l, double r,
-                       double b, double t, double lim[4]) {
+                       double b, double t, double lim[4], rgba dots, size_t *n_markers) {
     double x0, x1, y0, y1;
     limits(xs, n, &x0, &x1);
     limits(ys, n, &y0, &y1); /* the mark is one of the points, so it is inside */
@@ -369,9 +444,8 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
         plline((PLINT)n, (PLFLT *)xs, (PLFLT *)ys);
     }
     /* every entry: a zero-length round-capped stroke, i.e. a dot */
-    plcol0(COL_DOTS);
     plwidth((p->line ? PT_POINT : PT_DOT) * cv->unit);
-    plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+    *n_markers = draw_dots(cv, xs, ys, n, dots, x0, x1, y0, y1, r - l, t - b);
     char buf[512];
     if (p->labels) {
         plcol0(COL_FG);
@@ -523,7 +597,8 @@ static void job_draw(render_job *job) {
         double b = MARGIN_BOTTOM, t = cv.h_pt - (fig->panels[k].title ? MARGIN_TOP : 10.0);
         double lim[4];
         draw_panel(&cv, &fig->panels[k], job->xs[k], job->ys[k], job->counts[k], job->mark_x[k],
-                   job->mark_y[k], job->has_mark[k], l, r, b, t, lim);
+                   job->mark_y[k], job->has_mark[k], l, r, b, t, lim, tc->dots,
+                   &job->info.panels[k].n_markers);
         job->info.panels[k].left = l * cv.unit;
         job->info.panels[k].right = r * cv.unit;
         job->info.panels[k].top = (cv.h_pt - t) * cv.unit;
