@@ -421,6 +421,65 @@ static size_t draw_dots(const canvas *cv, const double *xs, const double *ys, si
     return m;
 }
 
+/* A text's box in points (page coordinates, y up). */
+typedef struct box_pt {
+    double x0, x1, y0, y1;
+} box_pt;
+
+static bool boxes_overlap(box_pt a, box_pt b) {
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+/* Draws p->labels[i] next to point i, inside the axes box [l, r] x [b, t]
+ * (points) whose world limits are x0..x1, y0..y1: above the marker, else
+ * below, else beside it, wherever it covers no marker and no label placed
+ * before it (the last point's first: the final layer matters most); a label
+ * that fits nowhere is left out (the JSON report has every value). xs/ys are the n finite points, the markers to keep clear. */
+static void draw_point_labels(const canvas *cv, const plot_panel *p, const double *xs,
+                              const double *ys, size_t n, double x0, double x1, double y0,
+                              double y1, double l, double r, double b, double t) {
+    double sx = (r - l) / (x1 - x0), sy = (t - b) / (y1 - y0);
+    double h = PT_POINT_LABEL * 0.8, gap = PT_POINT / 2 + 1; /* text height; marker radius + 1 */
+    box_pt *placed = malloc((p->n + 1) * sizeof *placed);
+    if (!placed) return; /* labels are an extra: the figure stays right without them */
+    size_t n_placed = 0;
+    char buf[512];
+    plcol0(COL_FG);
+    font_pt(cv, PT_POINT_LABEL);
+    for (size_t k = 0; k < p->n; k++) {
+        size_t i = k == 0 ? p->n - 1 : k - 1; /* the last point (the final layer) first */
+        double x = p->x ? p->x[i] : (double)i, y = p->y[i];
+        if (!p->labels[i] || !isfinite(x) || !isfinite(y)) continue;
+        size_t chars = 0;
+        for (const char *c = p->labels[i]; *c; c++) chars += ((unsigned char)*c & 0xC0) != 0x80;
+        double w = chars * PT_POINT_LABEL * 0.62; /* DejaVu Sans' digits are 0.64 em */
+        double px = l + (x - x0) * sx, py = b + (y - y0) * sy;
+        /* centres tried: above, below, right, left of the marker */
+        double cx[4] = {px, px, px + gap + w / 2, px - gap - w / 2};
+        double cy[4] = {py + gap + h / 2, py - gap - h / 2, py, py};
+        bool done = false;
+        for (int e = 0; e < 4 && !done; e++) {
+            double c = cx[e]; /* slide along x to stay inside the frame */
+            if (c - w / 2 < l + 1) c = l + 1 + w / 2;
+            if (c + w / 2 > r - 1) c = r - 1 - w / 2;
+            box_pt bx = {c - w / 2, c + w / 2, cy[e] - h / 2, cy[e] + h / 2};
+            bool free_spot = bx.y0 >= b + 1 && bx.y1 <= t - 1;
+            for (size_t j = 0; free_spot && j < n_placed; j++)
+                free_spot = !boxes_overlap(bx, placed[j]);
+            for (size_t j = 0; free_spot && j < n; j++) {
+                double mx = l + (xs[j] - x0) * sx, my = b + (ys[j] - y0) * sy, rr = PT_POINT / 2;
+                free_spot = !boxes_overlap(bx, (box_pt){mx - rr, mx + rr, my - rr, my + rr});
+            }
+            if (!free_spot) continue;
+            placed[n_placed++] = bx;
+            plptex(x0 + (c - l) / sx, y0 + (cy[e] - b) / sy, 1.0, 0.0, 0.5,
+                   pl_text(p->labels[i], buf, sizeof buf));
+            done = true;
+        }
+    }
+    free(placed);
+}
+
 /* Draws one panel into the axes box [l, r] x [b, t] (points from the page's
  * bottom-left). xs/ys are the finite points (world coordinates). */
 static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, const double *ys,
@@ -447,16 +506,7 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
     plwidth((p->line ? PT_POINT : PT_DOT) * cv->unit);
     *n_markers = draw_dots(cv, xs, ys, n, dots, x0, x1, y0, y1, r - l, t - b);
     char buf[512];
-    if (p->labels) {
-        plcol0(COL_FG);
-        font_pt(cv, PT_POINT_LABEL);
-        double dy = (PT_POINT / 2 + 2) / (t - b) * (y1 - y0); /* just above the marker */
-        for (size_t i = 0; i < p->n; i++) {
-            double x = p->x ? p->x[i] : (double)i, y = p->y[i];
-            if (!p->labels[i] || !isfinite(x) || !isfinite(y)) continue;
-            plptex(x, y + dy, 1.0, 0.0, 0.5, pl_text(p->labels[i], buf, sizeof buf));
-        }
-    }
+    if (p->labels) draw_point_labels(cv, p, xs, ys, n, x0, x1, y0, y1, l, r, b, t);
 
     if (has_mark) {
         double hx = PT_SQUARE / 2 / (r - l) * (x1 - x0), hy = PT_SQUARE / 2 / (t - b) * (y1 - y0);
@@ -472,7 +522,11 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
     font_pt(cv, PT_TICKS);
     plsmaj(0.0, 0.6);
     plbox("bc", 0, 0, "bc", 0, 0);
-    plbox("bint", p->xtick, 0, "bintv", 0, 0);
+    /* a given tick spacing is widened (doubled: still whole layers) until the
+     * labels (2 digits and half a space) have room on a narrow figure */
+    double xtick = p->xtick;
+    while (xtick > 0 && (r - l) * xtick / (x1 - x0) < PT_TICKS * 0.64 * 2.5) xtick *= 2;
+    plbox("bint", xtick, 0, "bintv", 0, 0);
     if (p->xlabel) {
         font_pt(cv, PT_LABEL);
         plmtex("b", 3.2, 0.5, 0.5, pl_text(p->xlabel, buf, sizeof buf));
