@@ -44,7 +44,7 @@ def write_block(path, begin, end, body, heading="# logitscope benchmark results\
     head, blocks = split_blocks(old)
     if not old.strip():
         head = heading
-    new = f"{begin}\n{body.strip()}\n{end}"
+    new = f"{begin}\n{body}\n{end}"
     if any(b == begin for b, _ in blocks):
         blocks = [(b, new if b == begin else t) for b, t in blocks]
     else:
