@@ -133,6 +133,28 @@ def test_no_output_before_an_error_found_after_the_run(tiny):
     assert p.returncode == 1 and p.stdout == "" and "context of 64" in p.stderr, p.stderr
 
 
+def test_generate_and_tour_check_hook_positions_before_streaming(tiny):
+    """generate and tour stream their output: a --hook whose positions select
+    nothing in the run they are about to make is reported before the first
+    line; the last position the run feeds is still accepted."""
+    n = len(json.loads(run_cli("tokenize", "--model", tiny, TEXT, "--json", check=True).stdout)["ids"])
+    gen = ("generate", "--model", tiny, TEXT, "--greedy", "--max-new-tokens", "3")
+    last = n + 3 - 2  # the prompt's positions, then each new token but the last is fed
+    ok = run_cli(*gen, "--hook", f"blocks.1.hook_mlp_out@{last}:zero")
+    assert ok.returncode == 0 and ok.stdout.strip(), ok.stderr
+    for args in (gen + ("--hook", f"blocks.1.hook_mlp_out@{last + 1}:zero"),
+                 # the logits run only on the prompt's last position and on new ones
+                 gen + ("--hook", "hook_logits@0:zero"),
+                 ("tour", "--model", tiny, "--max-new-tokens", "5", "--steps", "5",
+                  "--hook", "blocks.1.hook_mlp_out@200:zero")):
+        p = run_cli(*args)
+        assert p.returncode == 1 and p.stdout == "" and p.stderr.count("\n") == 1, (args, p.stderr)
+        assert "select nothing in this run" in p.stderr, p.stderr
+    p = run_cli("tour", "--model", tiny, "--max-new-tokens", "5", "--steps", "5",
+                "--hook", "hook_logits@0:zero")
+    assert p.returncode == 1 and p.stdout == "", p.stderr
+
+
 def test_json_vocabulary(tiny):
     n = json.loads(run_cli("next", "--model", tiny, TEXT, "--json", check=True).stdout)
     r = json.loads(run_cli("rank", "--model", tiny, TEXT, "--token", " coffee", "--json",

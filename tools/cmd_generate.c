@@ -271,6 +271,8 @@ static int run(int argc, char **argv) {
         }
         max_new = n;
     }
+    long prompt = (long)lm.n;
+    if (!cli_hooks_check_plan(lm.hooks, &prompt, 1, max_new - 1)) goto out; /* before any output */
     lsc_generate_params gp = lsc_generate_default_params();
     gp.max_new_tokens = (int)max_new;
     int eos = gc.found ? gc.eos_id : lsc_tokenizer_eos_id(lm.tok);

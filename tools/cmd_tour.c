@@ -142,6 +142,11 @@ static int run(int argc, char **argv) {
         cli_error("--token: id %d is outside the model's vocabulary", (int)coffee);
         goto out;
     }
+    /* the forwards below: the 6th position's row, the last one's, then the
+     * two greedy generations from the whole text (the longer one covers both) */
+    long prefills[2] = {6, (long)lm.n};
+    if (!cli_hooks_check_plan(lm.hooks, prefills, 2, (steps > max_new ? steps : max_new) - 1))
+        goto out;
     size_t V = lm.n_vocab, last = lm.n - 1;
     pr = malloc(V * sizeof *pr);
     lp = malloc(V * sizeof *lp);

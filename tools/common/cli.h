@@ -134,6 +134,14 @@ bool cli_hooks_attach(const cli_common *c, lsc_ctx *ctx, lsc_tokenizer *tok, cli
  * and writes --cache-out. NULL is fine (nothing to do). */
 bool cli_hooks_finish(cli_hooks *h);
 
+/* Reports (and returns false for) a --hook whose positions select nothing in
+ * the run a command is about to make, so that it is said before any output:
+ * prefills[i] is a forward of positions [0, prefills[i]) keeping the logits of
+ * its last position only (ln_final and hook_logits see only that one), and
+ * `steps` one-position forwards follow the last prefill (generation). A run
+ * that stops early (at eos) is still checked afterwards by cli_hooks_finish. */
+bool cli_hooks_check_plan(const cli_hooks *h, const long *prefills, int n_prefills, long steps);
+
 /* Removes the hooks from the context (which must still exist) and frees
  * everything. NULL is fine. */
 void cli_hooks_free(cli_hooks *h);

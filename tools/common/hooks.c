@@ -443,6 +443,40 @@ static bool write_cache(cli_hooks *h) {
     return true;
 }
 
+/* True when every point `pattern` matches runs only on the positions whose
+ * logits are kept (the final layer norm and the logits). */
+static bool final_points_only(const lsc_model *m, const char *pattern) {
+    for (int i = 0; i < lsc_model_n_hook_points(m); i++) {
+        const char *name = lsc_model_hook_point_name(m, i);
+        if (lsc_model_hook_point_matches(m, i, pattern) &&
+            strcmp(name, "ln_final.hook_normalized") && strcmp(name, "hook_logits"))
+            return false;
+    }
+    return true;
+}
+
+bool cli_hooks_check_plan(const cli_hooks *h, const long *prefills, int n_prefills, long steps) {
+    if (!h) return true;
+    for (int i = 0; i < h->n_hooks; i++) {
+        const hookspec *sp = &h->hooks[i]->spec;
+        bool final = final_points_only(h->model, sp->point), any = false;
+        long n = 0;
+        for (int f = 0; f < n_prefills && !any; f++) {
+            n = prefills[f];
+            for (long p = final ? n - 1 : 0; p < n && !any; p++) any = hookspec_selects(sp, p, n);
+        }
+        for (long s = 0; s < steps && !any; s++) any = hookspec_selects(sp, n + s, n + s + 1);
+        if (!any)
+            return !cli_error("--hook '%s': its positions select nothing in this run (positions "
+                              "0 to %ld%s)",
+                              h->hooks[i]->text, n + steps - 1,
+                              final ? "; ln_final and hook_logits run on the last position of "
+                                      "the prompt and on each new one"
+                                    : "");
+    }
+    return true;
+}
+
 bool cli_hooks_finish(cli_hooks *h) {
     if (!h) return true;
     for (int i = 0; i < h->n_hooks; i++)

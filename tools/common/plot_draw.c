@@ -175,6 +175,7 @@ cJSON *plot_info_json(const char *path, const plot_info *info, int n_panels, dou
         cJSON_AddItemToObject(p, "xlim", cJSON_CreateDoubleArray(xl, 2));
         cJSON_AddItemToObject(p, "ylim", cJSON_CreateDoubleArray(yl, 2));
         cJSON_AddNumberToObject(p, "points", (double)info->panels[k].n_drawn);
+        cJSON_AddNumberToObject(p, "markers", (double)info->panels[k].n_markers);
         cJSON_AddItemToArray(arr, p);
     }
     return o;
@@ -346,11 +347,144 @@ static void draw_legend(const canvas *cv, const char *text, const double *xs, co
 #undef WY
 }
 
+/* Dots closer than this (in device units: pixels for PNG, points for
+ * SVG/PDF) are drawn as one: a quarter of a pixel moves nothing visibly. */
+#define DOT_GRID 0.25
+/* A cell holding k dots gets one dot of the opacity k stacked dots have,
+ * 1 - (1 - a)^k, counted up to this k (beyond it the change is < 1%). */
+#define DOT_MAX_STACK 8
+
+typedef struct dot_cell {
+    uint64_t key; /* the grid cell, row-major */
+    size_t i;     /* the first point in it (ties broken by index: deterministic) */
+} dot_cell;
+
+static int dot_cell_cmp(const void *a, const void *b) {
+    const dot_cell *p = a, *q = b;
+    if (p->key != q->key) return p->key < q->key ? -1 : 1;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+
+static int dot_index_cmp(const void *a, const void *b) {
+    const dot_cell *p = a, *q = b;
+    return p->i < q->i ? -1 : p->i > q->i;
+}
+
+/* Draws the n dots (world coordinates, limits x0..x1, y0..y1 over an axes box
+ * aw x ah points) in colour `c`. A panel of 50,257 entries puts thousands
+ * of dots on the same spot, and cairo strokes each one (most of a figure's
+ * time): dots in the same DOT_GRID cell become one dot whose opacity is that
+ * of the stack, so the picture stays the same (edge pixels of a stack may
+ * differ by a few levels). The dots all have one colour, so their order does
+ * not matter. Returns the number of markers drawn. */
+static size_t draw_dots(const canvas *cv, const double *xs, const double *ys, size_t n, rgba c,
+                        double x0, double x1, double y0, double y1, double aw, double ah) {
+    dot_cell *cells = n ? malloc(n * sizeof *cells) : NULL;
+    PLFLT *px = n ? malloc(n * sizeof *px) : NULL, *py = n ? malloc(n * sizeof *py) : NULL;
+    size_t *stack = n ? malloc(n * sizeof *stack) : NULL;
+    if (!cells || !px || !py || !stack) { /* no memory for the merge: draw every dot */
+        free(cells), free(px), free(py), free(stack);
+        set_color(COL_DOTS, c);
+        plcol0(COL_DOTS);
+        if (n) plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+        return n;
+    }
+    double sx = aw * cv->unit / DOT_GRID / (x1 - x0), sy = ah * cv->unit / DOT_GRID / (y1 - y0);
+    for (size_t i = 0; i < n; i++) {
+        /* the limits hold every point, so each cell index fits in 32 bits */
+        uint64_t cx = (uint64_t)floor((xs[i] - x0) * sx), cy = (uint64_t)floor((ys[i] - y0) * sy);
+        cells[i] = (dot_cell){cy << 32 | cx, i};
+    }
+    qsort(cells, n, sizeof *cells, dot_cell_cmp);
+    size_t m = 0; /* distinct cells */
+    for (size_t i = 0; i < n; m++) {
+        size_t j = i + 1;
+        while (j < n && cells[j].key == cells[i].key) j++;
+        cells[m] = cells[i];
+        stack[m] = j - i < DOT_MAX_STACK ? j - i : DOT_MAX_STACK;
+        i = j;
+    }
+    for (size_t u = 0; u < m; u++) cells[u].key = stack[u]; /* draw order: by first point */
+    qsort(cells, m, sizeof *cells, dot_index_cmp);
+    for (size_t k = 1; k <= DOT_MAX_STACK; k++) { /* one PLplot call per opacity */
+        PLINT cnt = 0;
+        for (size_t u = 0; u < m; u++)
+            if (cells[u].key == k) px[cnt] = xs[cells[u].i], py[cnt] = ys[cells[u].i], cnt++;
+        if (!cnt) continue;
+        rgba ck = c;
+        ck.a = 1.0 - pow(1.0 - c.a, (double)k);
+        set_color(COL_DOTS, ck);
+        plcol0(COL_DOTS);
+        plpoin(cnt, px, py, -1);
+    }
+    free(cells), free(px), free(py), free(stack);
+    return m;
+}
+
+/* A text's box in points (page coordinates, y up). */
+typedef struct box_pt {
+    double x0, x1, y0, y1;
+} box_pt;
+
+static bool boxes_overlap(box_pt a, box_pt b) {
+    return a.x0 < b.x1 && b.x0 < a.x1 && a.y0 < b.y1 && b.y0 < a.y1;
+}
+
+/* Draws p->labels[i] next to point i, inside the axes box [l, r] x [b, t]
+ * (points) whose world limits are x0..x1, y0..y1: above the marker, else
+ * below, else beside it, wherever it covers no marker and no label placed
+ * before it (the last point's first: the final layer matters most); a label
+ * that fits nowhere is left out (the JSON report has every value). xs/ys are the n finite points, the markers to keep clear. */
+static void draw_point_labels(const canvas *cv, const plot_panel *p, const double *xs,
+                              const double *ys, size_t n, double x0, double x1, double y0,
+                              double y1, double l, double r, double b, double t) {
+    double sx = (r - l) / (x1 - x0), sy = (t - b) / (y1 - y0);
+    double h = PT_POINT_LABEL * 0.8, gap = PT_POINT / 2 + 1; /* text height; marker radius + 1 */
+    box_pt *placed = malloc((p->n + 1) * sizeof *placed);
+    if (!placed) return; /* labels are an extra: the figure stays right without them */
+    size_t n_placed = 0;
+    char buf[512];
+    plcol0(COL_FG);
+    font_pt(cv, PT_POINT_LABEL);
+    for (size_t k = 0; k < p->n; k++) {
+        size_t i = k == 0 ? p->n - 1 : k - 1; /* the last point (the final layer) first */
+        double x = p->x ? p->x[i] : (double)i, y = p->y[i];
+        if (!p->labels[i] || !isfinite(x) || !isfinite(y)) continue;
+        size_t chars = 0;
+        for (const char *c = p->labels[i]; *c; c++) chars += ((unsigned char)*c & 0xC0) != 0x80;
+        double w = chars * PT_POINT_LABEL * 0.62; /* DejaVu Sans' digits are 0.64 em */
+        double px = l + (x - x0) * sx, py = b + (y - y0) * sy;
+        /* centres tried: above, below, right, left of the marker */
+        double cx[4] = {px, px, px + gap + w / 2, px - gap - w / 2};
+        double cy[4] = {py + gap + h / 2, py - gap - h / 2, py, py};
+        bool done = false;
+        for (int e = 0; e < 4 && !done; e++) {
+            double c = cx[e]; /* slide along x to stay inside the frame */
+            if (c - w / 2 < l + 1) c = l + 1 + w / 2;
+            if (c + w / 2 > r - 1) c = r - 1 - w / 2;
+            box_pt bx = {c - w / 2, c + w / 2, cy[e] - h / 2, cy[e] + h / 2};
+            bool free_spot = bx.y0 >= b + 1 && bx.y1 <= t - 1;
+            for (size_t j = 0; free_spot && j < n_placed; j++)
+                free_spot = !boxes_overlap(bx, placed[j]);
+            for (size_t j = 0; free_spot && j < n; j++) {
+                double mx = l + (xs[j] - x0) * sx, my = b + (ys[j] - y0) * sy, rr = PT_POINT / 2;
+                free_spot = !boxes_overlap(bx, (box_pt){mx - rr, mx + rr, my - rr, my + rr});
+            }
+            if (!free_spot) continue;
+            placed[n_placed++] = bx;
+            plptex(x0 + (c - l) / sx, y0 + (cy[e] - b) / sy, 1.0, 0.0, 0.5,
+                   pl_text(p->labels[i], buf, sizeof buf));
+            done = true;
+        }
+    }
+    free(placed);
+}
+
 /* Draws one panel into the axes box [l, r] x [b, t] (points from the page's
  * bottom-left). xs/ys are the finite points (world coordinates). */
 static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, const double *ys,
                        size_t n, double mx, double my, bool has_mark, double l, double r,
-                       double b, double t, double lim[4]) {
+                       double b, double t, double lim[4], rgba dots, size_t *n_markers) {
     double x0, x1, y0, y1;
     limits(xs, n, &x0, &x1);
     limits(ys, n, &y0, &y1); /* the mark is one of the points, so it is inside */
@@ -369,20 +503,10 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
         plline((PLINT)n, (PLFLT *)xs, (PLFLT *)ys);
     }
     /* every entry: a zero-length round-capped stroke, i.e. a dot */
-    plcol0(COL_DOTS);
     plwidth((p->line ? PT_POINT : PT_DOT) * cv->unit);
-    plpoin((PLINT)n, (PLFLT *)xs, (PLFLT *)ys, -1);
+    *n_markers = draw_dots(cv, xs, ys, n, dots, x0, x1, y0, y1, r - l, t - b);
     char buf[512];
-    if (p->labels) {
-        plcol0(COL_FG);
-        font_pt(cv, PT_POINT_LABEL);
-        double dy = (PT_POINT / 2 + 2) / (t - b) * (y1 - y0); /* just above the marker */
-        for (size_t i = 0; i < p->n; i++) {
-            double x = p->x ? p->x[i] : (double)i, y = p->y[i];
-            if (!p->labels[i] || !isfinite(x) || !isfinite(y)) continue;
-            plptex(x, y + dy, 1.0, 0.0, 0.5, pl_text(p->labels[i], buf, sizeof buf));
-        }
-    }
+    if (p->labels) draw_point_labels(cv, p, xs, ys, n, x0, x1, y0, y1, l, r, b, t);
 
     if (has_mark) {
         double hx = PT_SQUARE / 2 / (r - l) * (x1 - x0), hy = PT_SQUARE / 2 / (t - b) * (y1 - y0);
@@ -398,7 +522,11 @@ static void draw_panel(const canvas *cv, const plot_panel *p, const double *xs, 
     font_pt(cv, PT_TICKS);
     plsmaj(0.0, 0.6);
     plbox("bc", 0, 0, "bc", 0, 0);
-    plbox("bint", p->xtick, 0, "bintv", 0, 0);
+    /* a given tick spacing is widened (doubled: still whole layers) until the
+     * labels (2 digits and half a space) have room on a narrow figure */
+    double xtick = p->xtick;
+    while (xtick > 0 && (r - l) * xtick / (x1 - x0) < PT_TICKS * 0.64 * 2.5) xtick *= 2;
+    plbox("bint", xtick, 0, "bintv", 0, 0);
     if (p->xlabel) {
         font_pt(cv, PT_LABEL);
         plmtex("b", 3.2, 0.5, 0.5, pl_text(p->xlabel, buf, sizeof buf));
@@ -523,7 +651,8 @@ static void job_draw(render_job *job) {
         double b = MARGIN_BOTTOM, t = cv.h_pt - (fig->panels[k].title ? MARGIN_TOP : 10.0);
         double lim[4];
         draw_panel(&cv, &fig->panels[k], job->xs[k], job->ys[k], job->counts[k], job->mark_x[k],
-                   job->mark_y[k], job->has_mark[k], l, r, b, t, lim);
+                   job->mark_y[k], job->has_mark[k], l, r, b, t, lim, tc->dots,
+                   &job->info.panels[k].n_markers);
         job->info.panels[k].left = l * cv.unit;
         job->info.panels[k].right = r * cv.unit;
         job->info.panels[k].top = (cv.h_pt - t) * cv.unit;

@@ -45,7 +45,8 @@ typedef struct plot_info {
     struct {
         double left, right, top, bottom;
         double xmin, xmax, ymin, ymax;
-        size_t n_drawn; /* finite points drawn */
+        size_t n_drawn;   /* finite points drawn */
+        size_t n_markers; /* dots the file holds: points on the same spot share one */
     } panels[PLOT_MAX_PANELS];
 } plot_info;
 
@@ -69,8 +70,8 @@ struct lsc_tokenizer;
 void plot_token_label(const struct lsc_tokenizer *tok, int32_t id, char *out, size_t size);
 
 /* What was drawn, as a new cJSON object (cJSON_Delete; NULL when out of
- * memory): file, width, height, seconds and per panel its box, limits and
- * number of points. */
+ * memory): file, width, height, seconds and per panel its box, limits,
+ * number of points and of markers. */
 struct cJSON;
 struct cJSON *plot_info_json(const char *path, const plot_info *info, int n_panels,
                              double seconds);
