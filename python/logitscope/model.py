@@ -259,8 +259,10 @@ class Model:
     def __repr__(self) -> str:
         if self._ctx is None:
             return "<logitscope.Model (closed)>"
-        from .arch import module_tree
-        return module_tree(lib.lsc_model_config(self._w.ptr))
+        n = lib.lsc_model_module_tree(self._w.ptr, ffi.NULL, 0)
+        buf = ffi.new("char[]", n + 1)
+        lib.lsc_model_module_tree(self._w.ptr, buf, n + 1)
+        return ffi.string(buf).decode().rstrip("\n")  # print(model), as `logitscope arch`
 
     # ---------------------------------------------------------------- input
     def _ids(self, ids_or_text: IdsOrText) -> np.ndarray:
