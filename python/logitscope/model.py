@@ -100,7 +100,7 @@ def load(name_or_dir: Union[str, os.PathLike], threads: Optional[int] = None,
     weights: "f32" (exact, mapped without copy), "bf16" or "q8" (converted at load).
     Raises NotFoundError (missing folder/file, or offline and not cached),
     FormatError (corrupt files), InvalidInputError for bad arguments. The
-    tokenizer's files are read at its first use (m.tokenizer, or a text input).
+    tokenizer's files are read at its first use (encode, decode, a text input).
 
         >>> m = logitscope.load("gpt2")
         >>> m.next("The capital of France is", k=3)

@@ -120,5 +120,7 @@ class Tokenizer:
                     "LSC_ERR_INVALID_ARG")
         return out
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never reads the files, nor raises on a closed model
+        if self._ptr is None:
+            return f"<logitscope.Tokenizer of {self._path!r} (not read yet, or closed)>"
         return f"<logitscope.Tokenizer n_vocab={self.n_vocab} eos_id={self.eos_id}>"
