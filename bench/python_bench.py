@@ -6,7 +6,8 @@ against its reference measured in the same run, alternating A/B (medians):
      against the C call it makes (lsc_ctx_forward of that token, via cffi);
   2. a 128-token Python generation loop calling m.logits each step against
      `logitscope generate` (the CLI process, and lsc_generate in-process);
-  3. `import logitscope` + load, in a fresh process (wall and CPU time);
+  3. `import logitscope` + load, the median of >= 10 fresh processes (wall
+     and CPU time), and the tokenizer's first use after it;
   4. the lesson notebook's steps with logitscope and with transformers +
      PyTorch, each engine in a fresh process (bench/notebook_steps.py), and
      examples/lesson.ipynb executed by nbclient.
@@ -135,10 +136,11 @@ def two_threads(m, rounds):
     return med(seq), med(par)
 
 
-def import_and_load(model_dir, rounds):
-    """Medians of (wall, CPU) seconds of `import logitscope` + load in a fresh
-    process, counted from before the import (numpy's import included), and
-    the same with numpy imported beforehand (not counted)."""
+def import_and_load(model_dir, runs):
+    """Medians over `runs` fresh processes of (wall, CPU) seconds of `import
+    logitscope` + load, counted from before the import (numpy's import
+    included), the same with numpy imported beforehand (not counted), and the
+    tokenizer's first use after them (m.tokenizer.encode reads its files)."""
     code = ("import time, resource\n"
             "def cpu():\n"
             "    ru = resource.getrusage(resource.RUSAGE_SELF)\n"
@@ -147,15 +149,19 @@ def import_and_load(model_dir, rounds):
             "t, c = time.perf_counter(), cpu()\n"
             "import logitscope\n"
             "m = logitscope.load(%r)\n"
-            "print(time.perf_counter() - t, cpu() - c)\n")
-    res = {"cold": ([], []), "numpy first": ([], [])}
-    for _ in range(rounds):
-        for key, pre in (("cold", ""), ("numpy first", "import numpy\n")):
+            "t1, c1 = time.perf_counter(), cpu()\n"
+            "m.tokenizer.encode('Hello')\n"
+            "print(t1 - t, c1 - c, time.perf_counter() - t1, cpu() - c1)\n")
+    keys = ("cold", "numpy first")
+    res = {k: [] for k in keys}
+    for _ in range(runs):
+        for key, pre in zip(keys, ("", "import numpy\n")):
             out = subprocess.run([sys.executable, "-c", code % (pre, model_dir)], env=ENV,
                                  capture_output=True, text=True, check=True).stdout.split()
-            res[key][0].append(float(out[0]))
-            res[key][1].append(float(out[1]))
-    return {k: (med(w), med(c)) for k, (w, c) in res.items()}
+            res[key].append([float(x) for x in out])
+    res = {k: [med([r[i] for r in rs]) for i in range(4)] for k, rs in res.items()}
+    res["tokenizer"] = res["cold"][2:]
+    return res
 
 
 def notebook_steps(model_dir, rounds):
@@ -206,7 +212,7 @@ def main():
     print(f"32 texts: score one by one {alone:.2f} s, score_many {many:.2f} s", flush=True)
     seq2, par2 = two_threads(m, a.rounds)
     print(f"two jobs: one thread {seq2:.2f} s, two threads {par2:.2f} s", flush=True)
-    il = import_and_load(a.model, a.rounds)
+    il = import_and_load(a.model, max(10, 2 * a.rounds))
     print(f"import + load: {il}", flush=True)
     steps = notebook_steps(a.model, max(3, a.rounds // 2))
     print(json.dumps(steps), flush=True)
@@ -245,6 +251,8 @@ def main():
         f"{il['cold'][0] * 1e3:.0f} ms wall, {il['cold'][1] * 1e3:.0f} ms CPU | | | < 200 ms |",
         f"| the same with numpy already imported | {il['numpy first'][0] * 1e3:.0f} ms wall, "
         f"{il['numpy first'][1] * 1e3:.0f} ms CPU | | | |",
+        f"| then the tokenizer's first use (reads vocab.json + merges.txt) | "
+        f"{il['tokenizer'][0] * 1e3:.0f} ms wall, {il['tokenizer'][1] * 1e3:.0f} ms CPU | | | |",
         "",
         "The notebook's steps (bench/notebook_steps.py), each engine in a fresh process, "
         "seconds (medians):",

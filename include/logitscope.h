@@ -185,6 +185,12 @@ typedef struct lsc_model_file {
 
 LSC_API void lsc_model_file_info(const lsc_model *model, lsc_model_file *info);
 
+/* The module tree exactly as PyTorch prints transformers' GPT2LMHeadModel
+ * (print(model)), ending in a newline. snprintf's contract: writes at most
+ * `size` bytes, NUL included, and returns the length of the whole text (call
+ * with size 0 to learn it). */
+LSC_API size_t lsc_model_module_tree(const lsc_model *model, char *buf, size_t size);
+
 /* Scans every weight of the file (buffers such as h.N.attn.bias aside) for
  * NaN or +-Inf as float32 and fails with LSC_ERR_FORMAT naming the first
  * tensor and element holding one. lsc_model_load does not scan (loading stays

@@ -422,29 +422,44 @@ done:
     return st;
 }
 
+/* Where a merge is: line k of merges.txt or model.merges[k] of
+ * tokenizer.json. Written out only for an error message (formatting it for
+ * every merge took a tenth of the tokenizer's load). */
+typedef struct merge_at {
+    const char *path;
+    size_t k;
+    bool json;
+} merge_at;
+
+static const char *merge_where(char out[600], merge_at at) {
+    if (at.json) snprintf(out, 600, "%s model.merges[%zu]", at.path, at.k);
+    else snprintf(out, 600, "%s line %zu", at.path, at.k);
+    return out;
+}
+
 /* Adds merge number `rank` of the strings a and b (token strings in the
- * byte-level alphabet). `where` names the file and line for messages. */
+ * byte-level alphabet). */
 static lsc_status add_merge(lsc_tokenizer *t, const int16_t *u2b, const char *a, size_t na,
-                            const char *b, size_t nb, const char *where, lsc_error *err) {
-    char buf[2 * 1024];
+                            const char *b, size_t nb, merge_at at, lsc_error *err) {
+    char buf[2 * 1024], where[600];
     size_t la, lb;
     uint32_t bad;
     if (na + nb > sizeof buf || na == 0 || nb == 0)
-        return lsc_fail(err, LSC_ERR_FORMAT, "%s: a merge half is empty or too long", where);
+        return lsc_fail(err, LSC_ERR_FORMAT, "%s: a merge half is empty or too long", merge_where(where, at));
     if (!unicode_to_bytes(u2b, a, na, buf, &la, &bad) || !unicode_to_bytes(u2b, b, nb, buf + la, &lb, &bad))
         return lsc_fail(err, LSC_ERR_FORMAT, "%s: the merge \"%.*s %.*s\" names a token that is not in the vocabulary",
-                        where, (int)(na > 100 ? 100 : na), a, (int)(nb > 100 ? 100 : nb), b);
+                        merge_where(where, at), (int)(na > 100 ? 100 : na), a, (int)(nb > 100 ? 100 : nb), b);
     int32_t ia = vocab_find(t, buf, la), ib = vocab_find(t, buf + la, lb), im = vocab_find(t, buf, la + lb);
     if (ia < 0 || ib < 0 || im < 0) {
         const char *which = ia < 0 ? "its left half" : ib < 0 ? "its right half" : "the merged token";
-        return lsc_fail(err, LSC_ERR_FORMAT, "%s: the merge \"%.*s %.*s\": %s is not in the vocabulary", where,
+        return lsc_fail(err, LSC_ERR_FORMAT, "%s: the merge \"%.*s %.*s\": %s is not in the vocabulary", merge_where(where, at),
                         (int)(na > 100 ? 100 : na), a, (int)(nb > 100 ? 100 : nb), b, which);
     }
     uint64_t key = ((uint64_t)(uint32_t)ia << 32 | (uint32_t)ib) + 1;
     uint32_t i = (uint32_t)hash_pair(key) & t->merges_mask;
     while (t->merges[i].key) {
         if (t->merges[i].key == key)
-            return lsc_fail(err, LSC_ERR_FORMAT, "%s: the merge \"%.*s %.*s\" appears twice (first as merge %u)", where,
+            return lsc_fail(err, LSC_ERR_FORMAT, "%s: the merge \"%.*s %.*s\" appears twice (first as merge %u)", merge_where(where, at),
                             (int)(na > 100 ? 100 : na), a, (int)(nb > 100 ? 100 : nb), b, t->merges[i].rank);
         i = (i + 1) & t->merges_mask;
     }
@@ -478,13 +493,12 @@ static lsc_status parse_merges_txt(lsc_tokenizer *t, const int16_t *u2b, const c
         lineno++;
         if (n && line[n - 1] == '\r') n--;
         if (lineno == 1 && n >= 8 && !memcmp(line, "#version", 8)) continue;
-        char where[600];
-        snprintf(where, sizeof where, "%s line %zu", path, lineno);
         const char *sp = memchr(line, ' ', n);
         if (!sp || sp == line || sp == line + n - 1 || memchr(sp + 1, ' ', (size_t)(line + n - sp - 1)))
-            return lsc_fail(err, LSC_ERR_FORMAT, "%s: expected two tokens separated by one space, got \"%.*s\"",
-                            where, (int)(n > 100 ? 100 : n), line);
-        st = add_merge(t, u2b, line, (size_t)(sp - line), sp + 1, (size_t)(line + n - sp - 1), where, err);
+            return lsc_fail(err, LSC_ERR_FORMAT, "%s line %zu: expected two tokens separated by one space, got \"%.*s\"",
+                            path, lineno, (int)(n > 100 ? 100 : n), line);
+        st = add_merge(t, u2b, line, (size_t)(sp - line), sp + 1, (size_t)(line + n - sp - 1),
+                       (merge_at){path, lineno, false}, err);
         if (st) return st;
     }
     return LSC_OK;
@@ -498,14 +512,12 @@ static lsc_status parse_merges_json(lsc_tokenizer *t, const int16_t *u2b, const 
     if (st) return st;
     size_t k = 0;
     for (const cJSON *m = arr->child; m; m = m->next, k++) {
-        char where[600];
-        snprintf(where, sizeof where, "%s model.merges[%zu]", path, k);
         const char *a, *b;
         size_t na, nb;
         if (cJSON_IsString(m)) {
             const char *s = m->valuestring, *sp = strchr(s, ' ');
             if (!sp || sp == s || !sp[1] || strchr(sp + 1, ' '))
-                return lsc_fail(err, LSC_ERR_FORMAT, "%s: expected \"A B\", got \"%.100s\"", where, s);
+                return lsc_fail(err, LSC_ERR_FORMAT, "%s model.merges[%zu]: expected \"A B\", got \"%.100s\"", path, k, s);
             a = s;
             na = (size_t)(sp - s);
             b = sp + 1;
@@ -517,8 +529,8 @@ static lsc_status parse_merges_json(lsc_tokenizer *t, const int16_t *u2b, const 
             b = m->child->next->valuestring;
             nb = strlen(b);
         } else
-            return lsc_fail(err, LSC_ERR_FORMAT, "%s: a merge must be \"A B\" or [\"A\", \"B\"]", where);
-        st = add_merge(t, u2b, a, na, b, nb, where, err);
+            return lsc_fail(err, LSC_ERR_FORMAT, "%s model.merges[%zu]: a merge must be \"A B\" or [\"A\", \"B\"]", path, k);
+        st = add_merge(t, u2b, a, na, b, nb, (merge_at){path, k, true}, err);
         if (st) return st;
     }
     return LSC_OK;

@@ -1,10 +1,9 @@
 /* cmd_arch.c - `logitscope arch --model M`: the module tree exactly as PyTorch
- * prints transformers' GPT2LMHeadModel, then the parameter counts, the
- * weights file (dtype, size) and the hook point names with their shapes. */
+ * prints transformers' GPT2LMHeadModel (lsc_model_module_tree), then the parameter
+ * counts, the weights file (dtype, size) and the hook point names with their shapes. */
 #include "cli.h"
 
 #include <cjson/cJSON.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -23,103 +22,6 @@ const cli_command cli_cmd_arch = {
             "   \"hook_points\": [{\"name\", \"shape\"}]}\n",
     .run = run,
 };
-
-/* A float as Python's repr prints it: the shortest text that reads back as
- * the same float32 ("0.1", "1e-05"), with ".0" added to integers ("0.0"). */
-static void py_float(char *out, size_t cap, float v) {
-    for (int prec = 1; prec <= 9; prec++) {
-        snprintf(out, cap, "%.*g", prec, (double)v);
-        if (strtof(out, NULL) == v) break;
-    }
-    if (!strpbrk(out, ".eni")) strncat(out, ".0", cap - strlen(out) - 1);
-}
-
-/* The class PyTorch prints for transformers' ACT2FN[name]. */
-static const char *activation_class(const char *name) {
-    static const char *const map[][2] = {
-        {"gelu_new", "NewGELUActivation"}, {"gelu_pytorch_tanh", "GELUTanh"},
-        {"gelu_python_tanh", "GELUTanh"},  {"gelu", "GELUActivation"},
-        {"gelu_python", "GELUActivation"}, {"gelu_fast", "FastGELUActivation"},
-        {"quick_gelu", "QuickGELUActivation"}, {"relu", "ReLU"},
-        {"relu6", "ReLU6"},                {"silu", "SiLUActivation"},
-        {"swish", "SiLU"},                 {"sigmoid", "Sigmoid"},
-        {"tanh", "Tanh"},                  {"linear", "LinearActivation"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (!strcmp(map[i][0], name)) return map[i][1];
-    return name;
-}
-
-/* Appends printf output to a growing string (*buf, *len); false when out of
- * memory (the string is then left as it was). */
-static bool append(char **buf, size_t *len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static bool append(char **buf, size_t *len, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *grown = n < 0 ? NULL : realloc(*buf, *len + (size_t)n + 1);
-    if (!grown) return false;
-    va_start(ap, fmt);
-    vsnprintf(grown + *len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    *buf = grown;
-    *len += (size_t)n;
-    return true;
-}
-
-/* The module tree as `print(model)` shows it (a new string, free with
- * free()); NULL when out of memory. */
-static char *module_tree(const lsc_config *c) {
-    char eps[32], pe[32], pa[32], pr[32], ln[96];
-    py_float(eps, sizeof eps, c->layer_norm_epsilon);
-    py_float(pe, sizeof pe, c->embd_pdrop);
-    py_float(pa, sizeof pa, c->attn_pdrop);
-    py_float(pr, sizeof pr, c->resid_pdrop);
-    snprintf(ln, sizeof ln, "LayerNorm((%d,), eps=%s, elementwise_affine=True, bias=True)",
-             c->n_embd, eps);
-    int E = c->n_embd, M = c->n_inner, L = c->n_layer;
-    char idx[32];
-    if (L == 1) snprintf(idx, sizeof idx, "(0): ");
-    else snprintf(idx, sizeof idx, "(0-%d): %d x ", L - 1, L);
-    char *s = NULL;
-    size_t n = 0;
-    bool ok = append(&s, &n,
-                     "GPT2LMHeadModel(\n"
-                     "  (transformer): GPT2Model(\n"
-                     "    (wte): Embedding(%d, %d)\n"
-                     "    (wpe): Embedding(%d, %d)\n"
-                     "    (drop): Dropout(p=%s, inplace=False)\n"
-                     "    (h): ModuleList(\n"
-                     "      %sGPT2Block(\n"
-                     "        (ln_1): %s\n"
-                     "        (attn): GPT2Attention(\n"
-                     "          (c_attn): Conv1D(nf=%d, nx=%d)\n"
-                     "          (c_proj): Conv1D(nf=%d, nx=%d)\n"
-                     "          (attn_dropout): Dropout(p=%s, inplace=False)\n"
-                     "          (resid_dropout): Dropout(p=%s, inplace=False)\n"
-                     "        )\n"
-                     "        (ln_2): %s\n"
-                     "        (mlp): GPT2MLP(\n"
-                     "          (c_fc): Conv1D(nf=%d, nx=%d)\n"
-                     "          (c_proj): Conv1D(nf=%d, nx=%d)\n"
-                     "          (act): %s()\n"
-                     "          (dropout): Dropout(p=%s, inplace=False)\n"
-                     "        )\n"
-                     "      )\n"
-                     "    )\n"
-                     "    (ln_f): %s\n"
-                     "  )\n"
-                     "  (lm_head): Linear(in_features=%d, out_features=%d, bias=False)\n"
-                     ")\n",
-                     c->n_vocab, E, c->n_ctx, E, pe, idx, ln, 3 * E, E, E, E, pa, pr, ln, M, E,
-                     E, M, activation_class(c->activation_function), pr, ln, E, c->n_vocab);
-    if (!ok) {
-        free(s);
-        return NULL;
-    }
-    return s;
-}
 
 /* Parameter counts of GPT2LMHeadModel, as sum(p.numel() for p in
  * model.parameters()): a tied lm_head is the same tensor as wte. */
@@ -270,7 +172,9 @@ static int run(int argc, char **argv) {
     cli_common c = a.c;
     lsc_model *m = cli_load_model(&c);
     if (!m) return 1;
-    char *tree = module_tree(lsc_model_config(m));
+    size_t n = lsc_model_module_tree(m, NULL, 0);
+    char *tree = malloc(n + 1);
+    if (tree) lsc_model_module_tree(m, tree, n + 1);
     int rc = 0;
     if (!tree) rc = cli_error("out of memory");
     else if (c.json) rc = print_json(m, cli_model_dir(&c), tree);

@@ -6,6 +6,7 @@
     client = Client("tcp://scheduler:8786")           # or Client(LocalCluster(...))
     scores = lsd.score_texts(texts, "gpt2", client=client)   # a list of Score
     bag = lsd.score_bag(dask.bag.read_text("corpus/*.txt"), "gpt2")  # lazy: a Bag of Score
+    frame = lsd.score_frame(df, "gpt2", column="text")  # lazy: a DataFrame of nll, ...
 
 Each worker process loads the model once (the first task that needs it) and
 keeps it for the tasks that follow; each worker thread gets its own context on
@@ -14,7 +15,8 @@ model is named as for logitscope.load: a folder that exists on every worker
 machine, or a Hub name that each worker resolves through its own Hugging Face
 cache. A partition is scored with Model.score_many, so the results are the
 same numbers, bit for bit, as score_many in one process. Needs
-`pip install "dask[distributed]"` (logitscope itself only needs numpy).
+`pip install "dask[distributed]"` (and pandas + pyarrow for score_frame;
+logitscope itself only needs numpy).
 """
 import os
 import threading
@@ -58,6 +60,28 @@ def score_bag(bag, model, batch_size: int = 16, threads: Optional[int] = None,
               weights: str = "f32"):
     """A dask.bag.Bag of Score, one per text (str or list of ids) of `bag`, in order."""
     return bag.map_partitions(_score_partition, os.fspath(model), batch_size, threads, weights)
+
+
+# score_frame's columns: Score's numbers, one row per text
+_FRAME_COLUMNS = {"n_tokens": "int64", "nll": "float64", "total_nll": "float64",
+                  "perplexity": "float64", "n_windows": "int64"}
+
+
+def _score_frame_partition(part, column, model, batch_size, threads, weights):
+    import pandas as pd
+    scores = _score_partition(part[column].tolist(), model, batch_size, threads, weights)
+    return pd.DataFrame({k: [getattr(s, k) for s in scores] for k in _FRAME_COLUMNS},
+                        index=part.index).astype(_FRAME_COLUMNS)
+
+
+def score_frame(df, model, column: str = "text", batch_size: int = 16,
+                threads: Optional[int] = None, weights: str = "f32"):
+    """A dask DataFrame with df's index and, for each text of df[column], its
+    Score's n_tokens, nll, total_nll, perplexity and n_windows."""
+    import pandas as pd
+    meta = pd.DataFrame({k: pd.Series(dtype=t) for k, t in _FRAME_COLUMNS.items()})
+    return df.map_partitions(_score_frame_partition, column, os.fspath(model), batch_size,
+                             threads, weights, meta=meta)
 
 
 def score_texts(texts: Iterable, model, client=None, npartitions: Optional[int] = None,

@@ -38,16 +38,15 @@ _BATCH_ROWS = 512
 
 
 class _Weights:
-    """The loaded lsc_model + lsc_tokenizer, shared by a model and its forks."""
+    """The loaded lsc_model + its tokenizer, shared by a model and its forks."""
 
-    def __init__(self, path: str, model_ptr, tok_ptr):
+    def __init__(self, path: str, model_ptr):
         self.path = path
         self.ptr = model_ptr
-        self.tok_ptr = tok_ptr
         self.users = 0
         self.closed = False
         self.lock = threading.Lock()
-        self.tokenizer = Tokenizer(tok_ptr, owner=self)
+        self.tokenizer = Tokenizer(path, owner=self)
         self.n_vocab = lib.lsc_model_n_vocab(model_ptr)
         self.n_ctx = lib.lsc_model_n_ctx(model_ptr)
 
@@ -62,7 +61,7 @@ class _Weights:
             self.users -= 1
             if self.users == 0 and not self.closed:
                 self.closed = True
-                lib.lsc_tokenizer_free(self.tok_ptr)
+                self.tokenizer._free()
                 lib.lsc_model_free(self.ptr)
 
 
@@ -100,7 +99,8 @@ def load(name_or_dir: Union[str, os.PathLike], threads: Optional[int] = None,
     threads: threads for the matrix products (None = all cores).
     weights: "f32" (exact, mapped without copy), "bf16" or "q8" (converted at load).
     Raises NotFoundError (missing folder/file, or offline and not cached),
-    FormatError (corrupt files), InvalidInputError for bad arguments.
+    FormatError (corrupt files), InvalidInputError for bad arguments. The
+    tokenizer's files are read at its first use (encode, decode, a text input).
 
         >>> m = logitscope.load("gpt2")
         >>> m.next("The capital of France is", k=3)
@@ -115,14 +115,9 @@ def load(name_or_dir: Union[str, os.PathLike], threads: Optional[int] = None,
     mp = lib.lsc_model_default_params()
     mp.weight_type = _WEIGHTS[weights]
     model = ffi.new("lsc_model **")
-    tok = ffi.new("lsc_tokenizer **")
     err = new_err()
     raise_for(lib.lsc_model_load(path.encode(), mp, model, err), err)
-    st = lib.lsc_tokenizer_load(path.encode(), tok, err)
-    if st:
-        lib.lsc_model_free(model[0])
-        raise_for(st, err)
-    return Model(_Weights(path, model[0], tok[0]), threads)
+    return Model(_Weights(path, model[0]), threads)
 
 
 class Model:
@@ -264,8 +259,10 @@ class Model:
     def __repr__(self) -> str:
         if self._ctx is None:
             return "<logitscope.Model (closed)>"
-        from .arch import module_tree
-        return module_tree(lib.lsc_model_config(self._w.ptr))
+        n = lib.lsc_model_module_tree(self._w.ptr, ffi.NULL, 0)
+        buf = ffi.new("char[]", n + 1)
+        lib.lsc_model_module_tree(self._w.ptr, buf, n + 1)
+        return ffi.string(buf).decode().rstrip("\n")  # print(model), as `logitscope arch`
 
     # ---------------------------------------------------------------- input
     def _ids(self, ids_or_text: IdsOrText) -> np.ndarray:
@@ -507,7 +504,7 @@ class Model:
         gc = ffi.new("lsc_generation_config *")
         err = new_err()
         raise_for(lib.lsc_generation_config_load(self.path.encode(), gc, err), err)
-        eos = gc.eos_id if gc.found else lib.lsc_tokenizer_eos_id(self._w.tok_ptr)
+        eos = gc.eos_id if gc.found else lib.lsc_tokenizer_eos_id(self.tokenizer._tok())
         return eos if 0 <= eos < self.n_vocab else -1
 
     def _generate_stream(self, ids, sp, max_new, eos) -> Iterator[GeneratedToken]:

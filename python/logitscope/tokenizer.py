@@ -1,6 +1,6 @@
 """Tokenizer: GPT-2's byte-level BPE from the C library (lsc_tokenizer_*)."""
 import threading
-from typing import Iterable, List
+from typing import Iterable, List, Optional
 
 from ._lsc import ffi, lib
 from .errors import ClosedError, InvalidInputError, new_err, raise_for
@@ -11,21 +11,47 @@ class Tokenizer:
 
     encode() and decode() give the ids and text of transformers'
     GPT2Tokenizer; "<|endoftext|>" in a text is the special token (id 50256)
-    unless special=False.
+    unless special=False. The files are read at the first call that needs
+    them (their errors are raised there): a model that only runs ids never
+    pays for them.
     """
 
-    def __init__(self, ptr, owner=None):
-        self._ptr = ptr
-        self._owner = owner  # what keeps the C tokenizer alive (a model's shared state)
+    def __init__(self, path: str, owner=None):
+        self._path = path
+        self._ptr = None  # loaded at first use: parsing the files is most of a load's time
+        self._owner = owner  # the model's shared state, which frees the C tokenizer
         self._lock = threading.Lock()  # encode keeps a cache: one caller at a time
-        self.n_vocab: int = lib.lsc_tokenizer_n_vocab(ptr)
-        eos = lib.lsc_tokenizer_eos_id(ptr)
-        self.eos_id = eos if eos >= 0 else None
 
     def _tok(self):
         if self._owner is not None and self._owner.closed:
             raise ClosedError()
+        if self._ptr is None:
+            with self._lock:
+                if self._ptr is None:
+                    out = ffi.new("lsc_tokenizer **")
+                    err = new_err()
+                    raise_for(lib.lsc_tokenizer_load(self._path.encode(), out, err), err)
+                    self._ptr = out[0]
         return self._ptr
+
+    def _free(self):
+        with self._lock:  # never under an encode running in another thread
+            if self._ptr is not None:
+                lib.lsc_tokenizer_free(self._ptr)
+                self._ptr = None
+
+    def __del__(self):
+        self._free()
+
+    @property
+    def n_vocab(self) -> int:
+        return lib.lsc_tokenizer_n_vocab(self._tok())
+
+    @property
+    def eos_id(self) -> Optional[int]:
+        """The id of "<|endoftext|>", or None when the vocabulary lacks it."""
+        eos = lib.lsc_tokenizer_eos_id(self._tok())
+        return eos if eos >= 0 else None
 
     def __len__(self) -> int:
         return self.n_vocab
@@ -43,8 +69,9 @@ class Tokenizer:
         n = ffi.new("size_t *")
         err = new_err()
         flags = 0 if special else lib.LSC_ENCODE_NO_SPECIAL
+        tok = self._tok()
         with self._lock:
-            st = lib.lsc_tokenizer_encode(self._tok(), data, len(data), flags, ids, n, err)
+            st = lib.lsc_tokenizer_encode(tok, data, len(data), flags, ids, n, err)
         raise_for(st, err)
         try:
             return list(ffi.unpack(ids[0], n[0])) if n[0] else []
@@ -93,5 +120,7 @@ class Tokenizer:
                     "LSC_ERR_INVALID_ARG")
         return out
 
-    def __repr__(self) -> str:
+    def __repr__(self) -> str:  # never reads the files, nor raises on a closed model
+        if self._ptr is None:
+            return f"<logitscope.Tokenizer of {self._path!r} (not read yet, or closed)>"
         return f"<logitscope.Tokenizer n_vocab={self.n_vocab} eos_id={self.eos_id}>"

@@ -1,6 +1,7 @@
 """The package under misuse: exceptions in hooks, bad hook results, closed
 models, bad ids, texts longer than the context, calls from hooks and from
 several threads; and the GIL released around the forward pass."""
+import pathlib
 import threading
 import time
 
@@ -97,6 +98,20 @@ def test_closed_model_raises_instead_of_crashing():
     f.close()
     with pytest.raises(logitscope.ClosedError):
         f.tokenizer.encode(TEXT)
+
+
+def test_tokenizer_files_are_read_at_first_use(tmp_path):
+    src = pathlib.Path(fixture_dir("tiny"))
+    for f in ("config.json", "model.safetensors", "merges.txt"):
+        (tmp_path / f).symlink_to(src / f)
+    (tmp_path / "vocab.json").write_text('{"a": 0,')  # truncated
+    with logitscope.load(tmp_path, threads=1) as m:  # ids need no tokenizer
+        assert m.logits([1, 2, 3]).shape == (3, 50257)
+        for call in (lambda: m.tokenizer.encode("a"), lambda: m.logits("a"),
+                     lambda: m.tokenizer.decode([1])):
+            with pytest.raises(logitscope.FormatError, match="vocab.json: invalid JSON"):
+                call()
+        assert m.logits([1, 2, 3]).shape == (3, 50257)  # still usable
 
 
 def test_bad_ids_and_too_long_text_are_value_errors(m):

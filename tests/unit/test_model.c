@@ -156,10 +156,28 @@ static void test_config_accessors(void) {
     lsc_ctx_free(NULL);
 }
 
+/* lsc_model_module_tree keeps snprintf's contract: the whole length at size
+ * 0, a NUL-terminated prefix when the buffer is short. (The text itself is
+ * checked against print(model) in tests/test_family.py.) */
+static void test_module_tree(void) {
+    lsc_model *m = load_fixture("tiny-gelu");
+    size_t n = lsc_model_module_tree(m, NULL, 0);
+    char *full = malloc(n + 1), small[17];
+    memset(small, 'x', sizeof small);
+    CHECK(full && lsc_model_module_tree(m, full, n + 1) == n && strlen(full) == n);
+    CHECK(full && !strncmp(full, "GPT2LMHeadModel(\n", 17) && full[n - 1] == '\n');
+    CHECK(full && strstr(full, "(act): GELUActivation()\n"));
+    CHECK(lsc_model_module_tree(m, small, sizeof small) == n);
+    CHECK(small[16] == '\0' && full && !strncmp(small, full, 16));
+    free(full);
+    lsc_model_free(m);
+}
+
 int main(void) {
     RUN(test_kv_cache_tiny);
     RUN(test_kv_cache_scale_inv);
     RUN(test_errors_leave_cache);
     RUN(test_config_accessors);
+    RUN(test_module_tree);
     return CHECK_DONE();
 }
