@@ -42,16 +42,20 @@ def cli_json(*args):
     return json.loads(p.stdout)
 
 
-def text_of(model, n):
-    """A text of exactly n tokens: the first n ids of the paragraph repeated,
-    decoded, as long as that round-trips."""
-    ids = cli_json("tokenize", "--model", model, "--json", "--text", PARAGRAPH * 4)["ids"]
-    for k in range(n, n + 20):
+def texts_of(model, n, k):
+    """k different texts of exactly n tokens: windows of the paragraph's ids
+    at different offsets, decoded, those that round-trip. Each run analyses a
+    text the server has not just run (it keeps the last run's logits)."""
+    ids = cli_json("tokenize", "--model", model, "--json", "--text", PARAGRAPH * 8)["ids"]
+    out = []
+    for off in range(0, len(ids) - n):
         text = cli_json("detokenize", "--model", model, "--json", "--ids",
-                        ",".join(map(str, ids[:k])))["text"]
+                        ",".join(map(str, ids[off:off + n])))["text"]
         if len(cli_json("tokenize", "--model", model, "--json", "--text", text)["ids"]) == n:
-            return text
-    raise SystemExit(f"no prefix of the paragraph tokenizes to {n} tokens")
+            out.append(text)
+            if len(out) == k:
+                return out
+    raise SystemExit(f"fewer than {k} windows of the paragraph tokenize to {n} tokens")
 
 
 def cpu_s(pid):
@@ -109,7 +113,7 @@ def main():
     from selenium.webdriver.chrome.service import Service
 
     N_TOKENS = a.tokens
-    text = text_of(a.model, N_TOKENS)
+    texts = texts_of(a.model, N_TOKENS, a.runs + 1)
     srv = subprocess.Popen([str(BIN), "serve", "--model", a.model, "--port", "0", "--threads",
                             str(a.threads)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                            text=True)
@@ -133,8 +137,8 @@ def main():
         # the vocabulary arrives in the background: let it, so it does not
         # share the first timed analysis' cores
         time.sleep(2)
-        d.execute_script("document.getElementById('text').value = arguments[0]", text)
         for run in range(a.runs + 1):  # the first is the warm-up
+            d.execute_script("document.getElementById('text').value = arguments[0]", texts[run])
             c0 = cpu_s(srv.pid)
             r = d.execute_async_script(CLICK)
             c1 = cpu_s(srv.pid)
@@ -166,7 +170,7 @@ def main():
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu_name}, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f} when done (compare on a quiet "
         f"machine), the checkpoint `{pathlib.Path(a.model).name}`, `serve --threads {a.threads}`, Debian chromium headless through Selenium, "
-        f"a {N_TOKENS}-token text; medians (min-max) of {a.runs} runs after a warm-up, "
+        f"{N_TOKENS}-token texts (a different one each run); medians (min-max) of {a.runs} runs after a warm-up, "
         f"{a.slides} slider moves; {time.time() - t_start:.0f} s in all.",
         "",
         "| measure | median (min-max) | goal |",

@@ -173,3 +173,11 @@ def test_errors_and_the_page(serve):
     assert s.request("GET", "/js/nope.mjs")[0] == 404
     # the server still answers completions afterwards
     assert s.post("/v1/completions", {"prompt": "Hi", "max_tokens": 2})[0] == 200
+
+
+def test_analysis_is_the_same_at_any_thread_count(serve):
+    """The per-position work is split over the server's threads: the answer
+    must not depend on how (bit for bit)."""
+    one = analyze(serve("--threads", "1"), top_k=7)
+    for th in ("2", "3"):
+        assert analyze(serve("--threads", th), top_k=7) == one, th
