@@ -364,7 +364,7 @@ let lensGeo = null;
 // so moving the selection inside one asks nothing; the pager reaches the rest.
 let lensPos0 = null; // the window the pager chose; null: the selection's window
 function lensWindow() {
-  const W = model.max_lens_positions || 48, N = analysis.n_tokens;
+  const W = model.max_lens_positions, N = analysis.n_tokens;
   const pos0 = lensPos0 ?? Math.floor(selectedPos() / W) * W;
   return { W, N, pos0, n: Math.min(W, N - pos0) };
 }
