@@ -33,6 +33,10 @@
 #define MAX_NEW_TOKENS 64
 #define MAX_ATTN_TOKENS 512 /* [H, T, T] floats: 12 MiB at 512 for 12 heads */
 #define LENS_CHUNK 32       /* rows unembedded at a time: [32, n_vocab] scratch */
+/* Positions one lens request reads: each costs n_layer + 1 unembeddings (about
+ * 2 CPU-seconds per 32 positions on the 124M shape) and ~1.5 KB of JSON each, so a
+ * request stays bounded; the page asks for a longer text a window at a time. */
+#define MAX_LENS_POS 32
 
 static pthread_mutex_t explore_mu = PTHREAD_MUTEX_INITIALIZER;
 static lsc_ctx *explore_ctx; /* made on first use, kept for the server's life */
@@ -540,10 +544,20 @@ void api_explore_lens(const http_request *req, http_reply *rep) {
            V = (size_t)e.srv->n_vocab, n = e.n;
     /* the positions [pos0, pos0 + n_pos) read through the lens: each costs
      * n_layer + 1 unembeddings, more than the forward itself */
-    long pos0 = 0, n_pos = (long)n;
+    long pos0 = 0, n_pos = -1;
     if (!int_field(&e, "pos0", 0, (long)n - 1, &pos0) ||
-        !int_field(&e, "n_pos", 1, (long)n, &n_pos))
+        !int_field(&e, "n_pos", 1, MAX_LENS_POS, &n_pos))
         return explore_fail(&e, rep, 400, e.msg);
+    if (n_pos < 0) { /* default: the rest of the text, when it is within the limit */
+        n_pos = (long)n - pos0;
+        if (n_pos > MAX_LENS_POS) {
+            snprintf(e.msg, sizeof e.msg,
+                     "the lens reads at most %d positions per request and the text has %zu "
+                     "tokens from position %ld: give 'pos0' and 'n_pos' for a window",
+                     MAX_LENS_POS, n, pos0);
+            return explore_fail(&e, rep, 400, e.msg);
+        }
+    }
     if ((size_t)(pos0 + n_pos) > n) n_pos = (long)n - pos0;
     size_t p0 = (size_t)pos0, np = (size_t)n_pos;
     lens_capture cap = {.resid = malloc(L * n * E * sizeof(float)), .n = n, .E = E};
@@ -738,6 +752,7 @@ void api_explore_model(const http_request *req, http_reply *rep) {
     cJSON_AddNumberToObject(o, "n_embd", lsc_model_n_embd(m));
     cJSON_AddNumberToObject(o, "n_ctx", req->srv->n_ctx);
     cJSON_AddNumberToObject(o, "n_vocab", req->srv->n_vocab);
+    cJSON_AddNumberToObject(o, "max_lens_positions", MAX_LENS_POS);
     cJSON *pts = cJSON_AddArrayToObject(o, "hook_points");
     for (int i = 0; i < lsc_model_n_hook_points(m); i++)
         cJSON_AddItemToArray(pts, cJSON_CreateString(lsc_model_hook_point_name(m, i)));

@@ -96,6 +96,26 @@ def test_lens_attention_logits_generate(serve, tmp_path):
     for key in ("top_id", "top_prob", "next_rank", "kl"):
         assert [ly[key] for ly in part["layers"]] == [ly[key][2:5] for ly in lens["layers"]], key
 
+    # a text longer than one request's window: read in windows, the same numbers
+    long_text = " ".join(["one two three four five six seven"] * 8)
+    n_long = len(cli_json("tokenize", "--text", long_text)["ids"])
+    W = json.loads(s.get("/v1/explore/model")[1])["max_lens_positions"]
+    assert W < n_long <= 64, (W, n_long)
+    status, err = s.post("/v1/explore/lens", {"text": long_text})
+    assert status == 400 and f"at most {W} positions" in err["error"]["message"], err
+    status, err = s.post("/v1/explore/lens", {"text": long_text, "n_pos": W + 1})
+    assert status == 400 and "'n_pos'" in err["error"]["message"], err
+    windows = []
+    for pos0 in range(0, n_long, W):
+        status, w = s.post("/v1/explore/lens", {"text": long_text, "pos0": pos0, "n_pos": W})
+        assert status == 200 and w["n_pos"] == min(W, n_long - pos0), w
+        windows.append(w)
+    for pos in (0, W - 1, W, n_long - 1):
+        w = windows[pos // W]
+        cli = cli_json("lens", "--text", long_text, "--pos", str(pos), "--top-k", "1")
+        assert [ly["top_id"][pos - w["pos0"]] for ly in w["layers"]] == \
+            [ly["top"][0]["id"] for ly in cli["layers"]], pos
+
     status, att = s.post("/v1/explore/attention", {"text": TEXT, "layer": 1})
     assert status == 200, att
     H, T = att["n_head"], att["n_tokens"]
@@ -153,3 +173,11 @@ def test_errors_and_the_page(serve):
     assert s.request("GET", "/js/nope.mjs")[0] == 404
     # the server still answers completions afterwards
     assert s.post("/v1/completions", {"prompt": "Hi", "max_tokens": 2})[0] == 200
+
+
+def test_analysis_is_the_same_at_any_thread_count(serve):
+    """The per-position work is split over the server's threads: the answer
+    must not depend on how (bit for bit)."""
+    one = analyze(serve("--threads", "1"), top_k=7)
+    for th in ("2", "3"):
+        assert analyze(serve("--threads", th), top_k=7) == one, th

@@ -52,14 +52,14 @@ def browser():
     d.quit()
 
 
-def wait(cond, timeout=30):
+def wait(cond, timeout=30, what=None):
     t0 = time.time()
     while time.time() - t0 < timeout:
         v = cond()
         if v:
             return v
         time.sleep(0.05)
-    raise AssertionError("timed out waiting for the page")
+    raise AssertionError(f"timed out waiting for the page{': %r' % (what(),) if what else ''}")
 
 
 def open_page(d, s, **query):
@@ -241,3 +241,68 @@ def test_errors_are_shown_in_the_page(serve, browser):
     d.find_element(By.ID, "analyze").click()
     wait(lambda: "not answering" in d.find_element(By.ID, "error").text)
     assert d.find_element(By.ID, "model-info").text  # the page is still there
+
+
+def test_api_key_from_the_page(serve, browser):
+    """serve --api-key: the page asks for the key on the first 401, keeps it in
+    sessionStorage, sends it as a Bearer header and never puts it in the URL."""
+    key = "s3cret-key"
+    s = serve("--threads", "1", "--api-key", key)
+    d = browser
+    from selenium.webdriver.common.by import By
+    d.get(f"{s.url}/?{urllib.parse.urlencode({'text': TEXT})}")
+    d.execute_script("sessionStorage.clear()")
+    d.get(f"{s.url}/?{urllib.parse.urlencode({'text': TEXT})}")
+    wait(lambda: d.find_element(By.ID, "key-form").is_displayed())
+    assert "needs an API key" in d.find_element(By.ID, "error").text
+    # a wrong key: refused, said so, the form stays
+    d.find_element(By.ID, "api-key").send_keys("wrong")
+    d.find_element(By.ID, "key-use").click()
+    wait(lambda: "refused this API key" in d.find_element(By.ID, "error").text)
+    assert d.find_element(By.ID, "key-form").is_displayed()
+    d.find_element(By.ID, "api-key").send_keys(key)
+    d.find_element(By.ID, "key-use").click()
+    wait(lambda: d.execute_script("return window.lscTimings.analysis.length > 0"))
+    assert not d.find_element(By.ID, "error").is_displayed()
+    assert not d.find_element(By.ID, "key-form").is_displayed()
+    assert ids_now(d) == cli_json("score", "--text", TEXT)["ids"]
+    assert d.execute_script("return sessionStorage.getItem('logitscope-api-key')") == key
+    assert key not in d.current_url
+    # a reload in the same tab goes straight to the analysis with the kept key
+    d.refresh()
+    wait(lambda: d.execute_script("return window.lscTimings.analysis.length > 0"))
+    assert not d.find_element(By.ID, "key-form").is_displayed()
+    d.execute_script("sessionStorage.clear()")
+
+
+def test_lens_pages_through_a_long_text(serve, browser):
+    """A text longer than one lens request's window: the pager reaches every
+    position, each window equal to the endpoint's numbers for it."""
+    s = serve("--threads", "1")
+    d = browser
+    from selenium.webdriver.common.by import By
+    text = " ".join(["one two three four five six seven"] * 8)
+    open_page(d, s, text=text, view="lens", pos=3)
+    n = len(tokens(d))
+    W = json.loads(s.get("/v1/explore/model")[1])["max_lens_positions"]
+    assert n > W
+    page = lambda: d.find_element(By.ID, "lens-page").text
+    lens = lambda: d.execute_script("return JSON.parse(JSON.stringify(window.lscLens || null))")
+    wait(lambda: page() == f"positions 0–{W - 1} of {n}")
+    assert d.find_element(By.ID, "lens-prev").get_attribute("disabled")
+    seen = []
+    while True:
+        pos0 = len(seen)
+        got = wait(lambda: (lambda x: x if x and x["pos0"] == pos0 else None)(lens()),
+                   what=lambda: (page(), d.find_element(By.ID, "error").text))
+        want = s.post("/v1/explore/lens", {"text": text, "pos0": pos0, "n_pos": min(W, n - pos0)})[1]
+        assert got["layers"] == want["layers"]
+        seen += got["layers"][0]["top_id"]
+        if d.find_element(By.ID, "lens-next").get_attribute("disabled"):
+            break
+        d.find_element(By.ID, "lens-next").click()
+    assert len(seen) == n and page().endswith(f"–{n - 1} of {n}")
+    # selecting a token brings its window back
+    d.find_element(By.CSS_SELECTOR, '#tokens .tok[data-pos="2"]').click()
+    wait(lambda: page() == f"positions 0–{W - 1} of {n}")
+    assert not d.find_element(By.ID, "error").is_displayed(), d.find_element(By.ID, "error").text

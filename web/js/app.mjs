@@ -13,11 +13,13 @@ let model = null;       // /v1/explore/model
 let vocab = null;       // token texts by id (/v1/explore/vocab), loaded in the background
 let analysis = null;    // /v1/explore/analyze of state.text
 let analysedText = null;
-const cache = { logits: new Map(), lens: null, attention: new Map(), order: new Map(), raw: new Map() };
+const cache = { logits: new Map(), lens: new Map(), lensShown: null, attention: new Map(), order: new Map(), raw: new Map() };
 // timings the page measures, for docs/explorer.md and the tests
 window.lscTimings = { analysis: [], redraw: [] };
 
 // ---- requests: a loading indicator after 200 ms, errors shown in the page ----
+// The server's API key, when it has one: kept for this tab only (sessionStorage).
+const KEY_STORE = 'logitscope-api-key';
 let inFlight = 0, loadingTimer = null;
 async function api(path, body) {
   inFlight++;
@@ -25,13 +27,21 @@ async function api(path, body) {
   try {
     let r;
     try {
-      r = await fetch(path, body === undefined ? {} : {
-        method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
-      });
+      const headers = {}, key = sessionStorage.getItem(KEY_STORE);
+      if (key) headers.Authorization = `Bearer ${key}`;
+      if (body !== undefined) headers['Content-Type'] = 'application/json';
+      r = await fetch(path, body === undefined ? { headers } : { method: 'POST', headers, body: JSON.stringify(body) });
     } catch (e) {
       throw new Error('the server is not answering (is `logitscope serve` still running?)');
     }
     const data = await r.json().catch(() => null);
+    if (r.status === 401) {
+      $('key-form').hidden = false;
+      $('api-key').focus();
+      throw new Error(sessionStorage.getItem(KEY_STORE)
+        ? 'the server refused this API key: enter the one `logitscope serve --api-key` was given'
+        : 'this server needs an API key (`logitscope serve --api-key`): enter it below');
+    }
     if (!r.ok) throw new Error(data?.error?.message || `the server answered ${r.status}`);
     return data;
   } finally {
@@ -95,7 +105,9 @@ async function analyze() {
   cache.order.clear();
   cache.raw.clear();
   cache.attention.clear();
-  cache.lens = null;
+  cache.lens.clear();
+  cache.lensShown = null;
+  lensPos0 = null;
   if (state.pos >= analysis.n_tokens) state.pos = -1;
   renderTokens();
   const ms = performance.now() - t0;
@@ -234,6 +246,7 @@ function tokenFromEvent(ev) {
 }
 
 function selectPos(t) {
+  lensPos0 = null;
   state.pos = t === analysis.n_tokens - 1 ? -1 : t;
   saveState();
   for (const s of $('tokens').querySelectorAll('.tok')) {
@@ -346,14 +359,28 @@ async function extend(doSample) {
 }
 
 let lensGeo = null;
-// The lens covers at most LENS_WINDOW positions (each costs n_layer + 1
-// unembeddings): the window ending at the selected position.
-const LENS_WINDOW = 48;
+// The lens reads a window of positions per request (the server's
+// max_lens_positions: each costs n_layer + 1 unembeddings). Windows are aligned
+// so moving the selection inside one asks nothing; the pager reaches the rest.
+let lensPos0 = null; // the window the pager chose; null: the selection's window
+function lensWindow() {
+  const W = model.max_lens_positions, N = analysis.n_tokens;
+  const pos0 = lensPos0 ?? Math.floor(selectedPos() / W) * W;
+  return { W, N, pos0, n: Math.min(W, N - pos0) };
+}
 async function renderLens() {
-  const N = analysis.n_tokens, pos0 = Math.max(0, Math.min(selectedPos() - LENS_WINDOW + 1, N - LENS_WINDOW));
-  if (!cache.lens || cache.lens.pos0 !== pos0)
-    cache.lens = await api('/v1/explore/lens', { text: analysedText, pos0, n_pos: Math.min(LENS_WINDOW, N) });
-  const lens = cache.lens, L = lens.n_layers, n = lens.n_pos, V = model.n_vocab;
+  const { W, N, pos0, n: nWant } = lensWindow();
+  $('lens-page').textContent = `positions ${pos0}–${pos0 + nWant - 1} of ${N}`;
+  $('lens-prev').disabled = pos0 === 0;
+  $('lens-next').disabled = pos0 + W >= N;
+  if (!cache.lens.has(pos0)) {
+    const text = analysedText, r = await api('/v1/explore/lens', { text, pos0, n_pos: nWant });
+    if (text !== analysedText) return; // a new analysis came while this window loaded
+    cache.lens.set(pos0, r);
+  }
+  if (state.view !== 'lens' || lensWindow().pos0 !== pos0) return; // the pager moved on meanwhile
+  cache.lensShown = window.lscLens = cache.lens.get(pos0); // the drawn window, for tests and scripts
+  const lens = cache.lensShown, L = lens.n_layers, n = lens.n_pos, V = model.n_vocab;
   const metric = state.metric;
   const rows = [], labels = [];
   for (let l = L - 1; l >= 0; l--) { // the final layer on top
@@ -377,10 +404,10 @@ async function renderLens() {
 }
 
 function lensTip(ev) {
-  if (!lensGeo || !cache.lens) return;
+  if (!lensGeo || !cache.lensShown) return;
   const hit = cellAt($('lens-canvas'), lensGeo, ev);
   if (!hit) return hideTip();
-  const L = cache.lens.n_layers, l = L - 1 - hit.r, t = hit.c, ly = cache.lens.layers[l], p = cache.lens.pos0 + t;
+  const lens = cache.lensShown, L = lens.n_layers, l = L - 1 - hit.r, t = hit.c, ly = lens.layers[l], p = lens.pos0 + t;
   showTip(ev, `${ly.stream} · position ${p} ${JSON.stringify(analysis.tokens[p].text)}\n` +
     `top: ${JSON.stringify(tokenText(ly.top_id[t]))} p=${ly.top_prob[t].toPrecision(3)}\n` +
     (ly.next_rank[t] === null ? '' : `actual next: rank ${ly.next_rank[t]}, p=${ly.next_prob[t].toPrecision(3)}\n`) +
@@ -626,7 +653,7 @@ function viewData() {
     const row = cache.logits.get(pos), post = softmax(processLogits(row, { ...state, order: cache.order.get(pos) }), 1);
     d.next = cache.order.get(pos).slice(0, 50).map((id) => ({ id, text: tokenText(id), logit: row[id], post: post[id] }));
   }
-  if (state.view === 'lens') d.lens = cache.lens;
+  if (state.view === 'lens') d.lens = cache.lensShown;
   return d;
 }
 
@@ -674,6 +701,12 @@ async function main() {
   for (const b of $('tabs').querySelectorAll('button'))
     b.addEventListener('click', () => { state.view = b.dataset.view; saveState(); renderView(); });
   $('lens-metric').addEventListener('change', () => { state.metric = $('lens-metric').value; saveState(); renderLens(); });
+  for (const [id, dir] of [['lens-prev', -1], ['lens-next', 1]])
+    $(id).addEventListener('click', () => {
+      const { W, N, pos0 } = lensWindow();
+      lensPos0 = Math.max(0, Math.min(pos0 + dir * W, Math.floor((N - 1) / W) * W));
+      renderLens().catch(showError);
+    });
   $('lens-canvas').addEventListener('mousemove', lensTip);
   $('lens-canvas').addEventListener('mouseleave', hideTip);
   $('attn-layer').addEventListener('change', () => { state.layer = Number($('attn-layer').value); saveState(); renderAttention().catch(showError); });
@@ -700,7 +733,21 @@ async function main() {
   $('export-svg').addEventListener('click', () => download(`logitscope-${state.view}.svg`,
     new Blob([viewSVG()], { type: 'image/svg+xml' })));
   $('export-png').addEventListener('click', exportPNG);
+  $('key-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY_STORE, $('api-key').value);
+    $('api-key').value = '';
+    $('key-form').hidden = true;
+    clearError();
+    if (model) analyze();
+    else start();
+  });
   if (!['next', 'lens', 'attention', 'steer', 'figures'].includes(state.view)) state.view = 'next';
+  await start();
+}
+
+// What needs the server: the model's sizes, then the analysis of the URL's text.
+async function start() {
   try {
     model = await api('/v1/explore/model');
   } catch (e) {
