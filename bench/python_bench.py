@@ -226,9 +226,9 @@ def main():
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit "
         f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()}"
         f" on {platform.processor() or platform.machine()} ({_cpu_name()}, {os.cpu_count()} CPUs, "
-        f"SIMD {logitscope.simd_level()}), the random 124M checkpoint, all cores. The machine "
-        f"is shared by other engineers' builds and tests (load average when done: "
-        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}), so wall times are noisy; each line's "
+        f"SIMD {logitscope.simd_level()}), the random 124M checkpoint, all cores; load average "
+        f"when done {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (anything else running on the "
+        f"machine stretches the wall times); each line's "
         "numbers come from the same run, alternating, medians.",
         "",
         "| measure | logitscope (Python) | reference | ratio | goal |",
@@ -262,7 +262,7 @@ def main():
     ]
     for k in steps["lsc"]:
         a_, b_ = steps["lsc"][k], steps["torch"][k]
-        lines.append(f"| {k} | {a_:.4f} | {b_:.4f} | {b_ / a_:.1f}x |")
+        lines.append(f"| {k} | {a_:.4f} | {b_:.4f} | {b_ / a_:.2g}x |")
     lines += [
         "",
         "The PyTorch 10-step loop runs the whole sequence each step, as the lesson's "
