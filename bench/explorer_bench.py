@@ -21,11 +21,15 @@ import pathlib
 import re
 import statistics
 import subprocess
+import sys
 import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BIN = ROOT / os.environ.get("LOGITSCOPE_BUILD", "build") / "logitscope"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import results_md  # noqa: E402
+
 BEGIN, END = "<!-- explorer-bench: begin -->", "<!-- explorer-bench: end -->"
 CHROMIUM, DRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 PARAGRAPH = ("The history of the printing press begins in the fifteenth century, when a goldsmith "
@@ -185,15 +189,9 @@ def main():
         f"{ms(slide_js)} | |",
         END,
     ]
-    out = pathlib.Path(a.out)
-    text_md = out.read_text() if out.exists() else ""
-    block = "\n".join(lines) + "\n"
-    if BEGIN in text_md and END in text_md:
-        text_md = text_md[: text_md.index(BEGIN)] + block + text_md[text_md.index(END) + len(END) + 1:]
-    else:
-        text_md = text_md.rstrip("\n") + "\n\n" + block
-    out.write_text(text_md)
-    print(block)
+    # the block between the markers; every other section of the file is kept
+    results_md.write_block(a.out, BEGIN, END, "\n".join(lines[1:-1]))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":

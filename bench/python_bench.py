@@ -33,6 +33,9 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "python"),
                                                    os.environ.get("PYTHONPATH", "")]))
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import results_md  # noqa: E402
+
 BEGIN, END = "<!-- python-bench: begin -->", "<!-- python-bench: end -->"
 
 
@@ -270,15 +273,9 @@ def main():
         f"examples/lesson.ipynb executed by nbclient (kernel start included): {nb:.1f} s.",
         END,
     ]
-    out = pathlib.Path(a.out)
-    text = out.read_text() if out.exists() else ""
-    block = "\n".join(lines) + "\n"
-    if BEGIN in text and END in text:
-        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    out.write_text(text)
-    print(f"wrote {out}")
+    # the block between the markers; every other section of the file is kept
+    results_md.write_block(a.out, BEGIN, END, "\n".join(lines[1:-1]))
+    print(f"wrote {a.out}")
 
 
 def _cpu_name():

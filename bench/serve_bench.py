@@ -26,6 +26,9 @@ sys.path.insert(0, str(ROOT / "tests" / "server"))
 import loadgen  # noqa: E402
 
 BIN = ROOT / "build" / "logitscope"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import results_md  # noqa: E402
+
 BEGIN, END = "<!-- serve-bench: begin -->", "<!-- serve-bench: end -->"
 PROMPT = "After a long night of work, I really need a hot cup of"
 N_NEW = 128
@@ -217,15 +220,9 @@ def main():
         "Per round: " + "; ".join(f"{k} " + ", ".join(f"{x:.3g}" for x in v) for k, v in rows.items()),
         END,
     ]
-    out = pathlib.Path(a.out)
-    text = out.read_text() if out.exists() else ""
-    block = "\n".join(lines) + "\n"
-    if BEGIN in text and END in text:
-        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END) + 1:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + block
-    out.write_text(text)
-    print(block)
+    # the block between the markers; every other section of the file is kept
+    results_md.write_block(a.out, BEGIN, END, "\n".join(lines[1:-1]))
+    print("\n".join(lines))
 
 
 if __name__ == "__main__":
