@@ -339,45 +339,77 @@ void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, siz
     }
 }
 
-/* The 6x16 micro-kernel: acc = A[0:6, 0:kc] @ Bp[0:kc, 0:16] with A rows
- * `lda` apart and Bp packed; then C = acc + bias (first k block) or
- * C += acc, for the mr x nr valid corner of the tile. */
-static void micro_6x16(const float *a, size_t lda, const float *bp, size_t kc, float *c,
-                       size_t ldc, int first, const lsc_f32u *bias, size_t mr, size_t nr) {
+/* A stream of cache-line prefetches over one block of W (rows `stride`
+ * bytes apart), issued a line or two at a time from inside the
+ * micro-kernel's loop: the next block arrives while this one is computed,
+ * instead of stalling the packing that follows (with few rows the packing's
+ * misses were half of a batched decode step, docs/performance.md). */
+typedef struct prefetch_stream {
+    const char *row;   /* the first byte of the row being fetched */
+    size_t stride;     /* bytes between rows */
+    size_t row_bytes;
+    size_t off;        /* next byte of the row, from its first line */
+    size_t left;       /* lines still to fetch */
+    size_t quota;      /* lines this micro-kernel call fetches */
+    int per_k;         /* lines per k step: 1, or 2 where one would not keep up */
+} prefetch_stream;
+
+static inline __attribute__((always_inline)) void prefetch_next(prefetch_stream *s) {
+    if (!s->quota) return;
+    const char *line = (const char *)((uintptr_t)s->row & ~(uintptr_t)63) + s->off;
+    _mm_prefetch(line, _MM_HINT_T0);
+    s->quota--;
+    s->left--;
+    s->off += 64;
+    if (line + 64 >= s->row + s->row_bytes) { /* past the row's last byte */
+        s->off = 0;
+        s->row += s->stride;
+    }
+}
+
+/* The mr x 16 micro-kernel (mr = 1..6, a constant once inlined): acc =
+ * A[0:mr, 0:kc] @ Bp[0:kc, 0:16] with A rows `lda` apart and Bp packed,
+ * each element summed from zero in k order; then C = acc + bias (first k
+ * block) or C += acc, for the nr valid columns. Tiles of any height give
+ * the same bits, so T rows are cut into tiles of at most 6 with none padded
+ * (8 rows: two of 4, not 6 + 2 padded to 12). The call fetches its quota of
+ * the prefetch stream along the way. */
+static inline __attribute__((always_inline)) void micro_tile(
+    const float *a, size_t lda, const float *bp, size_t kc, float *c, size_t ldc, int first,
+    const lsc_f32u *bias, const int mr, size_t nr, prefetch_stream *pf) {
+    /* named accumulators: an array indexed in a loop was kept on the stack */
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-    const float *a0 = a, *a1 = a + lda, *a2 = a1 + lda, *a3 = a2 + lda, *a4 = a3 + lda,
-                *a5 = a4 + lda;
+    prefetch_stream s = *pf; /* in registers for the loop */
     for (size_t k = 0; k < kc; k++) {
+        prefetch_next(&s);
+        if (s.per_k == 2) prefetch_next(&s);
         __m256 b0 = _mm256_load_ps(bp + k * NR), b1 = _mm256_load_ps(bp + k * NR + 8);
-        __m256 av = _mm256_broadcast_ss(a0 + k);
-        c00 = _mm256_fmadd_ps(av, b0, c00);
-        c01 = _mm256_fmadd_ps(av, b1, c01);
-        av = _mm256_broadcast_ss(a1 + k);
-        c10 = _mm256_fmadd_ps(av, b0, c10);
-        c11 = _mm256_fmadd_ps(av, b1, c11);
-        av = _mm256_broadcast_ss(a2 + k);
-        c20 = _mm256_fmadd_ps(av, b0, c20);
-        c21 = _mm256_fmadd_ps(av, b1, c21);
-        av = _mm256_broadcast_ss(a3 + k);
-        c30 = _mm256_fmadd_ps(av, b0, c30);
-        c31 = _mm256_fmadd_ps(av, b1, c31);
-        av = _mm256_broadcast_ss(a4 + k);
-        c40 = _mm256_fmadd_ps(av, b0, c40);
-        c41 = _mm256_fmadd_ps(av, b1, c41);
-        av = _mm256_broadcast_ss(a5 + k);
-        c50 = _mm256_fmadd_ps(av, b0, c50);
-        c51 = _mm256_fmadd_ps(av, b1, c51);
+#define ROW(i, lo, hi)                                                                         \
+    if (mr > i) {                                                                              \
+        __m256 av = _mm256_broadcast_ss(a + i * lda + k);                                      \
+        lo = _mm256_fmadd_ps(av, b0, lo);                                                      \
+        hi = _mm256_fmadd_ps(av, b1, hi);                                                      \
+    }
+        ROW(0, c00, c01)
+        ROW(1, c10, c11)
+        ROW(2, c20, c21)
+        ROW(3, c30, c31)
+        ROW(4, c40, c41)
+        ROW(5, c50, c51)
+#undef ROW
     }
     __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
                          {c30, c31}, {c40, c41}, {c50, c51}};
-    if (mr == MR && nr == NR) {
+    *pf = s;
+    if (nr == NR) {
         __m256 bias0 = _mm256_setzero_ps(), bias1 = bias0;
         if (first && bias) {
             bias0 = loadu(bias);
             bias1 = loadu(bias + 8);
         }
-        for (size_t i = 0; i < MR; i++) {
+#pragma GCC unroll 6
+        for (int i = 0; i < mr; i++) {
             float *ci = c + i * ldc;
             if (first) {
                 _mm256_storeu_ps(ci, bias ? _mm256_add_ps(acc[i][0], bias0) : acc[i][0]);
@@ -389,49 +421,88 @@ static void micro_6x16(const float *a, size_t lda, const float *bp, size_t kc, f
         }
         return;
     }
-    float tile[MR][NR];
-    for (size_t i = 0; i < MR; i++) {
-        _mm256_storeu_ps(tile[i], acc[i][0]);
-        _mm256_storeu_ps(tile[i] + 8, acc[i][1]);
-    }
-    for (size_t i = 0; i < mr; i++)
+    float tile[NR];
+    for (int i = 0; i < mr; i++) {
+        _mm256_storeu_ps(tile, acc[i][0]);
+        _mm256_storeu_ps(tile + 8, acc[i][1]);
         for (size_t j = 0; j < nr; j++) {
             float *cij = c + i * ldc + j;
-            if (first) *cij = bias ? tile[i][j] + bias[j] : tile[i][j];
-            else *cij = *cij + tile[i][j];
+            if (first) *cij = bias ? tile[j] + bias[j] : tile[j];
+            else *cij = *cij + tile[j];
         }
+    }
+}
+
+#define MICRO(m)                                                                               \
+    static void micro_##m##x16(const float *a, size_t lda, const float *bp, size_t kc,        \
+                               float *c, size_t ldc, int first, const lsc_f32u *bias,          \
+                               size_t nr, prefetch_stream *pf) {                               \
+        micro_tile(a, lda, bp, kc, c, ldc, first, bias, m, nr, pf);                            \
+    }
+MICRO(1)
+MICRO(2)
+MICRO(3)
+MICRO(4)
+MICRO(5)
+MICRO(6)
+#undef MICRO
+
+typedef void (*micro_fn)(const float *a, size_t lda, const float *bp, size_t kc, float *c,
+                         size_t ldc, int first, const lsc_f32u *bias, size_t nr,
+                         prefetch_stream *pf);
+static const micro_fn micro_kernels[MR + 1] = {NULL,         micro_1x16, micro_2x16, micro_3x16,
+                                               micro_4x16, micro_5x16, micro_6x16};
+
+/* The stream over W's block [k0, k0 + kc) x [j0, j0 + nc) as it lies in
+ * memory: kc rows of nc elements ([K, N]) or nc rows of kc ([N, K]); Q8's
+ * scales are small and left to the hardware. */
+static prefetch_stream block_stream(const lsc_weights *w, size_t K, size_t N, size_t k0,
+                                    size_t kc, size_t j0, size_t nc) {
+    size_t esize = w->type == LSC_WEIGHTS_F32 ? 4 : w->type == LSC_WEIGHTS_BF16 ? 2 : 1;
+    size_t rows = w->nk ? nc : kc;
+    prefetch_stream s = {0};
+    s.row = (const char *)w->data + (w->nk ? j0 * K + k0 : k0 * N + j0) * esize;
+    s.stride = (w->nk ? K : N) * esize;
+    s.row_bytes = (w->nk ? kc : nc) * esize;
+    uintptr_t first = (uintptr_t)s.row;
+    s.left = rows * (((first + s.row_bytes - 1) >> 6) - (first >> 6) + 1);
+    return s;
 }
 
 /* y[T, n0:n1] = x[T,K] @ W + b for the columns [n0, n1), W in any format
  * and layout (packing converts it); b may be NULL. Loops, from
- * outside in: column blocks of NC, k blocks of KC (weights packed into L2),
- * row blocks of MR (an MR x KC slice of x in L1), NR-wide panels. Every
- * element is summed in k blocks of KC, each from zero in k order, added to
- * the running value (which starts as the first block + bias). */
+ * outside in: column blocks of NC, k blocks of KC (weights packed into L2,
+ * the next block prefetched meanwhile), tiles of at most MR rows (an
+ * mr x KC slice of x in L1), NR-wide panels. Every element is summed in k
+ * blocks of KC, each from zero in k order, added to the running value
+ * (which starts as the first block + bias). */
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                      size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
-    float apad[MR * KC] __attribute__((aligned(32)));
+    size_t tiles = (T + MR - 1) / MR;
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
-        size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
+        size_t nc = n1 - j0 < NC ? n1 - j0 : NC, panels = (nc + NR - 1) / NR;
         for (size_t k0 = 0; k0 < K; k0 += KC) {
             size_t kc = K - k0 < KC ? K - k0 : KC;
             lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
-            for (size_t i0 = 0; i0 < T; i0 += MR) {
-                size_t mr = T - i0 < MR ? T - i0 : MR;
-                const float *a = x + i0 * K + k0;
-                size_t lda = K;
-                if (mr < MR) { /* last rows: a zero-padded copy */
-                    memset(apad, 0, sizeof apad);
-                    for (size_t i = 0; i < mr; i++)
-                        memcpy(apad + i * kc, x + (i0 + i) * K + k0, kc * sizeof(float));
-                    a = apad;
-                    lda = kc;
-                }
+            /* the next block of this slice, spread over this block's calls */
+            prefetch_stream next = {0};
+            if (k0 + KC < K)
+                next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC, j0, nc);
+            else if (j0 + NC < n1)
+                next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + NC,
+                                    n1 - j0 - NC < NC ? n1 - j0 - NC : NC);
+            size_t per_call = (next.left + tiles * panels - 1) / (tiles * panels);
+            next.per_k = per_call > kc ? 2 : 1;
+            size_t i0 = 0;
+            for (size_t t = 0; t < tiles; t++) {
+                size_t mr = T / tiles + (t < T % tiles); /* even tiles, none padded */
                 for (size_t p = 0; p < nc; p += NR) {
-                    size_t nr = nc - p < NR ? nc - p : NR;
-                    micro_6x16(a, lda, packed_b + p * kc, kc, y + i0 * N + j0 + p, N, k0 == 0,
-                               b ? b + j0 + p : NULL, mr, nr);
+                    next.quota = next.left < per_call ? next.left : per_call;
+                    micro_kernels[mr](x + i0 * K + k0, K, packed_b + p * kc, kc,
+                                      y + i0 * N + j0 + p, N, k0 == 0, b ? b + j0 + p : NULL,
+                                      nc - p < NR ? nc - p : NR, &next);
                 }
+                i0 += mr;
             }
         }
     }

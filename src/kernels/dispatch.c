@@ -158,6 +158,10 @@ lsc_simd lsc_kernels_level(const lsc_kernels *k) { return k->simd; }
  * ran 1.06-1.17x faster than one (docs/performance.md); prefill up to 512
  * tokens is one pass as before. */
 #define GEMM_ROW_BLOCK 512
+/* Products of up to this many rows split the columns evenly between the
+ * threads (gemm_slice); more rows take GEMM_ITEM_COLS items from a shared
+ * counter, which balances a loaded machine better. */
+#define GEMM_STATIC_T_MAX 32
 #define NK_ITEM_ROWS 64
 #define KN_ITEM_ROWS LSC_GEMM_KC
 /* Attention items: ATTN_ITEM_ROWS rows of one head (rows late in a causal
@@ -244,6 +248,19 @@ static void gemm_item(void *arg, size_t i, int ith) {
              j->k->pack + (size_t)ith * lv->gemm_pack);
 }
 
+/* T <= GEMM_STATIC_T_MAX: thread ith's even share of the columns, so that
+ * it knows its next block of W and fetches it while it computes this one
+ * (lsc_gemm_w_avx2): with few rows a step is mostly waiting for W. */
+static void gemm_slice(void *arg, int ith, int nth) {
+    const matmul_job *j = arg;
+    const lsc_level *lv = j->k->lv;
+    size_t n0, n1;
+    lsc_pool_split(j->N, LSC_GEMM_NR, ith, nth, &n0, &n1);
+    if (n0 < n1)
+        lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1,
+                 j->k->pack + (size_t)ith * lv->gemm_pack);
+}
+
 /* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N]: output columns [128 i, 128 i + 128)
  * of the unpacked product. */
 static void small_item(void *arg, size_t i, int ith) {
@@ -312,7 +329,8 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
                 j.xp = k->xbuf;
                 lsc_pool_for(pool, ceil_div(j.T, k->lv->gemm_x_rows), pack_x_item, &j);
             }
-            lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
+            if (j.T <= GEMM_STATIC_T_MAX) lsc_pool_run(pool, gemm_slice, &j);
+            else lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
         }
     } else if (w->nk || w->type != LSC_WEIGHTS_F32) {
         /* x prepared once for every thread */
