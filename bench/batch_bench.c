@@ -1,7 +1,7 @@
 /* batch_bench.c - the batched engine through the public API; prints one JSON
  * object (bench/batch_run collects them into bench/RESULTS.md):
  *
- *   batch_bench MODEL_DIR --seqs N [--threads T] [--prompt P] [--new M] [--repeat R]
+ *   batch_bench MODEL_DIR --seqs N [--threads T] [--prompt P] [--new M] [--repeat R] [--no-mmap]
  *       greedy decode of N sequences at once: each a different random prompt
  *       of P tokens (default 16) run in one step, then M (default 64) steps
  *       of one token per sequence (lsc_batch_forward + argmax); the aggregate
@@ -91,14 +91,20 @@ static int run_fma(int threads) {
 
 /* ---- batched greedy decode ---- */
 
+static int use_mmap = 1; /* --no-mmap: the weights read into memory (lsc_model_params) */
+
 static int run_decode(const char *dir, int n_seqs, int threads, int prompt, int n_new,
                       int repeat) {
     lsc_error err;
     lsc_model *m = NULL;
-    if (lsc_model_load(dir, lsc_model_default_params(), &m, &err)) {
+    lsc_model_params mp = lsc_model_default_params();
+    mp.use_mmap = use_mmap;
+    double t_load = now();
+    if (lsc_model_load(dir, mp, &m, &err)) {
         fprintf(stderr, "batch_bench: %s\n", err.message);
         return 1;
     }
+    double load_s = now() - t_load;
     size_t V = (size_t)lsc_model_n_vocab(m);
     lsc_ctx **ctxs = calloc((size_t)n_seqs, sizeof *ctxs);
     int32_t *ids = malloc((size_t)n_seqs * (size_t)(prompt + n_new) * sizeof *ids);
@@ -155,8 +161,9 @@ static int run_decode(const char *dir, int n_seqs, int threads, int prompt, int 
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     printf("{\"seqs\": %d, \"threads\": %d, \"prompt\": %d, \"new\": %d, \"simd\": \"%s\", "
-           "\"prefill_s\": %.4f, \"decode_tok_s\": [",
-           n_seqs, threads, prompt, n_new, lsc_simd_level(), prefill_s / repeat);
+           "\"mmap\": %s, \"load_s\": %.4f, \"prefill_s\": %.4f, \"decode_tok_s\": [",
+           n_seqs, threads, prompt, n_new, lsc_simd_level(), use_mmap ? "true" : "false", load_s,
+           prefill_s / repeat);
     for (int r = 0; r < repeat; r++) printf("%s%.3f", r ? ", " : "", rates[r]);
     printf("], \"decode_tok_per_cpu_s\": [");
     for (int r = 0; r < repeat; r++) printf("%s%.3f", r ? ", " : "", cpu_rates[r]);
@@ -185,6 +192,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--prompt") && i + 1 < argc) prompt = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--new") && i + 1 < argc) n_new = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-mmap")) use_mmap = 0;
         else if (argv[i][0] != '-' && !dir) dir = argv[i];
         else {
             fprintf(stderr, "batch_bench: unknown argument '%s'\n", argv[i]);

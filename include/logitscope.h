@@ -138,6 +138,14 @@ typedef enum lsc_weight_type {
 
 typedef struct lsc_model_params {
     lsc_weight_type weight_type; /* default LSC_WEIGHTS_F32 */
+    /* 1 (default): use the weights where they lie in the mmap'd file: loading
+     * takes well under a millisecond and processes share the page cache.
+     * 0: read the file into this process's memory, in 2 MiB pages where the
+     * kernel allows (transparent huge pages): loading copies the file
+     * (~0.2 s for GPT-2 124M) and the memory is private, but batched
+     * products, which visit each weight page briefly, spend far less on
+     * TLB misses (docs/performance.md). llama.cpp calls this --no-mmap. */
+    int use_mmap;
 } lsc_model_params;
 
 LSC_API lsc_model_params lsc_model_default_params(void);

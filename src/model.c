@@ -75,7 +75,7 @@ struct lsc_model {
 };
 
 lsc_model_params lsc_model_default_params(void) {
-    lsc_model_params p = {.weight_type = LSC_WEIGHTS_F32};
+    lsc_model_params p = {.weight_type = LSC_WEIGHTS_F32, .use_mmap = 1};
     return p;
 }
 
@@ -204,6 +204,7 @@ static lsc_status matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u
     /* the F32 source pages (when in the file mapping) are no longer needed by
      * the products: let them go, so that peak RSS stays near the converted
      * size (the embedding lookup faults the few rows it reads back in) */
+    if (m->st->region != m->st->map) return LSC_OK; /* a copy in memory: dropped pages would read 0 */
     uintptr_t lo = (uintptr_t)m->st->map, hi = lo + m->st->map_size, page = 4096;
     uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
     uintptr_t b = ((uintptr_t)w + K * N * sizeof(float)) & ~(page - 1);
@@ -292,7 +293,7 @@ lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **
         free(bin);
         goto done;
     }
-    if ((st = lsc_st_open(st_path, &m->st, err))) goto done;
+    if ((st = lsc_st_open(st_path, !params.use_mmap, &m->st, err))) goto done;
     if ((st = load_weights(m, err))) goto done;
     if ((st = make_views(m, params.weight_type, err))) goto done;
     if ((st = make_point_names(m, err))) goto done;

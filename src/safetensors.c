@@ -90,7 +90,7 @@ bool lsc_st_to_f32(lsc_st_dtype dtype, const void *src, size_t n, float *dst) {
 
 void lsc_st_close(lsc_st_file *f) {
     if (!f) return;
-    if (f->map) munmap(f->map, f->map_size);
+    if (f->region) munmap(f->region, f->region_size);
     for (size_t i = 0; i < f->n_tensors; i++) free(f->tensors[i].name);
     free(f->tensors);
     for (size_t i = 0; i < f->n_meta; i++) {
@@ -289,7 +289,38 @@ done:
     return st;
 }
 
-lsc_status lsc_st_open(const char *path, lsc_st_file **out, lsc_error *err) {
+/* Reads the open file fd of `size` bytes into anonymous memory aligned to
+ * 2 MiB and advised into huge pages (f->map inside f->region). */
+#define HUGE_PAGE ((size_t)2 << 20)
+static lsc_status read_into_memory(lsc_st_file *f, int fd, size_t size, lsc_error *err) {
+    size_t region;
+    if (!lsc_add_size(size, HUGE_PAGE, &region))
+        return lsc_fail(err, LSC_ERR_NOMEM, "%s: %zu bytes is too large", f->path, size);
+    void *r = mmap(NULL, region, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED)
+        return lsc_fail(err, LSC_ERR_NOMEM, "%s: cannot allocate %zu bytes to read it into: %s",
+                        f->path, size, strerror(errno));
+    f->region = r;
+    f->region_size = region;
+    f->map = (void *)(((uintptr_t)r + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1));
+    (void)madvise(f->map, size, MADV_HUGEPAGE); /* a hint: small pages work too */
+    for (size_t done = 0; done < size;) {
+        ssize_t n = pread(fd, (char *)f->map + done, size - done > ((size_t)1 << 30) ? (size_t)1 << 30 : size - done, (off_t)done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            return lsc_fail(err, LSC_ERR_IO, "%s: read failed: %s", f->path, strerror(errno));
+        if (n == 0)
+            return lsc_fail(err, LSC_ERR_IO, "%s: the file ended at %zu of %zu bytes while being read (changed on disk?)",
+                            f->path, done, size);
+        done += (size_t)n;
+    }
+    /* read-only from now on, as the mapping is */
+    if (mprotect(f->region, f->region_size, PROT_READ) != 0)
+        return lsc_fail(err, LSC_ERR_IO, "%s: mprotect failed: %s", f->path, strerror(errno));
+    return LSC_OK;
+}
+
+lsc_status lsc_st_open(const char *path, bool in_memory, lsc_st_file **out, lsc_error *err) {
     *out = NULL;
     lsc_st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
@@ -317,12 +348,20 @@ lsc_status lsc_st_open(const char *path, lsc_st_file **out, lsc_error *err) {
         goto fail;
     }
     f->map_size = (size_t)sb.st_size;
-    f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED) {
-        f->map = NULL;
-        st = lsc_fail(err, LSC_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
-        goto fail;
+    if (in_memory) {
+        st = read_into_memory(f, fd, f->map_size, err);
+        close(fd);
+        if (st) goto fail;
+    } else {
+        f->map = mmap(NULL, f->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (f->map == MAP_FAILED) {
+            f->map = NULL;
+            st = lsc_fail(err, LSC_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
+            goto fail;
+        }
+        f->region = f->map;
+        f->region_size = f->map_size;
     }
     const uint8_t *p = f->map;
     uint64_t hlen = 0;

@@ -37,8 +37,10 @@ typedef struct lsc_st_tensor {
 
 typedef struct lsc_st_file {
     char *path;
-    void *map;
+    void *map;       /* the file's bytes: its mapping, or a copy in memory */
     size_t map_size;
+    void *region;    /* what lsc_st_close unmaps (the copy: map, aligned inside) */
+    size_t region_size;
     const uint8_t *data_section; /* map + 8 + header length */
     size_t data_size;
     lsc_st_tensor *tensors; /* sorted by name */
@@ -48,10 +50,11 @@ typedef struct lsc_st_file {
     size_t n_meta;
 } lsc_st_file;
 
-/* Maps and validates `path`. On success *out owns the mapping and the parsed
- * header; free with lsc_st_close(). On failure *out is NULL and `err` names the
- * file and what is wrong with it. */
-lsc_status lsc_st_open(const char *path, lsc_st_file **out, lsc_error *err);
+/* Maps (in_memory: reads into anonymous memory, 2 MiB aligned and advised
+ * into huge pages) and validates `path`. On success *out owns the bytes and
+ * the parsed header; free with lsc_st_close(). On failure *out is NULL and
+ * `err` names the file and what is wrong with it. */
+lsc_status lsc_st_open(const char *path, bool in_memory, lsc_st_file **out, lsc_error *err);
 
 /* Unmaps and frees everything; NULL is fine. */
 void lsc_st_close(lsc_st_file *f);

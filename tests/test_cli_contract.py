@@ -68,6 +68,7 @@ def test_every_listed_flag_is_parsed(cmd):
 
 
 @pytest.mark.parametrize("cmd,flag", [("tokenize", "--weights"), ("tokenize", "--threads"),
+                                      ("detokenize", "--no-mmap"),
                                       ("arch", "--text"), ("detokenize", "--hook"),
                                       ("download", "--json"), ("tour", "--temperature")])
 def test_options_a_command_does_not_use_are_errors(cmd, flag):
@@ -85,6 +86,17 @@ def test_usage_errors_exit_2(tiny):
     # a runtime error is 1
     p = run_cli("next", "--model", "/nonexistent/model", TEXT)
     assert p.returncode == 1 and p.stdout == ""
+
+
+def test_no_mmap_gives_the_same_output(tiny):
+    """--no-mmap reads the weights into memory: same results, any weight type."""
+    for w in ("f32", "q8"):
+        a = run_cli("next", "--model", tiny, TEXT, "--weights", w, "--json", check=True).stdout
+        b = run_cli("next", "--model", tiny, TEXT, "--weights", w, "--no-mmap", "--json",
+                    check=True).stdout
+        assert a == b
+    a = run_cli("score", "--model", tiny, TEXT, "--json", check=True).stdout
+    assert a == run_cli("score", "--model", tiny, TEXT, "--no-mmap", "--json", check=True).stdout
 
 
 def test_bare_text_is_the_text(tiny):

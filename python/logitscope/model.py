@@ -91,13 +91,16 @@ def resolve(name_or_dir: Union[str, os.PathLike], revision: Optional[str] = None
 
 def load(name_or_dir: Union[str, os.PathLike], threads: Optional[int] = None,
          weights: str = "f32", revision: Optional[str] = None,
-         offline: Optional[bool] = None) -> "Model":
+         offline: Optional[bool] = None, mmap: bool = True) -> "Model":
     """Loads a GPT-2 checkpoint: a local folder (config.json, model.safetensors,
     vocab.json + merges.txt or tokenizer.json) or a Hub name resolved through
     the Hugging Face cache as the CLI does.
 
     threads: threads for the matrix products (None = all cores).
     weights: "f32" (exact, mapped without copy), "bf16" or "q8" (converted at load).
+    mmap: True uses the weights file where it lies (instant load, shared page
+    cache); False reads it into this process's memory in huge pages (slower
+    load, faster batched products: docs/performance.md).
     Raises NotFoundError (missing folder/file, or offline and not cached),
     FormatError (corrupt files), InvalidInputError for bad arguments. The
     tokenizer's files are read at its first use (encode, decode, a text input).
@@ -114,6 +117,7 @@ def load(name_or_dir: Union[str, os.PathLike], threads: Optional[int] = None,
     path = resolve(name_or_dir, revision=revision, offline=offline)
     mp = lib.lsc_model_default_params()
     mp.weight_type = _WEIGHTS[weights]
+    mp.use_mmap = 1 if mmap else 0
     model = ffi.new("lsc_model **")
     err = new_err()
     raise_for(lib.lsc_model_load(path.encode(), mp, model, err), err)

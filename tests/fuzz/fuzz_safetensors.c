@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     require(ftruncate(fd, 0) == 0 && pwrite(fd, data, size, 0) == (ssize_t)size);
     lsc_st_file *f = (lsc_st_file *)1;
     lsc_error err = {0};
-    lsc_status st = lsc_st_open(path, &f, &err);
+    /* both ways of holding the bytes: mapped, and read into memory */
+    lsc_status st = lsc_st_open(path, size & 1, &f, &err);
     if (st != LSC_OK) {
         require(f == NULL && err.status == st && err.message[0] && !strchr(err.message, '\n'));
         return 0;

@@ -187,3 +187,9 @@ def test_load_errors_and_offline_hub(tmp_path, monkeypatch):
     assert str(e.value) in cli.stderr  # the CLI's message
     with pytest.raises(ValueError):
         logitscope.load(fixture_dir("tiny"), weights="f8")
+
+
+def test_load_into_memory_gives_the_same_logits(m):
+    """mmap=False reads the weights into memory: the same bits as the mapped file."""
+    with logitscope.load(fixture_dir("tiny"), threads=1, mmap=False) as copied:
+        assert np.array_equal(copied.logits(TEXT), m.logits(TEXT))

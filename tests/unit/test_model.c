@@ -1,7 +1,8 @@
 /* test_model.c - the forward pass on the generated `tiny` fixtures: extending
  * the KV cache token by token (or in chunks) gives the same logits as one full
  * pass, LAST equals the last row of ALL, and bad ids / a full context fail
- * without touching the cache. Needs build/fixtures (make fixtures). */
+ * without touching the cache; weights read into memory give the mapped
+ * file's bits. Needs build/fixtures (make fixtures). */
 #include "check.h"
 #include "fixtures.h"
 #include "logitscope.h"
@@ -173,11 +174,49 @@ static void test_module_tree(void) {
     lsc_model_free(m);
 }
 
+/* The weights read into memory (use_mmap = 0) give the bits of the mapped
+ * file, in every weight type: BF16 and Q8 also look rows of the F32 wte up
+ * after converting the matrices (whose mapped pages are then dropped; the
+ * copy in memory must keep them). */
+static void test_in_memory_weights(void) {
+    lsc_weight_type types[] = {LSC_WEIGHTS_F32, LSC_WEIGHTS_BF16, LSC_WEIGHTS_Q8};
+    int32_t ids[9];
+    make_ids(ids, 9, 50257);
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        lsc_model_params p = lsc_model_default_params();
+        CHECK(p.use_mmap == 1);
+        p.weight_type = types[i];
+        lsc_model *mapped = load_fixture_with("tiny", p);
+        p.use_mmap = 0;
+        lsc_model *copied = load_fixture_with("tiny", p);
+        lsc_model_file a, b;
+        lsc_model_file_info(mapped, &a);
+        lsc_model_file_info(copied, &b);
+        CHECK(a.n_bytes == b.n_bytes && a.n_tensors == b.n_tensors);
+        lsc_ctx *c1 = NULL, *c2 = NULL;
+        lsc_error err;
+        CHECK(lsc_ctx_new(mapped, lsc_ctx_default_params(), &c1, &err) == LSC_OK);
+        CHECK(lsc_ctx_new(copied, lsc_ctx_default_params(), &c2, &err) == LSC_OK);
+        CHECK(lsc_ctx_forward(c1, ids, 9, LSC_LOGITS_ALL, &err) == LSC_OK);
+        CHECK(lsc_ctx_forward(c2, ids, 9, LSC_LOGITS_ALL, &err) == LSC_OK);
+        size_t r1, r2;
+        const float *l1 = lsc_ctx_logits(c1, &r1), *l2 = lsc_ctx_logits(c2, &r2);
+        CHECK(r1 == 9 && r2 == 9 && !memcmp(l1, l2, 9 * 50257 * sizeof(float)));
+        printf("  weights %d: in memory vs mapped, 9 positions: %s\n", (int)types[i],
+               r1 == r2 && !memcmp(l1, l2, r1 * 50257 * sizeof(float)) ? "identical bits" : "DIFFER");
+        lsc_ctx_free(c1);
+        lsc_ctx_free(c2);
+        lsc_model_free(mapped);
+        lsc_model_free(copied);
+    }
+}
+
 int main(void) {
     RUN(test_kv_cache_tiny);
     RUN(test_kv_cache_scale_inv);
     RUN(test_errors_leave_cache);
     RUN(test_config_accessors);
     RUN(test_module_tree);
+    RUN(test_in_memory_weights);
     return CHECK_DONE();
 }

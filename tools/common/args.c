@@ -21,6 +21,9 @@ static const cli_opt run_opts[] = {
     {"threads", 0, "N", OPT_THREADS, "worker threads (0 = all cores; at most 1024)"},
     {"weights", 0, "f32|bf16|q8", OPT_WEIGHTS,
      "how the matrix weights are held: f32 (default, exact), bf16 or q8"},
+    {"no-mmap", 0, NULL, OPT_NO_MMAP,
+     "read the weights file into memory (huge pages) instead of mapping it:\n"
+     "a slower load, faster batched products (docs/performance.md)"},
     {0},
 };
 static const cli_opt input_opts[] = {
@@ -209,6 +212,7 @@ static bool group_option(cli_args *a, int code, const char *v) {
     case OPT_IDS: c->ids = v; return true;
     case OPT_JSON: c->json = true; return true;
     case OPT_NO_SPECIAL: c->no_special = true; return true;
+    case OPT_NO_MMAP: c->no_mmap = true; return true;
     case OPT_CACHE_OUT: c->cache_out = v; return true;
     case OPT_TEXT:
         if (c->text) return !cli_error("give the text once (as --text or as the bare argument)");

@@ -22,7 +22,7 @@ enum { CLI_EXIT_OK = 0, CLI_EXIT_FAIL = 1, CLI_EXIT_USAGE = 2 };
 /* Option groups a command may take (cli_command.groups). */
 enum {
     CLI_MODEL = 1 << 0,   /* --model --revision: which model folder or Hub repo */
-    CLI_RUN = 1 << 1,     /* --threads --weights: how the model runs */
+    CLI_RUN = 1 << 1,     /* --threads --weights --no-mmap: how the model runs */
     CLI_INPUT = 1 << 2,   /* --text (or TEXT as a bare argument) --ids --no-special */
     CLI_HOOKS = 1 << 3,   /* --hook --cache --cache-out */
     CLI_SAMPLER = 1 << 4, /* --temperature --top-k --top-p --min-p --repetition-penalty --seed */
@@ -38,6 +38,7 @@ enum {
     OPT_REVISION,
     OPT_THREADS,
     OPT_WEIGHTS,
+    OPT_NO_MMAP,
     OPT_TEXT,
     OPT_IDS,
     OPT_NO_SPECIAL,
@@ -87,6 +88,7 @@ typedef struct cli_common {
     int threads;          /* --threads, 0 = all cores */
     bool no_special;      /* --no-special: "<|endoftext|>" is plain text */
     lsc_weight_type weights; /* --weights f32|bf16|q8 (default f32) */
+    bool no_mmap;         /* --no-mmap: read the weights into memory */
     const char *hooks[CLI_MAX_HOOKS]; /* --hook specs, in order */
     int n_hooks;
     const char *cache[CLI_MAX_HOOKS]; /* --cache patterns */

@@ -82,6 +82,7 @@ lsc_model *cli_load_model(const cli_common *c) {
     lsc_error err;
     lsc_model_params mp = lsc_model_default_params();
     mp.weight_type = c->weights;
+    mp.use_mmap = !c->no_mmap;
     if (lsc_model_load(dir, mp, &m, &err) != LSC_OK) {
         cli_error("%s", err.message);
         return NULL;
