@@ -121,8 +121,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    ap.add_argument("--mmap", action="store_true",
+                    help="serve (and generate, its baseline) with the weights mapped in place "
+                    "(default: --no-mmap, read into memory as a long-running server would)")
     a = ap.parse_args()
     model, th = a.model, a.threads
+    mm = [] if a.mmap else ["--no-mmap"]
     ids = json.loads(cli("tokenize", "--model", model, "--json", "--text", PROMPT)[1])["ids"]
     ids_s = ",".join(map(str, ids))
     prompt_text = json.loads(cli("detokenize", "--model", model, "--json", "--ids", ids_s)[1])["text"]
@@ -131,7 +135,7 @@ def main():
     score_s = ",".join(map(str, score_ids))
 
     srv = subprocess.Popen([str(BIN), "serve", "--model", model, "--port", "0", "--threads",
-                            str(th), "--parallel", "8"], stdout=subprocess.PIPE,
+                            str(th), "--parallel", "8"] + mm, stdout=subprocess.PIPE,
                            stderr=subprocess.DEVNULL, text=True)
     url = re.match(r"listening on (\S+)", srv.stdout.readline()).group(1)
     gen_body = {"prompt": ids, "max_tokens": N_NEW, "temperature": 0, "ignore_eos": True,
@@ -146,12 +150,12 @@ def main():
             # of the streamed tokens on both sides; the CPU time per token (the CLI's
             # from a 1-token run subtracted), steadier than wall time when shared
             t_full, c_full, _ = cli_cpu("generate", "--model", model, "--ids", ids_s, "--greedy",
-                                        "--max-new-tokens", N_NEW, "--no-stop", "--threads", th)
+                                        "--max-new-tokens", N_NEW, "--no-stop", "--threads", th, *mm)
             t_one, c_one, _ = cli_cpu("generate", "--model", model, "--ids", ids_s, "--greedy",
-                                      "--max-new-tokens", 1, "--no-stop", "--threads", th)
+                                      "--max-new-tokens", 1, "--no-stop", "--threads", th, *mm)
             t_first, t_last = cli_token_times(
                 ["generate", "--model", model, "--ids", ids_s, "--greedy", "--max-new-tokens",
-                 N_NEW, "--no-stop", "--threads", th], len(prompt_text.encode()))
+                 N_NEW, "--no-stop", "--threads", th, *mm], len(prompt_text.encode()))
             rows["cli_decode"].append((N_NEW - 1) / (t_last - t_first))
             rows["cli_cpu_ms"].append((c_full - c_one) / (N_NEW - 1) * 1000)
             c0 = proc_cpu(srv.pid)
@@ -194,7 +198,9 @@ def main():
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f} when done (a shared machine: "
         f"compare the ratios, measured in the same run), the 124M-shaped checkpoint, "
-        f"--threads {th}, --parallel 8, medians of {a.rounds} rounds; {N_NEW} greedy tokens "
+        f"--threads {th}, --parallel 8, "
+        f"{'weights mapped in place' if a.mmap else 'weights read into memory (--no-mmap) for serve and generate, mapped for the CLI score (its load is part of its time)'}, "
+        f"medians of {a.rounds} rounds; {N_NEW} greedy tokens "
         f"after a {len(ids)}-token prompt.",
         "",
         "| measure | server | CLI / baseline | ratio | goal |",
