@@ -141,15 +141,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
 	$(CC) $(CFLAGS) -Itools/common $(LDFLAGS) -o $@ $< $(BUILD)/libcli.a $(BUILD)/liblogitscope.a \
 	    $(LIBS) $(PLPLOT_LIBS)
 
-# The cross-architecture check's logits dump (tests/cross/run).
-$(BUILD)/tests/logits_dump: tests/cross/logits_dump.c $(BUILD)/liblogitscope.a
+# The cross-architecture check's logits and softmax dumps (tests/cross/run).
+$(BUILD)/tests/logits_dump $(BUILD)/tests/softmax_dump: $(BUILD)/tests/%: tests/cross/%.c \
+                                                       $(BUILD)/liblogitscope.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
 # aarch64: cross-compiled (gcc-aarch64-linux-gnu, the libraries' arm64
 # packages) into build-arm64/ and run under qemu-user: the C unit tests and
 # logits against this machine's (correctness only; tests/cross/run).
-test-arm64: fixtures $(BUILD)/tests/logits_dump
+test-arm64: fixtures $(BUILD)/tests/logits_dump $(BUILD)/tests/softmax_dump
 	tests/cross/run
 
 # Benchmark helpers in C (bench/*.c), on the public header; kernels_bench.c
