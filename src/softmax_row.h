@@ -14,7 +14,8 @@
 
 #include <stddef.h>
 
-/* The largest of x[0:n) (-inf for n == 0); NaN when any value is NaN. */
+/* The largest of x[0:n) (-inf for n == 0, +0 for -0); NaN when any value
+ * is NaN. */
 double lsc_row_max(const float *x, size_t n, lsc_simd level);
 
 /* sum_i exp(x[i] - m) over i < n, for a finite m >= every x[i] (no NaN in

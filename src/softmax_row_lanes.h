@@ -57,9 +57,9 @@ TARGET ALWAYS_INLINE void FN(exp_group)(const float *x, double m, VD *e) {
 }
 
 /* The max of BLOCK lanes (element i in lane i % BLOCK, the tail padded
- * with -inf) and NaN flags; then the lanes' max in a fixed order. (x > m:
- * a NaN never replaces m. -0 and 0, which it keeps in the order met, give
- * the same x - m wherever this is used.) */
+ * with -inf) and NaN flags; then the lanes' max. x > m: a NaN never
+ * replaces m, and of -0 and 0 the first met stays, which depends on BLOCK:
+ * a zero max comes out as +0. */
 TARGET static double FN(max)(const float *x, size_t n) {
     VD mx[GROUP];
     VU nan[GROUP];
@@ -87,7 +87,7 @@ TARGET static double FN(max)(const float *x, size_t n) {
         if (any_nan[k]) return NAN;
         if (l[k] > m) m = l[k];
     }
-    return m;
+    return m + 0.0; /* -0 + 0 = +0 */
 }
 
 /* Element i goes into partial sum i % 8; the tail is padded with -inf,

@@ -219,7 +219,8 @@ static void test_levels_identical(void) {
 }
 
 /* lsc_row_max at every level: a NaN at any place of rows of every length up
- * to 70 gives NaN; +inf gives +inf; nothing, or only -inf, gives -inf. */
+ * to 70 gives NaN; +inf gives +inf; nothing, or only -inf, gives -inf; -0
+ * and 0 give +0. */
 static void test_row_max_special(void) {
     lsc_simd levels[3] = {LSC_SIMD_REF, LSC_SIMD_AVX2, LSC_SIMD_AVX512};
     lsc_simd best = lsc_simd_best();
@@ -238,6 +239,14 @@ static void test_row_max_special(void) {
                 bad += lsc_row_max(x, n, levels[li]) != -INFINITY;
             }
         bad += lsc_row_max(x, 0, levels[li]) != -INFINITY;
+        /* a zero max is +0 whichever zero comes first in whichever lane */
+        for (size_t n = 1; n <= 70; n++)
+            for (size_t at = 0; at < n; at++) {
+                for (size_t i = 0; i < n; i++) x[i] = i % 2 ? -1.0f : -0.0f;
+                x[at] = 0.0f;
+                double m = lsc_row_max(x, n, levels[li]);
+                bad += m != 0.0 || signbit(m);
+            }
     }
     CHECK(bad == 0);
 }
