@@ -87,6 +87,9 @@ $(BUILD)/obj/tools/cmd_plot.o $(BUILD)/obj/tools/common/plot_draw.o: CFLAGS += $
 
 # the reference kernels are written to be auto-vectorized
 $(BUILD)/obj/src/kernels/ref.o: CFLAGS += -O3
+# softmax_row.c's bits must not depend on the build: no a * b + c fused into an
+# fma (-std=c11 already means this for gcc; clang fuses by default)
+$(BUILD)/obj/src/softmax_row.o: CFLAGS += -O3 -ffp-contract=off
 
 $(BUILD)/liblogitscope.a: $(LIB_OBJ)
 	@rm -f $@
@@ -138,15 +141,16 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libcli.a $(BUILD)/liblogitscope.a
 	$(CC) $(CFLAGS) -Itools/common $(LDFLAGS) -o $@ $< $(BUILD)/libcli.a $(BUILD)/liblogitscope.a \
 	    $(LIBS) $(PLPLOT_LIBS)
 
-# The cross-architecture check's logits dump (tests/cross/run).
-$(BUILD)/tests/logits_dump: tests/cross/logits_dump.c $(BUILD)/liblogitscope.a
+# The cross-architecture check's logits and softmax dumps (tests/cross/run).
+$(BUILD)/tests/logits_dump $(BUILD)/tests/softmax_dump: $(BUILD)/tests/%: tests/cross/%.c \
+                                                       $(BUILD)/liblogitscope.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblogitscope.a $(LIBS)
 
 # aarch64: cross-compiled (gcc-aarch64-linux-gnu, the libraries' arm64
 # packages) into build-arm64/ and run under qemu-user: the C unit tests and
 # logits against this machine's (correctness only; tests/cross/run).
-test-arm64: fixtures $(BUILD)/tests/logits_dump
+test-arm64: fixtures $(BUILD)/tests/logits_dump $(BUILD)/tests/softmax_dump
 	tests/cross/run
 
 # Benchmark helpers in C (bench/*.c), on the public header; kernels_bench.c
@@ -173,6 +177,7 @@ build-fuzz/obj/%.o: %.c
 	clang $(FUZZ_CFLAGS) $(SIMD_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 build-fuzz/obj/src/kernels/avx2.o: SIMD_FLAGS = -mavx2 -mfma -mf16c
 build-fuzz/obj/src/kernels/avx512.o: SIMD_FLAGS = $(AVX512_FLAGS)
+build-fuzz/obj/src/softmax_row.o: SIMD_FLAGS = -ffp-contract=off
 build-fuzz/liblogitscope.a: $(FUZZ_LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^

@@ -6,10 +6,15 @@
  *             OpenBLAS's cblas_sgemm (one-threaded, called per column slice
  *             from our pool, and its own threads), when built with -DWITH_OPENBLAS
  *   pool    : round trip of an empty job, our pool and OpenMP (with -fopenmp)
+ *   lse     : logsumexp of a row of 50,257 logits: the scalar loop on glibc's
+ *             exp (lsc_logsumexp before softmax_row.c) against lsc_logsumexp and
+ *             softmax_row.c's builds, interleaved (one thread)
  * Usage: kernels_bench [threads] [which...]. Prints medians of repeats. */
+#include "softmax_row.h"
 #include "kernels/levels.h"
 #include "pool.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +233,60 @@ static void bench_pool(lsc_pool *pool) {
     printf("\n");
 }
 
+/* ---- logsumexp ---- */
+/* lsc_logsumexp before softmax_row.c: one running sum of glibc's exp. */
+static double old_logsumexp(const float *x, size_t n) {
+    double m = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(x[i])) return NAN;
+        if (x[i] > m) m = x[i];
+    }
+    if (!isfinite(m)) return m;
+    double sum = 0.0;
+    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
+    return m + log(sum);
+}
+
+static void bench_lse(void) {
+    enum { V = 50257, ROUNDS = 15, REPS = 20 };
+    float *x = big(V);
+    for (size_t i = 0; i < V; i++) x[i] = x[i] * 20.0f - 100.0f; /* logit-like spread */
+    lsc_simd best = lsc_simd_best();
+    /* 0: old, 1: lsc_logsumexp (this process's level), 2..4: the max and the
+     * sum of softmax_row.c's plain / AVX2 / AVX-512 build */
+    const char *name[5] = {"old: glibc exp", "lsc_logsumexp", "plain build", "avx2 build",
+                           "avx512 build"};
+    int on[5] = {1, 1, 1, best == LSC_SIMD_AVX2 || best == LSC_SIMD_AVX512,
+                 best == LSC_SIMD_AVX512};
+    lsc_simd lv[5] = {0, 0, LSC_SIMD_REF, LSC_SIMD_AVX2, LSC_SIMD_AVX512};
+    double t[5][ROUNDS], val[5] = {0};
+    volatile double sink = 0;
+    for (int r = 0; r < ROUNDS; r++)
+        for (int k = 0; k < 5; k++) {
+            if (!on[k]) continue;
+            double t0 = now();
+            for (int rep = 0; rep < REPS; rep++) {
+                if (k == 0) val[k] = old_logsumexp(x, V);
+                else if (k == 1) val[k] = lsc_logsumexp(x, V);
+                else {
+                    double m = lsc_row_max(x, V, lv[k]);
+                    val[k] = m + log(lsc_row_exp_sum(x, V, m, lv[k]));
+                }
+                sink += val[k];
+            }
+            t[k][r] = (now() - t0) / REPS;
+        }
+    double old = median(t[0], ROUNDS);
+    printf("lse     row of %d, median of %d rounds x %d (interleaved):\n", V, ROUNDS, REPS);
+    for (int k = 0; k < 5; k++) {
+        if (!on[k]) continue;
+        double med = median(t[k], ROUNDS);
+        printf("  %-22s %8.1f us  %5.1fx  lse %.17g (diff %.2g)\n", name[k], med * 1e6, old / med,
+               val[k], val[k] - val[0]);
+    }
+    free(x);
+}
+
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 1;
     lsc_pool *pool = NULL;
@@ -242,6 +301,7 @@ int main(int argc, char **argv) {
         if (all || !strcmp(w, "stream")) bench_stream(pool);
         if (all || !strcmp(w, "matvec")) bench_matvec(pool);
         if (all || !strcmp(w, "gemm")) bench_gemm(pool);
+        if (all || !strcmp(w, "lse")) bench_lse();
         if (argc <= 2) break;
     }
     lsc_kernels_free(kern);

@@ -475,7 +475,8 @@ LSC_API void lsc_softmax(const float *x, size_t n, float *out);
  * in double. -inf entries give -inf. `out` may equal `x`. */
 LSC_API void lsc_log_softmax(const float *x, size_t n, float *out);
 
-/* log(sum_i exp(x[i])), computed stably in double; -inf for an all -inf row. */
+/* log(sum_i exp(x[i])), computed stably in double; -inf for an all -inf row.
+ * These three give the same bits at every SIMD level and on every CPU. */
 LSC_API double lsc_logsumexp(const float *x, size_t n);
 
 /* Index of the largest value (the first on ties, as torch.argmax); 0 when n

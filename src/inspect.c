@@ -2,6 +2,8 @@
  * argmax, top-k and rank (torch's tie order, torchsort.c). Sampling from a
  * row is sampling.c. */
 #include "internal.h"
+#include "kernels.h"
+#include "softmax_row.h"
 #include "order.h"
 #include "torchsort.h"
 
@@ -14,33 +16,23 @@
 /* Inspection                                                                */
 /* ------------------------------------------------------------------------ */
 
-/* The largest value of x[n] (-inf for n == 0); NaN when any value is NaN. */
-static double row_max(const float *x, size_t n) {
-    double m = -INFINITY;
-    for (size_t i = 0; i < n; i++) {
-        if (isnan(x[i])) return NAN;
-        if (x[i] > m) m = x[i];
-    }
-    return m;
-}
-
+/* The kernels are softmax_row.c's, at this process's level (the same bits
+ * at every level). */
 double lsc_logsumexp(const float *x, size_t n) {
-    double m = row_max(x, n);
+    lsc_simd level = lsc_simd_default();
+    double m = lsc_row_max(x, n, level);
     if (!isfinite(m)) return m; /* -inf (nothing finite), +inf or NaN */
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
-    return m + log(sum);
+    return m + log(lsc_row_exp_sum(x, n, m, level));
 }
 
 void lsc_softmax(const float *x, size_t n, float *out) {
-    double m = row_max(x, n);
+    lsc_simd level = lsc_simd_default();
+    double m = lsc_row_max(x, n, level);
     if (!isfinite(m)) {
         for (size_t i = 0; i < n; i++) out[i] = NAN;
         return;
     }
-    double sum = 0.0;
-    for (size_t i = 0; i < n; i++) sum += exp((double)x[i] - m);
-    for (size_t i = 0; i < n; i++) out[i] = (float)(exp((double)x[i] - m) / sum);
+    lsc_row_exp_div(x, n, m, lsc_row_exp_sum(x, n, m, level), out, level);
 }
 
 void lsc_log_softmax(const float *x, size_t n, float *out) {

@@ -2,15 +2,16 @@
 processors, on random rows (no model needed): softmax, log-softmax, top-k,
 rank, and lsc_sampler_apply vs RepetitionPenalty/Temperature/TopK/TopP/MinP.
 
-The library is reached through ctypes: src/sampling.c, torchsort.c and util.c are
-compiled into a small shared object for this test."""
+The library is reached through ctypes: src/sampling.c, inspect.c, torchsort.c and
+util.c are compiled into a small shared object for this test, with what they call
+besides (softmax_row.c, the SIMD level's choice) from the build's liblogitscope.a."""
 import ctypes
 import shutil
 import subprocess
 
 import pytest
 
-from conftest import ROOT, require_oracle
+from conftest import BUILD, ROOT, require_oracle
 
 
 class SamplerParams(ctypes.Structure):
@@ -32,7 +33,8 @@ def lib(tmp_path_factory):
     so = tmp_path_factory.mktemp("lib") / "libsampling.so"
     subprocess.run([cc, "-std=c11", "-D_GNU_SOURCE", "-O2", "-shared", "-fPIC",
                     f"-I{ROOT}/include", f"-I{ROOT}/src", str(ROOT / "src/sampling.c"), str(ROOT / "src/inspect.c"), str(ROOT / "src/torchsort.c"),
-                    str(ROOT / "src/util.c"), "-o", str(so), "-lm"], check=True)
+                    str(ROOT / "src/util.c"), str(BUILD / "liblogitscope.a"), "-o", str(so), "-lm",
+                    "-pthread"], check=True)
     L = ctypes.CDLL(str(so))
     fp = ctypes.POINTER(ctypes.c_float)
     ip = ctypes.POINTER(ctypes.c_int32)
