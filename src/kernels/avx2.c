@@ -217,7 +217,11 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
         const int8_t *q = q0 + n * K;
         const float *sc = scale + n * nb;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        const char *next = (const char *)(q + 16 * K); /* 4 groups ahead, as for BF16 */
+        /* the next group of four rows, front to back, 128 bytes a block:
+         * four groups ahead ran 1.14x slower at 2 threads (the last
+         * quarter of each 64-row item prefetched rows of the other
+         * thread's next item) and no faster at 1 (bench/README.md) */
+        const char *next = (const char *)(q + 4 * K);
         for (size_t blk = 0; blk < nfull; blk++) {
             _mm_prefetch(next + 4 * LSC_Q8_BLOCK * blk, _MM_HINT_T0);
             _mm_prefetch(next + 4 * LSC_Q8_BLOCK * blk + 64, _MM_HINT_T0);
