@@ -23,8 +23,9 @@ static float abs_max(const float *v, size_t len) {
 }
 
 /* v rounded to the nearest integer, ties to even, for |v| < 2^22: the
- * 1.5 * 2^23 trick, inline, unlike lrintf on baseline x86-64. */
-static int round_even(float v) { return (int)((v + 12582912.0f) - 12582912.0f); }
+ * 1.5 * 2^23 trick, inline, unlike lrintf on baseline x86-64. NaN gives 0
+ * (what (int16_t)lrintf gave on x86-64; a NaN cast to int is undefined). */
+static int round_even(float v) { return v == v ? (int)((v + 12582912.0f) - 12582912.0f) : 0; }
 
 bool lsc_weights_size(lsc_weight_type type, size_t K, size_t N, size_t *data_bytes,
                       size_t *scale_bytes) {

@@ -126,8 +126,9 @@ static void test_activations(void) {
 }
 
 /* lsc_q8_quantize_x by hand: each block's scale is its largest |x| / 32767
- * (NaNs skipped, as fmaxf does), values round to the nearest integer with
- * ties to even, and an all-zero block gives scale 0 and zeros. */
+ * (NaNs skipped, as fmaxf does; a NaN itself becomes 0), values round to the
+ * nearest integer with ties to even, and an all-zero block gives scale 0
+ * and zeros. */
 static void test_q8_quantize_x(void) {
     float x[69] = {0};
     /* block 0: max 32767, so x * 32767 / max is x itself */
@@ -145,7 +146,7 @@ static void test_q8_quantize_x(void) {
     memset(xq, 0x55, sizeof xq);
     lsc_q8_quantize_x(x, 69, xq, xs);
     CHECK(xs[0] == 1.0f);
-    for (int i = 1; i < 10; i++) CHECK(xq[i] == q0[i]);
+    for (int i = 0; i < 10; i++) CHECK(xq[i] == q0[i]);
     for (int i = 10; i < 32; i++) CHECK(xq[i] == 0);
     CHECK(xs[1] == 2.0f / 32767.0f);
     CHECK(xq[32] == 32767 && xq[33] == 16384 && xq[34] == -16384 && xq[35] == 8192);
