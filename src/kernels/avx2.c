@@ -610,7 +610,26 @@ static void scores_avx2(const float *const q[4], size_t nr, const float *kt, siz
                         size_t D, size_t n, float scale, float *const s[4]) {
     const __m256 sc = _mm256_set1_ps(scale);
     const float *q1 = q[nr > 1 ? 1 : 0], *q2 = q[nr > 2 ? 2 : 0], *q3 = q[nr > 3 ? 3 : 0];
-    for (size_t p = 0; p < n; p += 8) {
+    size_t p = 0;
+    if (nr == 1) /* decode: 32 keys a pass, four chains (one chain of D
+                    dependent FMAs per 8 keys was latency-bound); each key
+                    still summed from zero in d order: the same bits */
+        for (; p + 32 <= n; p += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t d = 0; d < D; d++) {
+                const float *k = kt + d * ks + p;
+                __m256 qd = _mm256_set1_ps(q[0][d]);
+                a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k), a0);
+                a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8), a1);
+                a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 16), a2);
+                a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 24), a3);
+            }
+            _mm256_storeu_ps(s[0] + p, _mm256_mul_ps(a0, sc));
+            _mm256_storeu_ps(s[0] + p + 8, _mm256_mul_ps(a1, sc));
+            _mm256_storeu_ps(s[0] + p + 16, _mm256_mul_ps(a2, sc));
+            _mm256_storeu_ps(s[0] + p + 24, _mm256_mul_ps(a3, sc));
+        }
+    for (; p < n; p += 8) {
         __m256i m = lanes8(n - p);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         if (nr == 1) {
