@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 #ifdef WITH_OPENBLAS
 #include <cblas.h>
 void openblas_set_num_threads(int);
@@ -121,18 +122,28 @@ static void bench_matvec(lsc_pool *pool) {
     const size_t Ks[4] = {E, E, E, 4 * E}, Ns[4] = {3 * E, E, 4 * E, E};
     const size_t offs[4] = {0, 3 * E * E, 4 * E * E, 8 * E * E};
     for (int type = LSC_WEIGHTS_BF16; type <= LSC_WEIGHTS_Q8; type++) {
+        /* one block from a 2 MiB boundary in transparent huge pages, as
+         * the model holds its BF16 / Q8 weights (model.c) */
         lsc_weights mats[12][4];
-        void *bufs[12][4][2];
-        size_t bytes = 0;
+        size_t db[4], sb[4], bytes = 0, hp = (size_t)2 << 20, at = 0;
+        for (int m = 0; m < 4; m++) {
+            lsc_weights_size(type, Ks[m], Ns[m], &db[m], &sb[m]);
+            bytes += L * (db[m] + sb[m]);
+        }
+        char *block = aligned_alloc(hp, (bytes + 64 * 2 * L * 4 + hp - 1) / hp * hp);
+        if (!block) {
+            fprintf(stderr, "kernels_bench: out of memory\n");
+            exit(1);
+        }
+#ifdef MADV_HUGEPAGE
+        madvise(block, (bytes + 64 * 2 * L * 4 + hp - 1) / hp * hp, MADV_HUGEPAGE);
+#endif
         for (size_t l = 0; l < L; l++)
             for (int m = 0; m < 4; m++) {
-                size_t db, sb;
-                lsc_weights_size(type, Ks[m], Ns[m], &db, &sb);
-                bufs[l][m][0] = malloc(db);
-                bufs[l][m][1] = malloc(sb ? sb : 1);
-                lsc_weights_convert(w + l * per_layer + offs[m], 0, Ks[m], Ns[m], type,
-                                    bufs[l][m][0], bufs[l][m][1], &mats[l][m]);
-                bytes += db + sb;
+                char *d = block + at, *sc = d + (db[m] + 63) / 64 * 64;
+                at += (db[m] + 63) / 64 * 64 + (sb[m] + 63) / 64 * 64;
+                lsc_weights_convert(w + l * per_layer + offs[m], 0, Ks[m], Ns[m], type, d,
+                                    (float *)sc, &mats[l][m]);
             }
         for (int r = 0; r < 7; r++) {
             double t0 = now();
@@ -143,8 +154,7 @@ static void bench_matvec(lsc_pool *pool) {
         mb = median(t, 7);
         printf("matvec  threads=%d  blocks %s %.1f GB/s (%.2f ms, %.0f MB)\n", lsc_pool_n_threads(pool),
                type == LSC_WEIGHTS_BF16 ? "bf16" : "q8", bytes / mb / 1e9, mb * 1e3, bytes / 1e6);
-        for (size_t l = 0; l < L; l++)
-            for (int m = 0; m < 4; m++) free(bufs[l][m][0]), free(bufs[l][m][1]);
+        free(block);
     }
     free(w);
     free(wte);

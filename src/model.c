@@ -68,8 +68,10 @@ struct lsc_model {
     const lsc_f32u *lm_head; /* [V, E]: wte when tied */
     lsc_weights lm;          /* lm_head as the unembedding product uses it */
     layer_weights *layers;   /* [n_layer] */
-    float **owned;           /* converted (non-F32) tensors */
+    float **owned;           /* tensors converted to F32 at load */
     size_t n_owned;
+    char *conv;              /* the BF16 / Q8 matrices: one mapping (conv_map) */
+    size_t conv_size, conv_used;
     int n_points;
     char **point_names; /* [n_points] */
 };
@@ -83,6 +85,7 @@ void lsc_model_free(lsc_model *m) {
     if (!m) return;
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
+    if (m->conv) munmap(m->conv, m->conv_size);
     if (m->point_names)
         for (int i = 0; i < m->n_points; i++) free(m->point_names[i]);
     free(m->point_names);
@@ -179,27 +182,60 @@ static lsc_status load_weights(lsc_model *m, lsc_error *err) {
     return LSC_OK;
 }
 
+/* Bytes of a converted matrix in the conversion mapping: data, then scale,
+ * each from a 64-byte boundary. */
+static bool conv_bytes(lsc_weight_type type, size_t K, size_t N, size_t *out) {
+    size_t db, sb;
+    if (!lsc_weights_size(type, K, N, &db, &sb) || !lsc_add_size(db, 63, &db) ||
+        !lsc_add_size(sb, 63, &sb))
+        return false;
+    return lsc_add_size(db & ~(size_t)63, sb & ~(size_t)63, out);
+}
+
+/* Maps `bytes` of zeroed memory for the converted matrices, from a 2 MiB
+ * boundary and asked for in transparent huge pages: a decode step streams
+ * through every matrix once, and with 4 KiB pages the BF16 and Q8 kernels
+ * read slower (a TLB miss and a stop of the hardware prefetcher every
+ * 4 KiB; bench/README.md). Where the kernel gives no huge pages the hint
+ * changes nothing. */
+static lsc_status conv_map(lsc_model *m, size_t bytes, lsc_error *err) {
+    const size_t huge = (size_t)2 << 20, page = 4096;
+    size_t len, span;
+    if (!lsc_add_size(bytes ? bytes : 1, page - 1, &len) ||
+        !lsc_add_size(len & ~(page - 1), huge, &span))
+        return lsc_fail(err, LSC_ERR_NOMEM, "converted weights of %zu bytes are too large", bytes);
+    len &= ~(page - 1);
+    char *p = mmap(NULL, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return lsc_fail(err, LSC_ERR_NOMEM, "cannot map %zu bytes for converted weights: %s",
+                        len, strerror(errno));
+    char *a = (char *)(((uintptr_t)p + huge - 1) & ~(uintptr_t)(huge - 1));
+    if (a > p) munmap(p, (size_t)(a - p));
+    if (p + span > a + len) munmap(a + len, (size_t)(p + span - (a + len)));
+#ifdef MADV_HUGEPAGE
+    madvise(a, len, MADV_HUGEPAGE);
+#endif
+    m->conv = a;
+    m->conv_size = len;
+    m->conv_used = 0;
+    return LSC_OK;
+}
+
 /* Sets *out to the F32 matrix w ([K, N], or [N, K] when nk) as it is, or to a
- * copy converted to `type` that the model owns (BF16 / Q8, kernels.h). */
-static lsc_status matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u *w, int nk,
-                              size_t K, size_t N, lsc_weights *out, lsc_error *err) {
+ * copy converted to `type` in the model's conversion mapping (BF16 / Q8,
+ * kernels.h), which make_views sized for every matrix. */
+static void matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u *w, int nk,
+                        size_t K, size_t N, lsc_weights *out) {
     if (type == LSC_WEIGHTS_F32) {
         *out = (lsc_weights){LSC_WEIGHTS_F32, nk, w, NULL};
-        return LSC_OK;
+        return;
     }
-    size_t db, sb;
-    if (!lsc_weights_size(type, K, N, &db, &sb))
-        return lsc_fail(err, LSC_ERR_NOMEM, "a %zu x %zu matrix is too large", K, N);
-    void *data = malloc(db ? db : 1), *scale = sb ? malloc(sb) : NULL;
-    float **grown = realloc(m->owned, (m->n_owned + 2) * sizeof *grown);
-    if (grown) m->owned = grown;
-    if (!data || (sb && !scale) || !grown) {
-        free(data);
-        free(scale);
-        return lsc_fail(err, LSC_ERR_NOMEM, "cannot allocate %zu bytes for converted weights", db + sb);
-    }
-    m->owned[m->n_owned++] = data;
-    if (scale) m->owned[m->n_owned++] = scale;
+    size_t db = 0, sb = 0; /* no overflow: conv_bytes checked the sizes */
+    lsc_weights_size(type, K, N, &db, &sb);
+    db = (db + 63) & ~(size_t)63;
+    char *data = m->conv + m->conv_used;
+    float *scale = sb ? (float *)(data + db) : NULL;
+    m->conv_used += db + ((sb + 63) & ~(size_t)63);
     lsc_weights_convert(w, nk, K, N, type, data, scale, out);
     /* the F32 source pages (when in the file mapping) are no longer needed by
      * the products: let them go, so that peak RSS stays near the converted
@@ -209,23 +245,34 @@ static lsc_status matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u
     uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
     uintptr_t b = ((uintptr_t)w + K * N * sizeof(float)) & ~(page - 1);
     if ((uintptr_t)w >= lo && b <= hi && a < b) madvise((void *)a, b - a, MADV_DONTNEED);
-    return LSC_OK;
 }
 
-/* Makes the product views of every matrix for the weight type. */
+/* Makes the product views of every matrix for the weight type: BF16 and Q8
+ * copies go into one mapping sized here for all of them. */
 static lsc_status make_views(lsc_model *m, lsc_weight_type type, lsc_error *err) {
     const lsc_config *c = &m->cfg;
     size_t E = (size_t)c->n_embd, M = (size_t)c->n_inner, V = (size_t)c->n_vocab;
-    lsc_status st;
+    if (type != LSC_WEIGHTS_F32) {
+        /* the four products of each block, then lm_head */
+        const size_t K[5] = {E, E, E, M, E}, N[5] = {3 * E, E, M, E, V};
+        size_t total = 0, b;
+        for (int i = 0; i < 5; i++)
+            if (!conv_bytes(type, K[i], N[i], &b) ||
+                !lsc_mul_size(b, i < 4 ? (size_t)c->n_layer : 1, &b) ||
+                !lsc_add_size(total, b, &total))
+                return lsc_fail(err, LSC_ERR_NOMEM, "the converted weights are too large");
+        lsc_status st = conv_map(m, total, err);
+        if (st) return st;
+    }
     for (int l = 0; l < c->n_layer; l++) {
         layer_weights *w = &m->layers[l];
-        if ((st = matrix_view(m, type, w->attn_w, 0, E, 3 * E, &w->attn, err)) ||
-            (st = matrix_view(m, type, w->proj_w, 0, E, E, &w->proj, err)) ||
-            (st = matrix_view(m, type, w->fc_w, 0, E, M, &w->fc, err)) ||
-            (st = matrix_view(m, type, w->fc2_w, 0, M, E, &w->fc2, err)))
-            return st;
+        matrix_view(m, type, w->attn_w, 0, E, 3 * E, &w->attn);
+        matrix_view(m, type, w->proj_w, 0, E, E, &w->proj);
+        matrix_view(m, type, w->fc_w, 0, E, M, &w->fc);
+        matrix_view(m, type, w->fc2_w, 0, M, E, &w->fc2);
     }
-    return matrix_view(m, type, m->lm_head, 1, E, V, &m->lm, err);
+    matrix_view(m, type, m->lm_head, 1, E, V, &m->lm);
+    return LSC_OK;
 }
 
 /* Builds the names of the hook points, in forward order. */

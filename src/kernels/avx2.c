@@ -141,15 +141,15 @@ void lsc_matvec_bf16_avx2(const float *xr, const uint16_t *w0, const lsc_f32u *b
         const uint16_t *w = w0 + n * K;
         __m256 ev0 = _mm256_setzero_ps(), od0 = ev0, ev1 = ev0, od1 = ev0, ev2 = ev0, od2 = ev0,
                ev3 = ev0, od3 = ev0;
+        /* the four rows two groups ahead (8 K bytes from w + 8 K), front
+         * to back, 128 bytes a step: one linear stream. Per-row lines a
+         * few steps ahead (four short streams) read 10.7-12.4 GB/s on
+         * Zen 3 where this reads 14.9-15.4 (bench/README.md) */
+        const char *next = (const char *)(w + 8 * K);
         for (size_t k = 0; k < kv; k += 16) {
             __m256 xe = _mm256_loadu_ps(xr + k), xo = _mm256_loadu_ps(xr + k + 8);
-            if (k % 32 == 0) { /* each row's line 8 ahead into L1 */
-                const char *pf = (const char *)(w + k) + 512;
-                _mm_prefetch(pf, _MM_HINT_T0);
-                _mm_prefetch(pf + 2 * K, _MM_HINT_T0);
-                _mm_prefetch(pf + 4 * K, _MM_HINT_T0);
-                _mm_prefetch(pf + 6 * K, _MM_HINT_T0);
-            }
+            _mm_prefetch(next + 8 * k, _MM_HINT_T0);
+            _mm_prefetch(next + 8 * k + 64, _MM_HINT_T0);
             BF16_STEP(0);
             BF16_STEP(1);
             BF16_STEP(2);
@@ -217,7 +217,11 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
         const int8_t *q = q0 + n * K;
         const float *sc = scale + n * nb;
         __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
-        const char *next = (const char *)(q + 16 * K); /* 4 groups ahead, as for BF16 */
+        /* the next group of four rows, front to back, 128 bytes a block:
+         * four groups ahead ran 1.14x slower at 2 threads (the last
+         * quarter of each 64-row item prefetched rows of the other
+         * thread's next item) and no faster at 1 (bench/README.md) */
+        const char *next = (const char *)(q + 4 * K);
         for (size_t blk = 0; blk < nfull; blk++) {
             _mm_prefetch(next + 4 * LSC_Q8_BLOCK * blk, _MM_HINT_T0);
             _mm_prefetch(next + 4 * LSC_Q8_BLOCK * blk + 64, _MM_HINT_T0);
@@ -677,7 +681,26 @@ static void scores_avx2(const float *const q[4], size_t nr, const float *kt, siz
                         size_t D, size_t n, float scale, float *const s[4]) {
     const __m256 sc = _mm256_set1_ps(scale);
     const float *q1 = q[nr > 1 ? 1 : 0], *q2 = q[nr > 2 ? 2 : 0], *q3 = q[nr > 3 ? 3 : 0];
-    for (size_t p = 0; p < n; p += 8) {
+    size_t p = 0;
+    if (nr == 1) /* decode: 32 keys a pass, four chains (one chain of D
+                    dependent FMAs per 8 keys was latency-bound); each key
+                    still summed from zero in d order: the same bits */
+        for (; p + 32 <= n; p += 32) {
+            __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            for (size_t d = 0; d < D; d++) {
+                const float *k = kt + d * ks + p;
+                __m256 qd = _mm256_set1_ps(q[0][d]);
+                a0 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k), a0);
+                a1 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 8), a1);
+                a2 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 16), a2);
+                a3 = _mm256_fmadd_ps(qd, _mm256_loadu_ps(k + 24), a3);
+            }
+            _mm256_storeu_ps(s[0] + p, _mm256_mul_ps(a0, sc));
+            _mm256_storeu_ps(s[0] + p + 8, _mm256_mul_ps(a1, sc));
+            _mm256_storeu_ps(s[0] + p + 16, _mm256_mul_ps(a2, sc));
+            _mm256_storeu_ps(s[0] + p + 24, _mm256_mul_ps(a3, sc));
+        }
+    for (; p < n; p += 8) {
         __m256i m = lanes8(n - p);
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         if (nr == 1) {

@@ -5,6 +5,7 @@
 #include "check.h"
 #include "kernels/levels.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,6 +125,35 @@ static void test_activations(void) {
     CHECK_NEAR(big[1], 0, 1e-5);
 }
 
+/* lsc_q8_quantize_x by hand: each block's scale is its largest |x| / 32767
+ * (NaNs skipped, as fmaxf does; a NaN itself becomes 0), values round to the
+ * nearest integer with ties to even, and an all-zero block gives scale 0
+ * and zeros. */
+static void test_q8_quantize_x(void) {
+    float x[69] = {0};
+    /* block 0: max 32767, so x * 32767 / max is x itself */
+    const float b0[10] = {NAN, 32767, 0.5f, 1.5f, 2.5f, -0.5f, -1.5f, -2.5f, 3.49f, -32767};
+    const int16_t q0[10] = {0, 32767, 0, 2, 2, 0, -2, -2, 3, -32767};
+    memcpy(x, b0, sizeof b0);
+    /* block 1: max 2, so 1 -> 16383.5 (a tie: 16384) and 0.5 -> 8191.75 */
+    x[32] = 2.0f;
+    x[33] = 1.0f;
+    x[34] = -1.0f;
+    x[35] = 0.5f;
+    /* block 2: five zeros (a partial block) */
+    int16_t xq[69];
+    float xs[3];
+    memset(xq, 0x55, sizeof xq);
+    lsc_q8_quantize_x(x, 69, xq, xs);
+    CHECK(xs[0] == 1.0f);
+    for (int i = 0; i < 10; i++) CHECK(xq[i] == q0[i]);
+    for (int i = 10; i < 32; i++) CHECK(xq[i] == 0);
+    CHECK(xs[1] == 2.0f / 32767.0f);
+    CHECK(xq[32] == 32767 && xq[33] == 16384 && xq[34] == -16384 && xq[35] == 8192);
+    CHECK(xs[2] == 0.0f);
+    for (int i = 64; i < 69; i++) CHECK(xq[i] == 0);
+}
+
 int main(void) {
     CHECK(lsc_kernels_new(LSC_SIMD_BEST, NULL, &kern, NULL) == LSC_OK);
     CHECK(lsc_kernels_reserve(kern, 70, 64, 96, 0, NULL) == LSC_OK);
@@ -131,6 +161,7 @@ int main(void) {
     RUN(test_matmul_nk);
     RUN(test_layernorm);
     RUN(test_activations);
+    RUN(test_q8_quantize_x);
     lsc_kernels_free(kern);
     return CHECK_DONE();
 }
