@@ -240,7 +240,7 @@ static void matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u *w, i
     /* the F32 source pages (when in the file mapping) are no longer needed by
      * the products: let them go, so that peak RSS stays near the converted
      * size (the embedding lookup faults the few rows it reads back in) */
-    if (m->st->region != m->st->map) return LSC_OK; /* a copy in memory: dropped pages would read 0 */
+    if (m->st->region != m->st->map) return; /* a copy in memory: dropped pages would read 0 */
     uintptr_t lo = (uintptr_t)m->st->map, hi = lo + m->st->map_size, page = 4096;
     uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
     uintptr_t b = ((uintptr_t)w + K * N * sizeof(float)) & ~(page - 1);
