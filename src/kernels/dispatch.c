@@ -239,13 +239,18 @@ typedef struct matmul_job {
     size_t kn_chunks;   /* T = 1, [K, N] weights: column ranges per row block */
 } matmul_job;
 
-/* T > 1: output columns [128 i, 128 i + 128). */
-static void gemm_item(void *arg, size_t i, int ith) {
-    const matmul_job *j = arg;
+/* T > 1: the GEMM on output columns [n0, n1) with thread ith's packing scratch. */
+static void gemm_cols(const matmul_job *j, size_t n0, size_t n1, int ith) {
     const lsc_level *lv = j->k->lv;
-    size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
     lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1,
              j->k->pack + (size_t)ith * lv->gemm_pack);
+}
+
+/* T > GEMM_STATIC_T_MAX: output columns [128 i, 128 i + 128). */
+static void gemm_item(void *arg, size_t i, int ith) {
+    const matmul_job *j = arg;
+    size_t n0 = i * GEMM_ITEM_COLS, n1 = n0 + GEMM_ITEM_COLS < j->N ? n0 + GEMM_ITEM_COLS : j->N;
+    gemm_cols(j, n0, n1, ith);
 }
 
 /* T <= GEMM_STATIC_T_MAX: thread ith's even share of the columns, so that
@@ -253,12 +258,9 @@ static void gemm_item(void *arg, size_t i, int ith) {
  * (lsc_gemm_w_avx2): with few rows a step is mostly waiting for W. */
 static void gemm_slice(void *arg, int ith, int nth) {
     const matmul_job *j = arg;
-    const lsc_level *lv = j->k->lv;
     size_t n0, n1;
     lsc_pool_split(j->N, LSC_GEMM_NR, ith, nth, &n0, &n1);
-    if (n0 < n1)
-        lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1,
-                 j->k->pack + (size_t)ith * lv->gemm_pack);
+    if (n0 < n1) gemm_cols(j, n0, n1, ith);
 }
 
 /* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N]: output columns [128 i, 128 i + 128)
