@@ -89,9 +89,20 @@ lsc_status lsc_kernels_reserve(lsc_kernels *k, size_t T, size_t K, size_t N, siz
  */
 #define LSC_Q8_BLOCK 32
 
+/* How a matrix's elements lie in memory (F32 may use any; BF16 and Q8 are
+ * always LSC_LAYOUT_NK):
+ *   KN      [K, N], GPT-2's Conv1D layout, as in the file;
+ *   NK      [N, K], the embedding's, as in the file;
+ *   PANELS  ceil(N / 16) panels of [K][16] floats (zeros past N): the
+ *           GEMM's packed layout, made once at load (lsc_weights_panels) so
+ *           that a product of few rows streams W front to back instead of
+ *           packing it again at every step (docs/performance.md). */
+typedef enum lsc_layout { LSC_LAYOUT_KN, LSC_LAYOUT_NK, LSC_LAYOUT_PANELS } lsc_layout;
+#define LSC_PANEL_COLS 16
+
 typedef struct lsc_weights {
     lsc_weight_type type;
-    int nk;              /* 1: stored [N, K]; 0: [K, N] (F32 only) */
+    lsc_layout layout;
     const void *data;    /* lsc_f32u, uint16_t or int8_t elements */
     const float *scale;  /* Q8 only: [N, ceil(K / LSC_Q8_BLOCK)] */
 } lsc_weights;
@@ -107,6 +118,13 @@ bool lsc_weights_size(lsc_weight_type type, size_t K, size_t N, size_t *data_byt
  * buffers). */
 void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
                          lsc_weight_type type, void *data, float *scale, lsc_weights *out);
+
+/* Floats of the panels of a K x N matrix (false on overflow), and the F32
+ * matrix `w` (layout [K, N] when src_nk == 0, else [N, K]) copied into
+ * them at `data` (64-byte aligned); fills *out to point at them. */
+bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats);
+void lsc_weights_panels(const lsc_f32u *w, int src_nk, size_t K, size_t N, float *data,
+                        lsc_weights *out);
 
 /* ------------------------------------------------------------------------ */
 /* The entry points (dispatch.c)                                             */

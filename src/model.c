@@ -14,12 +14,14 @@
 #include "safetensors.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------------ */
 /* Hook point names                                                          */
@@ -221,43 +223,65 @@ static lsc_status conv_map(lsc_model *m, size_t bytes, lsc_error *err) {
     return LSC_OK;
 }
 
-/* Sets *out to the F32 matrix w ([K, N], or [N, K] when nk) as it is, or to a
- * copy converted to `type` in the model's conversion mapping (BF16 / Q8,
- * kernels.h), which make_views sized for every matrix. */
-static void matrix_view(lsc_model *m, lsc_weight_type type, const lsc_f32u *w, int nk,
-                        size_t K, size_t N, lsc_weights *out) {
-    if (type == LSC_WEIGHTS_F32) {
-        *out = (lsc_weights){LSC_WEIGHTS_F32, nk, w, NULL};
-        return;
-    }
-    size_t db = 0, sb = 0; /* no overflow: conv_bytes checked the sizes */
-    lsc_weights_size(type, K, N, &db, &sb);
-    db = (db + 63) & ~(size_t)63;
-    char *data = m->conv + m->conv_used;
-    float *scale = sb ? (float *)(data + db) : NULL;
-    m->conv_used += db + ((sb + 63) & ~(size_t)63);
-    lsc_weights_convert(w, nk, K, N, type, data, scale, out);
-    /* the F32 source pages (when in the file mapping) are no longer needed by
-     * the products: let them go, so that peak RSS stays near the converted
-     * size (the embedding lookup faults the few rows it reads back in) */
-    if (m->st->region != m->st->map) return; /* a copy in memory: dropped pages would read 0 */
+/* Lets the pages of a converted matrix's F32 source go: the products read
+ * only the copy, so peak RSS stays near the converted size. In the file
+ * mapping a page read again comes back from the file (the embedding lookup
+ * faults in the few rows it reads); in a copy in memory it would read as
+ * zeros, so there the embedding table stays (lsc_model_check_finite maps
+ * the file again). */
+static void release_source(lsc_model *m, const lsc_f32u *w, size_t bytes) {
+    if (m->st->region != m->st->map && w == m->wte) return;
     uintptr_t lo = (uintptr_t)m->st->map, hi = lo + m->st->map_size, page = 4096;
     uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
-    uintptr_t b = ((uintptr_t)w + K * N * sizeof(float)) & ~(page - 1);
+    uintptr_t b = ((uintptr_t)w + bytes) & ~(page - 1);
     if ((uintptr_t)w >= lo && b <= hi && a < b) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* Bytes a matrix takes in the conversion mapping (0: none, used in place). */
+static bool view_bytes(lsc_weight_type type, int panels, size_t K, size_t N, size_t *out) {
+    if (type != LSC_WEIGHTS_F32) return conv_bytes(type, K, N, out);
+    size_t floats; /* panels are rows of 64 bytes: each matrix starts on a 64-byte boundary */
+    *out = 0;
+    return !panels ||
+           (lsc_weights_panels_size(K, N, &floats) && lsc_mul_size(floats, sizeof(float), out));
+}
+
+/* Sets *out to the F32 matrix w ([K, N], or [N, K] when nk) as it is, or to a
+ * copy in the model's conversion mapping, which make_views sized for every
+ * matrix: converted to BF16 / Q8, or F32 rearranged in panels (kernels.h). */
+static void matrix_view(lsc_model *m, lsc_weight_type type, int panels, const lsc_f32u *w,
+                        int nk, size_t K, size_t N, lsc_weights *out) {
+    if (type == LSC_WEIGHTS_F32 && !panels) {
+        *out = (lsc_weights){LSC_WEIGHTS_F32, nk ? LSC_LAYOUT_NK : LSC_LAYOUT_KN, w, NULL};
+        return;
+    }
+    size_t bytes = 0; /* no overflow: make_views checked the sizes */
+    view_bytes(type, panels, K, N, &bytes);
+    char *data = m->conv + m->conv_used;
+    m->conv_used += bytes;
+    if (type == LSC_WEIGHTS_F32) {
+        lsc_weights_panels(w, nk, K, N, (float *)data, out);
+    } else {
+        size_t db = 0, sb = 0;
+        lsc_weights_size(type, K, N, &db, &sb);
+        float *scale = sb ? (float *)(data + ((db + 63) & ~(size_t)63)) : NULL;
+        lsc_weights_convert(w, nk, K, N, type, data, scale, out);
+    }
+    release_source(m, w, K * N * sizeof(float));
+}
+
 /* Makes the product views of every matrix for the weight type: BF16 and Q8
- * copies go into one mapping sized here for all of them. */
-static lsc_status make_views(lsc_model *m, lsc_weight_type type, lsc_error *err) {
+ * copies, and F32 in panels (weights read into memory), go into one mapping
+ * sized here for all of them. */
+static lsc_status make_views(lsc_model *m, lsc_weight_type type, int panels, lsc_error *err) {
     const lsc_config *c = &m->cfg;
     size_t E = (size_t)c->n_embd, M = (size_t)c->n_inner, V = (size_t)c->n_vocab;
-    if (type != LSC_WEIGHTS_F32) {
+    if (type != LSC_WEIGHTS_F32 || panels) {
         /* the four products of each block, then lm_head */
         const size_t K[5] = {E, E, E, M, E}, N[5] = {3 * E, E, M, E, V};
         size_t total = 0, b;
         for (int i = 0; i < 5; i++)
-            if (!conv_bytes(type, K[i], N[i], &b) ||
+            if (!view_bytes(type, panels, K[i], N[i], &b) ||
                 !lsc_mul_size(b, i < 4 ? (size_t)c->n_layer : 1, &b) ||
                 !lsc_add_size(total, b, &total))
                 return lsc_fail(err, LSC_ERR_NOMEM, "the converted weights are too large");
@@ -266,12 +290,12 @@ static lsc_status make_views(lsc_model *m, lsc_weight_type type, lsc_error *err)
     }
     for (int l = 0; l < c->n_layer; l++) {
         layer_weights *w = &m->layers[l];
-        matrix_view(m, type, w->attn_w, 0, E, 3 * E, &w->attn);
-        matrix_view(m, type, w->proj_w, 0, E, E, &w->proj);
-        matrix_view(m, type, w->fc_w, 0, E, M, &w->fc);
-        matrix_view(m, type, w->fc2_w, 0, M, E, &w->fc2);
+        matrix_view(m, type, panels, w->attn_w, 0, E, 3 * E, &w->attn);
+        matrix_view(m, type, panels, w->proj_w, 0, E, E, &w->proj);
+        matrix_view(m, type, panels, w->fc_w, 0, E, M, &w->fc);
+        matrix_view(m, type, panels, w->fc2_w, 0, M, E, &w->fc2);
     }
-    matrix_view(m, type, m->lm_head, 1, E, V, &m->lm);
+    matrix_view(m, type, panels, m->lm_head, 1, E, V, &m->lm);
     return LSC_OK;
 }
 
@@ -342,7 +366,9 @@ lsc_status lsc_model_load(const char *dir, lsc_model_params params, lsc_model **
     }
     if ((st = lsc_st_open(st_path, !params.use_mmap, &m->st, err))) goto done;
     if ((st = load_weights(m, err))) goto done;
-    if ((st = make_views(m, params.weight_type, err))) goto done;
+    /* weights read into memory are F32 in panels: the layout a batched
+     * step streams fastest (docs/performance.md) */
+    if ((st = make_views(m, params.weight_type, !params.use_mmap, err))) goto done;
     if ((st = make_point_names(m, err))) goto done;
 done:
     free(cfg_path);
@@ -390,22 +416,40 @@ void lsc_model_file_info(const lsc_model *m, lsc_model_file *info) {
 lsc_status lsc_model_check_finite(const lsc_model *m, lsc_error *err) {
     if (!m) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_model_check_finite: model is NULL");
     float buf[1024];
-    for (size_t i = 0; i < m->st->n_tensors; i++) {
+    /* a copy in memory has let the converted matrices go (release_source):
+     * read the file itself, mapped again */
+    const uint8_t *base = m->st->map;
+    if (m->st->region != m->st->map) {
+        int fd = open(m->st->path, O_RDONLY | O_CLOEXEC);
+        struct stat sb;
+        void *p = MAP_FAILED;
+        if (fd >= 0 && fstat(fd, &sb) == 0 && (size_t)sb.st_size == m->st->map_size)
+            p = mmap(NULL, m->st->map_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (fd >= 0) close(fd);
+        if (p == MAP_FAILED)
+            return lsc_fail(err, LSC_ERR_IO, "%s: cannot read the file again to check it (changed "
+                            "on disk?)", m->st->path);
+        base = p;
+    }
+    lsc_status st = LSC_OK;
+    for (size_t i = 0; i < m->st->n_tensors && !st; i++) {
         const lsc_st_tensor *t = &m->st->tensors[i];
         if (is_buffer(t->name)) continue;
         size_t esz = lsc_st_dtype_size(t->dtype);
-        for (size_t j = 0; j < t->n_elements; j += 1024) {
+        const uint8_t *data = base + ((const uint8_t *)t->data - (const uint8_t *)m->st->map);
+        for (size_t j = 0; j < t->n_elements && !st; j += 1024) {
             size_t n = t->n_elements - j < 1024 ? t->n_elements - j : 1024;
-            if (!lsc_st_to_f32(t->dtype, (const uint8_t *)t->data + j * esz, n, buf)) break;
-            for (size_t k = 0; k < n; k++)
+            if (!lsc_st_to_f32(t->dtype, data + j * esz, n, buf)) break;
+            for (size_t k = 0; k < n && !st; k++)
                 if (!isfinite(buf[k]))
-                    return lsc_fail(err, LSC_ERR_FORMAT,
-                                    "%s: tensor '%s' holds %s at element %zu (NaN/Inf weights "
-                                    "make the logits NaN)",
-                                    m->st->path, t->name, isnan(buf[k]) ? "NaN" : "Inf", j + k);
+                    st = lsc_fail(err, LSC_ERR_FORMAT,
+                                  "%s: tensor '%s' holds %s at element %zu (NaN/Inf weights "
+                                  "make the logits NaN)",
+                                  m->st->path, t->name, isnan(buf[k]) ? "NaN" : "Inf", j + k);
         }
     }
-    return LSC_OK;
+    if (base != m->st->map) munmap((void *)base, m->st->map_size);
+    return st;
 }
 
 int lsc_model_n_hook_points(const lsc_model *m) { return m->n_points; }

@@ -90,11 +90,12 @@ def poke_tensor(path, tensor, index, value):
     ("tiny-f16", "h.0.attn.c_attn.bias", 2 * 32 + 1, np.nan, "NaN"),  # in v
     ("tiny-bf16", "transformer.wpe.weight", 1, np.inf, "Inf"),
 ])
-def test_nan_inf_weights(tmp_path, fixture, tensor, index, value, word):
+@pytest.mark.parametrize("load", [[], ["--no-mmap"]])  # --no-mmap: the copy lets matrices go
+def test_nan_inf_weights(tmp_path, fixture, tensor, index, value, word, load):
     d = model_copy(tmp_path, fixture)
     poke_tensor(d / "model.safetensors", tensor, index, value)
     out = tmp_path / "x.npy"
-    p = run_cli("logits", "--model", d, "--ids", IDS, "--npy", out)
+    p = run_cli("logits", "--model", d, "--ids", IDS, "--npy", out, *load)
     one_line_error(p, "model.safetensors", tensor, word, f"element {index}")
     assert not out.exists() and sorted(f.name for f in tmp_path.iterdir()) == [fixture]
 

@@ -255,6 +255,8 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 #define KC LSC_GEMM_KC /* k block; also the T = 1 kernels' block, so that a
                           row's result does not depend on T */
 #define NC 128 /* column block: the packed KC x NC weights (128 KiB) stay in L2 */
+/* Rows up to which weights in panels are streamed one panel at a time. */
+#define PANEL_STREAM_T_MAX 12
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
  * floats; k is a multiple of 8, so a Q8 group never straddles a block. */
@@ -301,7 +303,13 @@ static inline void transpose8(__m256 r[8]) {
 
 void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t kc, size_t j0,
                    size_t nc, float *buf) {
-    if (!w->nk) { /* F32 [K, N]: rows are already panel rows; each read front to back */
+    if (w->layout == LSC_LAYOUT_PANELS) { /* already packed (j0 is a panel's first column) */
+        for (size_t p = 0; p < nc; p += NR)
+            memcpy(buf + p * kc, (const float *)w->data + (j0 + p) * K + k0 * NR,
+                   kc * NR * sizeof(float));
+        return;
+    }
+    if (w->layout == LSC_LAYOUT_KN) { /* F32 [K, N]: rows are already panel rows; each read front to back */
         size_t nfull = nc / NR * NR;
         for (size_t k = 0; k < kc; k++) {
             const lsc_f32u *src = (const lsc_f32u *)w->data + (k0 + k) * N + j0;
@@ -463,11 +471,27 @@ static const micro_fn micro_kernels[MR + 1] = {NULL,         micro_1x16, micro_2
 static prefetch_stream block_stream(const lsc_weights *w, size_t K, size_t N, size_t k0,
                                     size_t kc, size_t j0, size_t nc) {
     size_t esize = w->type == LSC_WEIGHTS_F32 ? 4 : w->type == LSC_WEIGHTS_BF16 ? 2 : 1;
-    size_t rows = w->nk ? nc : kc;
     prefetch_stream s = {0};
-    s.row = (const char *)w->data + (w->nk ? j0 * K + k0 : k0 * N + j0) * esize;
-    s.stride = (w->nk ? K : N) * esize;
-    s.row_bytes = (w->nk ? kc : nc) * esize;
+    size_t rows;
+    switch (w->layout) {
+    case LSC_LAYOUT_PANELS: /* a [kc][16] piece of each panel */
+        rows = (nc + NR - 1) / NR;
+        s.row = (const char *)w->data + (j0 * K + k0 * NR) * esize;
+        s.stride = K * NR * esize;
+        s.row_bytes = kc * NR * esize;
+        break;
+    case LSC_LAYOUT_NK:
+        rows = nc;
+        s.row = (const char *)w->data + (j0 * K + k0) * esize;
+        s.stride = K * esize;
+        s.row_bytes = kc * esize;
+        break;
+    default:
+        rows = kc;
+        s.row = (const char *)w->data + (k0 * N + j0) * esize;
+        s.stride = N * esize;
+        s.row_bytes = nc * esize;
+    }
     uintptr_t first = (uintptr_t)s.row;
     s.left = rows * (((first + s.row_bytes - 1) >> 6) - (first >> 6) + 1);
     return s;
@@ -483,18 +507,31 @@ static prefetch_stream block_stream(const lsc_weights *w, size_t K, size_t N, si
 void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                      size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
     size_t tiles = (T + MR - 1) / MR;
-    for (size_t j0 = n0; j0 < n1; j0 += NC) {
-        size_t nc = n1 - j0 < NC ? n1 - j0 : NC, panels = (nc + NR - 1) / NR;
+    int in_panels = w->layout == LSC_LAYOUT_PANELS;
+    /* Weights already in panels are used where they lie; with few rows one
+     * panel at a time, so that the slice of W is read front to back as one
+     * stream (a block is reused from L1 by the row tiles), with more rows NC
+     * columns at a time (a block reused from L2). */
+    size_t ncb = in_panels && T <= PANEL_STREAM_T_MAX ? NR : NC;
+    for (size_t j0 = n0; j0 < n1; j0 += ncb) {
+        size_t nc = n1 - j0 < ncb ? n1 - j0 : ncb, panels = (nc + NR - 1) / NR;
         for (size_t k0 = 0; k0 < K; k0 += KC) {
             size_t kc = K - k0 < KC ? K - k0 : KC;
-            lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
+            const float *bp = packed_b; /* panel p of the block at bp + p * pstride */
+            size_t pstride = kc;
+            if (in_panels) {
+                bp = (const float *)w->data + j0 * K + k0 * NR;
+                pstride = K;
+            } else {
+                lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
+            }
             /* the next block of this slice, spread over this block's calls */
             prefetch_stream next = {0};
             if (k0 + KC < K)
                 next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC, j0, nc);
-            else if (j0 + NC < n1)
-                next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + NC,
-                                    n1 - j0 - NC < NC ? n1 - j0 - NC : NC);
+            else if (j0 + ncb < n1)
+                next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + ncb,
+                                    n1 - j0 - ncb < ncb ? n1 - j0 - ncb : ncb);
             size_t per_call = (next.left + tiles * panels - 1) / (tiles * panels);
             next.per_k = per_call > kc ? 2 : 1;
             size_t i0 = 0;
@@ -502,7 +539,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
                 size_t mr = T / tiles + (t < T % tiles); /* even tiles, none padded */
                 for (size_t p = 0; p < nc; p += NR) {
                     next.quota = next.left < per_call ? next.left : per_call;
-                    micro_kernels[mr](x + i0 * K + k0, K, packed_b + p * kc, kc,
+                    micro_kernels[mr](x + i0 * K + k0, K, bp + p * pstride, kc,
                                       y + i0 * N + j0 + p, N, k0 == 0, b ? b + j0 + p : NULL,
                                       nc - p < NR ? nc - p : NR, &next);
                 }
@@ -931,6 +968,7 @@ const lsc_level lsc_level_avx2 = {
     .matvec_q8 = lsc_matvec_q8_avx2,
     .gemm = lsc_gemm_w_avx2,
     .gemm_pack = LSC_GEMM_PACK_AVX2,
+    .gemm_panels = lsc_gemm_w_avx2,
     .gemm_small = lsc_gemm_small_avx2,
     .layernorm = lsc_layernorm_avx2,
     .gelu_new = lsc_gelu_new_avx2,

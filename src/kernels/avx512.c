@@ -496,6 +496,7 @@ const lsc_level lsc_level_avx512 = {
     .matvec_q8 = lsc_matvec_q8_avx2,
     .gemm = lsc_gemm_w_avx512,
     .gemm_pack = LSC_GEMM_PACK_AVX512,
+    .gemm_panels = lsc_gemm_w_avx2,
     .gemm_x_rows = LSC_GEMM_MR_AVX512,
     .gemm_pack_x = lsc_gemm_pack_x_avx512,
     .gemm_small = lsc_gemm_small_avx2, /* the bits of this level's GEMM too (no zmm

@@ -237,13 +237,15 @@ typedef struct matmul_job {
     const float *xs;
     float *xp;          /* T > 1: x packed by gemm_pack_x (or NULL) */
     size_t kn_chunks;   /* T = 1, [K, N] weights: column ranges per row block */
+    int few_panels;     /* few rows of weights in panels: the level's gemm_panels */
 } matmul_job;
 
-/* T > 1: the GEMM on output columns [n0, n1) with thread ith's packing scratch. */
+/* The GEMM on output columns [n0, n1) with thread ith's packing scratch. */
 static void gemm_cols(const matmul_job *j, size_t n0, size_t n1, int ith) {
     const lsc_level *lv = j->k->lv;
-    lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1,
-             j->k->pack + (size_t)ith * lv->gemm_pack);
+    float *pack = j->k->pack + (size_t)ith * lv->gemm_pack;
+    if (j->few_panels) lv->gemm_panels(j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1, pack);
+    else lv->gemm(j->xp ? j->xp : j->x, j->w, j->b, j->y, j->T, j->K, j->N, n0, n1, pack);
 }
 
 /* T > GEMM_STATIC_T_MAX: output columns [128 i, 128 i + 128). */
@@ -312,29 +314,33 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
         return;
     }
     /* T <= cap_T and K <= cap_K: the model reserved them (lsc_kernels_reserve) */
-    matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1};
+    matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1, 0};
     lsc_pool *pool = pool_for(k, T * K * N);
     size_t n_threads = (size_t)lsc_pool_n_threads(pool);
-    if (T > 1 && T <= LSC_SMALL_T_MAX && k->lv->gemm_small && w->type == LSC_WEIGHTS_F32 &&
-        !w->nk) {
+    int kn = w->type == LSC_WEIGHTS_F32 && w->layout == LSC_LAYOUT_KN;
+    int panels = w->layout == LSC_LAYOUT_PANELS;
+    if (T > 1 && T <= LSC_SMALL_T_MAX && k->lv->gemm_small && kn) {
         lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), small_item, &j);
-    } else if (T > 1) {
-        /* F32 [K, N] (its packing is a plain copy): rows in blocks of
-         * GEMM_ROW_BLOCK, so that the x each column block re-reads stays in
-         * cache; the other formats' packing costs too much to repeat */
-        size_t rb = w->type == LSC_WEIGHTS_F32 && !w->nk ? GEMM_ROW_BLOCK : T;
+    } else if (T > 1 || panels) {
+        /* F32 [K, N] (its packing is a plain copy) and panels (none): rows
+         * in blocks of GEMM_ROW_BLOCK, so that the x each column block
+         * re-reads stays in cache; the other formats' packing costs too much
+         * to repeat. Weights in panels take this path for every T: the GEMM
+         * with one row streams them as fast as a T = 1 kernel would. */
+        size_t rb = kn || panels ? GEMM_ROW_BLOCK : T;
         for (size_t r0 = 0; r0 < T; r0 += rb) {
             j.x = x + r0 * K;
             j.y = y + r0 * N;
             j.T = T - r0 < rb ? T - r0 : rb;
-            if (k->lv->gemm_x_rows) {
+            j.few_panels = panels && j.T <= GEMM_STATIC_T_MAX;
+            if (k->lv->gemm_x_rows && !j.few_panels) {
                 j.xp = k->xbuf;
                 lsc_pool_for(pool, ceil_div(j.T, k->lv->gemm_x_rows), pack_x_item, &j);
             }
             if (j.T <= GEMM_STATIC_T_MAX) lsc_pool_run(pool, gemm_slice, &j);
             else lsc_pool_for(pool, ceil_div(N, GEMM_ITEM_COLS), gemm_item, &j);
         }
-    } else if (w->nk || w->type != LSC_WEIGHTS_F32) {
+    } else if (w->layout == LSC_LAYOUT_NK) {
         /* x prepared once for every thread */
         if (w->type == LSC_WEIGHTS_BF16) {
             k->lv->bf16_prep(x, K, k->xbuf);

@@ -35,6 +35,10 @@ typedef struct lsc_level {
     void (*gemm)(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y, size_t T,
                  size_t K, size_t N, size_t n0, size_t n1, float *pack);
     size_t gemm_pack;
+    /* up to 32 rows of F32 weights in panels (any T, x unpacked): the GEMM
+     * with the smallest tiles, the same bits as gemm */
+    void (*gemm_panels)(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                        size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
     size_t gemm_x_rows;
     void (*gemm_pack_x)(const float *x, size_t T, size_t K, size_t panel, float *xp);
     /* 1 < T <= LSC_SMALL_T_MAX, F32 [K, N] weights: the GEMM's bits on

@@ -112,7 +112,7 @@ static void pack_w(const lsc_weights *w, size_t K, size_t N, size_t k0, size_t k
                    size_t nc, float *buf) {
     size_t panels = (nc + NR - 1) / NR;
     memset(buf, 0, panels * kc * NR * sizeof *buf);
-    if (w->type == LSC_WEIGHTS_F32 && !w->nk) { /* rows are already panel rows */
+    if (w->type == LSC_WEIGHTS_F32 && w->layout == LSC_LAYOUT_KN) { /* rows are already panel rows */
         for (size_t k = 0; k < kc; k++) {
             const lsc_f32u *src = (const lsc_f32u *)w->data + (k0 + k) * N + j0;
             for (size_t c = 0; c < nc; c++) buf[c / NR * kc * NR + k * NR + c % NR] = src[c];
@@ -195,6 +195,7 @@ const lsc_level lsc_level_neon = {
     .matvec_q8 = lsc_matvec_q8_ref,
     .gemm = lsc_gemm_w_neon,
     .gemm_pack = LSC_GEMM_PACK_NEON,
+    .gemm_panels = lsc_gemm_w_neon,
     .layernorm = lsc_layernorm_rows_ref,
     .gelu_new = lsc_gelu_new_ref,
     .attention_rows = lsc_attention_rows_ref,

@@ -188,13 +188,23 @@ void lsc_gemm_blocked_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, 
 void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                     size_t T, size_t K, size_t N) {
     if (w->type == LSC_WEIGHTS_F32) {
-        if (w->nk) {
+        switch (w->layout) {
+        case LSC_LAYOUT_NK:
             lsc_matmul_nk_ref(x, w->data, y, T, K, N);
             if (b)
                 for (size_t t = 0; t < T; t++)
                     for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];
-        } else {
-            lsc_matmul_kn_ref(x, w->data, b, y, T, K, N);
+            break;
+        case LSC_LAYOUT_PANELS: /* lsc_matmul_kn_ref's order: y = b, then k by k */
+            for (size_t t = 0; t < T; t++) {
+                float *yt = y + t * N;
+                for (size_t n = 0; n < N; n++) yt[n] = b ? b[n] : 0.0f;
+                for (size_t k = 0; k < K; k++)
+                    for (size_t n = 0; n < N; n++)
+                        yt[n] += x[t * K + k] * lsc_weights_get(w, K, N, k, n);
+            }
+            break;
+        default: lsc_matmul_kn_ref(x, w->data, b, y, T, K, N);
         }
         return;
     }

@@ -62,7 +62,7 @@ static float bf16_to_f32(uint16_t h) {
 void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
                          lsc_weight_type type, void *data, float *scale, lsc_weights *out) {
     out->type = type;
-    out->nk = 1;
+    out->layout = LSC_LAYOUT_NK;
     out->data = data;
     out->scale = NULL;
     if (type == LSC_WEIGHTS_F32) {
@@ -101,8 +101,41 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
     if (type == LSC_WEIGHTS_Q8) out->scale = scale;
 }
 
+bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats) {
+    size_t cols = N / LSC_PANEL_COLS * LSC_PANEL_COLS + (N % LSC_PANEL_COLS ? LSC_PANEL_COLS : 0);
+    return cols >= N && lsc_mul_size(cols, K, floats);
+}
+
+void lsc_weights_panels(const lsc_f32u *w, int src_nk, size_t K, size_t N, float *data,
+                        lsc_weights *out) {
+    *out = (lsc_weights){LSC_WEIGHTS_F32, LSC_LAYOUT_PANELS, data, NULL};
+    for (size_t n0 = 0; n0 < N; n0 += LSC_PANEL_COLS) {
+        size_t nc = N - n0 < LSC_PANEL_COLS ? N - n0 : LSC_PANEL_COLS;
+        float *panel = data + n0 * K;
+        if (!src_nk) { /* each row of the panel is a piece of a row of w */
+            for (size_t k = 0; k < K; k++) {
+                float *row = panel + k * LSC_PANEL_COLS;
+                for (size_t c = 0; c < LSC_PANEL_COLS; c++) row[c] = c < nc ? w[k * N + n0 + c] : 0.0f;
+            }
+            continue;
+        }
+        for (size_t c = 0; c < LSC_PANEL_COLS; c++) /* [N, K]: each output front to back */
+            for (size_t k = 0; k < K; k++)
+                panel[k * LSC_PANEL_COLS + c] = c < nc ? w[(n0 + c) * K + k] : 0.0f;
+    }
+}
+
+/* Index of element (k, n) in the layout. */
+static size_t weights_index(const lsc_weights *w, size_t K, size_t N, size_t k, size_t n) {
+    switch (w->layout) {
+    case LSC_LAYOUT_NK: return n * K + k;
+    case LSC_LAYOUT_PANELS: return n / LSC_PANEL_COLS * LSC_PANEL_COLS * K + k * LSC_PANEL_COLS + n % LSC_PANEL_COLS;
+    default: return k * N + n;
+    }
+}
+
 float lsc_weights_get(const lsc_weights *w, size_t K, size_t N, size_t k, size_t n) {
-    size_t i = w->nk ? n * K + k : k * N + n;
+    size_t i = weights_index(w, K, N, k, n);
     switch (w->type) {
     case LSC_WEIGHTS_F32: return ((const lsc_f32u *)w->data)[i];
     case LSC_WEIGHTS_BF16: return bf16_to_f32(((const uint16_t *)w->data)[i]);

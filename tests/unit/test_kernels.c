@@ -157,7 +157,7 @@ static void test_small_t(void) {
 #if defined(__x86_64__)
             /* the small-T kernel itself on every T, past the dispatcher's crossover */
             if (levels[l] == LSC_SIMD_AVX2) {
-                lsc_weights wt = {LSC_WEIGHTS_F32, 0, w, NULL};
+                lsc_weights wt = {LSC_WEIGHTS_F32, LSC_LAYOUT_KN, w, NULL};
                 for (size_t T = 1; T <= Tmax; T++) {
                     memset(got, 0xff, T * N * sizeof *got);
                     lsc_level_avx2.gemm_small(x, &wt, bias, got, T, K, N, 0, N);
@@ -196,6 +196,87 @@ static void test_small_t(void) {
     free(ref);
     free(got);
     printf("  F32 [K, N], T = 1..17 and 1100: %zu products bit-identical to lsc_gemm_blocked_ref\n",
+           checked);
+}
+
+/* F32 weights in panels (lsc_weights_panels, what the model keeps when the
+ * weights are read into memory): made from [K, N] and from [N, K] they are
+ * the same floats; every product on them, T = 1 .. 17 and 1100 rows, gives
+ * the bits of the same product on [K, N] (lsc_gemm_blocked_ref at the fast
+ * levels, lsc_matmul_kn_ref at the plain one) at every thread count. */
+static void test_panels(void) {
+    const shape sh[] = {{17, 37, 45, 1}, {17, 300, 200, 2}, {17, 768, 273, 3}, {17, 600, 130, 0},
+                        {1100, 300, 70, 2}};
+    size_t checked = 0;
+    for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
+        void *wbase, *bbase;
+        size_t K = sh[s].K, N = sh[s].N, Tmax = sh[s].T, floats = 0;
+        float *x = rand_vec(Tmax * K, 1.0f);
+        lsc_f32u *w = rand_weights(K * N, sh[s].offset, &wbase);
+        lsc_f32u *b = rand_weights(N, sh[s].offset, &bbase);
+        const lsc_f32u *bias = s % 2 ? NULL : b;
+        CHECK(lsc_weights_panels_size(K, N, &floats) && floats == (N + 15) / 16 * 16 * K);
+        float *wt = malloc(K * N * sizeof *wt), *p1 = aligned_alloc(64, floats * sizeof(float));
+        float *p2 = aligned_alloc(64, floats * sizeof(float));
+        for (size_t k = 0; k < K; k++)
+            for (size_t n = 0; n < N; n++) wt[n * K + k] = w[k * N + n];
+        lsc_weights pw, pw2, kn = {LSC_WEIGHTS_F32, LSC_LAYOUT_KN, w, NULL};
+        lsc_weights_panels(w, 0, K, N, p1, &pw);
+        lsc_weights_panels(wt, 1, K, N, p2, &pw2);
+        CHECK(memcmp(p1, p2, floats * sizeof(float)) == 0);
+        CHECK(pw.layout == LSC_LAYOUT_PANELS && pw.data == p1);
+        bool get_ok = true;
+        for (size_t k = 0; k < K; k += 7)
+            for (size_t n = 0; n < N; n++) get_ok &= lsc_weights_get(&pw, K, N, k, n) == w[k * N + n];
+        CHECK(get_ok);
+        float *blocked = malloc(Tmax * N * sizeof *blocked), *plain = malloc(Tmax * N * sizeof *plain);
+        float *got = malloc(Tmax * N * sizeof *got);
+        lsc_gemm_blocked_ref(x, w, bias, blocked, Tmax, K, N, 0, N);
+        for (int l = 0; l < n_levels; l++)
+            for (int p = 0; p < 3; p++) {
+                CHECK(lsc_kernels_reserve(kerns[l][p], Tmax, K, N, 0, NULL) == LSC_OK);
+                size_t t_first = Tmax > 17 ? Tmax : 1; /* 1100: the row blocks */
+                for (size_t T = t_first; T <= Tmax; T++) {
+                    const float *xt = x + (Tmax - T) * K;
+                    const float *want = blocked + (Tmax - T) * N;
+                    if (levels[l] == LSC_SIMD_REF) {
+                        lsc_matmul_kn_ref(xt, w, bias, plain, T, K, N);
+                        want = plain;
+                    }
+                    memset(got, 0xff, T * N * sizeof *got);
+                    lsc_matmul(kerns[l][p], xt, &pw, bias, got, T, K, N);
+                    bool same = memcmp(got, want, T * N * sizeof *got) == 0;
+                    if (!same)
+                        fprintf(stderr, "  panels: %s threads=%d T=%zu K=%zu N=%zu: max diff %.3g\n",
+                                lsc_simd_name(levels[l]), p + 1, T, K, N, max_diff(got, want, T * N));
+                    CHECK(same);
+                    checked++;
+                }
+            }
+#if defined(__x86_64__)
+        if (lsc_simd_best() != LSC_SIMD_REF) { /* the AVX-512 GEMM packs panels with AVX2's packing */
+            float *a = aligned_alloc(64, LSC_GEMM_PACK_AVX2 * sizeof(float));
+            float *c = aligned_alloc(64, LSC_GEMM_PACK_AVX2 * sizeof(float));
+            size_t kc = K < LSC_GEMM_KC ? K : LSC_GEMM_KC, k0 = K - kc, j0 = N > 32 ? 16 : 0;
+            size_t nc = N - j0 < 128 ? N - j0 : 128;
+            lsc_gemm_pack_avx2(&kn, K, N, k0, kc, j0, nc, a);
+            lsc_gemm_pack_avx2(&pw, K, N, k0, kc, j0, nc, c);
+            CHECK(memcmp(a, c, (nc + 15) / 16 * 16 * kc * sizeof(float)) == 0);
+            free(a);
+            free(c);
+        }
+#endif
+        free(x);
+        free(wbase);
+        free(bbase);
+        free(wt);
+        free(p1);
+        free(p2);
+        free(blocked);
+        free(plain);
+        free(got);
+    }
+    printf("  F32 in panels, T = 1..17 and 1100: %zu products bit-identical to the same on [K, N]\n",
            checked);
 }
 
@@ -573,6 +654,7 @@ int main(void) {
     RUN(test_pool);
     RUN(test_matmul);
     RUN(test_small_t);
+    RUN(test_panels);
     RUN(test_weight_formats);
     RUN(test_real_weight_conversion);
     RUN(test_rows);

@@ -202,8 +202,17 @@ static void test_in_memory_weights(void) {
         size_t r1, r2;
         const float *l1 = lsc_ctx_logits(c1, &r1), *l2 = lsc_ctx_logits(c2, &r2);
         CHECK(r1 == 9 && r2 == 9 && !memcmp(l1, l2, 9 * 50257 * sizeof(float)));
-        printf("  weights %d: in memory vs mapped, 9 positions: %s\n", (int)types[i],
-               r1 == r2 && !memcmp(l1, l2, r1 * 50257 * sizeof(float)) ? "identical bits" : "DIFFER");
+        int same = r1 == r2 && !memcmp(l1, l2, r1 * 50257 * sizeof(float));
+        /* and one decode step (F32 in memory: the GEMM on panels, one row) */
+        CHECK(lsc_ctx_forward(c1, ids + 3, 1, LSC_LOGITS_LAST, &err) == LSC_OK);
+        CHECK(lsc_ctx_forward(c2, ids + 3, 1, LSC_LOGITS_LAST, &err) == LSC_OK);
+        l1 = lsc_ctx_logits(c1, &r1);
+        l2 = lsc_ctx_logits(c2, &r2);
+        CHECK(r1 == 1 && r2 == 1 && !memcmp(l1, l2, 50257 * sizeof(float)));
+        same = same && r1 == r2 && !memcmp(l1, l2, r1 * 50257 * sizeof(float));
+        CHECK(lsc_model_check_finite(copied, &err) == LSC_OK);
+        printf("  weights %d: in memory vs mapped, 9 positions and a decode step: %s\n",
+               (int)types[i], same ? "identical bits" : "DIFFER");
         lsc_ctx_free(c1);
         lsc_ctx_free(c2);
         lsc_model_free(mapped);
