@@ -141,10 +141,13 @@ typedef struct lsc_model_params {
     /* 1 (default): use the weights where they lie in the mmap'd file: loading
      * takes well under a millisecond and processes share the page cache.
      * 0: read the file into this process's memory, in 2 MiB pages where the
-     * kernel allows (transparent huge pages): loading copies the file
-     * (~0.2 s for GPT-2 124M) and the memory is private, but batched
-     * products, which visit each weight page briefly, spend far less on
-     * TLB misses (docs/performance.md). llama.cpp calls this --no-mmap. */
+     * kernel allows (transparent huge pages), with F32 matrices rearranged
+     * into the layout of the batched products (16-column panels): loading
+     * copies the file (~0.5-1 s for GPT-2 124M) and the memory is private,
+     * but a step of many sequences reads the weights as one stream instead
+     * of repacking them block by block, and visits each page briefly with
+     * far fewer TLB misses (docs/performance.md). Same bits either way.
+     * llama.cpp calls this --no-mmap. */
     int use_mmap;
 } lsc_model_params;
 

@@ -123,6 +123,8 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
  * matrix `w` (layout [K, N] when src_nk == 0, else [N, K]) copied into
  * them at `data` (64-byte aligned); fills *out to point at them. */
 bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats);
+/* out[k] = W[k, n] for k < K (W seen as [K, N], any format and layout). */
+void lsc_weights_column(const lsc_weights *w, size_t K, size_t N, size_t n, float *out);
 void lsc_weights_panels(const lsc_f32u *w, int src_nk, size_t K, size_t N, float *data,
                         lsc_weights *out);
 

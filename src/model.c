@@ -65,6 +65,8 @@ struct lsc_model {
     lsc_act act;
     lsc_st_file *st; /* the mapping F32 weights point into */
     const lsc_f32u *wte;     /* [V, E] */
+    int embed_from_lm;       /* 1: tied and the unembedding in panels: the
+                              * lookup reads its rows there (wte let go) */
     const lsc_f32u *wpe;     /* [n_ctx, E] */
     const lsc_f32u *lnf_g, *lnf_b; /* [E] */
     const lsc_f32u *lm_head; /* [V, E]: wte when tied */
@@ -227,10 +229,10 @@ static lsc_status conv_map(lsc_model *m, size_t bytes, lsc_error *err) {
  * only the copy, so peak RSS stays near the converted size. In the file
  * mapping a page read again comes back from the file (the embedding lookup
  * faults in the few rows it reads); in a copy in memory it would read as
- * zeros, so there the embedding table stays (lsc_model_check_finite maps
- * the file again). */
+ * zeros, so there the embedding table stays unless the lookup reads the
+ * unembedding's panels (lsc_model_check_finite maps the file again). */
 static void release_source(lsc_model *m, const lsc_f32u *w, size_t bytes) {
-    if (m->st->region != m->st->map && w == m->wte) return;
+    if (m->st->region != m->st->map && w == m->wte && !m->embed_from_lm) return;
     uintptr_t lo = (uintptr_t)m->st->map, hi = lo + m->st->map_size, page = 4096;
     uintptr_t a = ((uintptr_t)w + page - 1) & ~(page - 1);
     uintptr_t b = ((uintptr_t)w + bytes) & ~(page - 1);
@@ -246,6 +248,9 @@ static bool view_bytes(lsc_weight_type type, int panels, size_t K, size_t N, siz
            (lsc_weights_panels_size(K, N, &floats) && lsc_mul_size(floats, sizeof(float), out));
 }
 
+/* Rows of an [N, K] matrix put in panels at a time (a multiple of 16). */
+#define NK_PIECE_ROWS 1024
+
 /* Sets *out to the F32 matrix w ([K, N], or [N, K] when nk) as it is, or to a
  * copy in the model's conversion mapping, which make_views sized for every
  * matrix: converted to BF16 / Q8, or F32 rearranged in panels (kernels.h). */
@@ -259,6 +264,18 @@ static void matrix_view(lsc_model *m, lsc_weight_type type, int panels, const ls
     view_bytes(type, panels, K, N, &bytes);
     char *data = m->conv + m->conv_used;
     m->conv_used += bytes;
+    if (type == LSC_WEIGHTS_F32 && nk) {
+        /* [N, K] (the unembedding) in pieces of whole panels, each let go
+         * once copied: peak RSS stays near the file's size during the load */
+        if (w == m->wte) m->embed_from_lm = 1; /* the same floats, one lookup away */
+        for (size_t n0 = 0; n0 < N; n0 += NK_PIECE_ROWS) {
+            size_t rows = N - n0 < NK_PIECE_ROWS ? N - n0 : NK_PIECE_ROWS;
+            lsc_weights_panels(w + n0 * K, 1, K, rows, (float *)data + n0 * K, out);
+            release_source(m, w + n0 * K, rows * K * sizeof(float));
+        }
+        lsc_weights_panels(w, nk, K, 0, (float *)data, out); /* the view of the whole */
+        return;
+    }
     if (type == LSC_WEIGHTS_F32) {
         lsc_weights_panels(w, nk, K, N, (float *)data, out);
     } else {
@@ -974,8 +991,9 @@ static void forward(step *b) {
             const lsc_f32u *te = m->wte + (size_t)s->ids[t] * E,
                            *pe = m->wpe + (size_t)(s->n_past + t) * E;
             float *h = d->h + (s->r0 + (size_t)t) * E, *o = d->o + (s->r0 + (size_t)t) * E;
+            if (m->embed_from_lm) lsc_weights_column(&m->lm, E, V, (size_t)s->ids[t], h);
             for (size_t e = 0; e < E; e++) {
-                h[e] = te[e];
+                if (!m->embed_from_lm) h[e] = te[e];
                 o[e] = pe[e];
             }
         }

@@ -101,6 +101,9 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
     if (type == LSC_WEIGHTS_Q8) out->scale = scale;
 }
 
+/* Rows of a [K, N] matrix put in panels at a time. */
+#define KN_PIECE_ROWS 32
+
 bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats) {
     size_t cols = N / LSC_PANEL_COLS * LSC_PANEL_COLS + (N % LSC_PANEL_COLS ? LSC_PANEL_COLS : 0);
     return cols >= N && lsc_mul_size(cols, K, floats);
@@ -109,19 +112,29 @@ bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats) {
 void lsc_weights_panels(const lsc_f32u *w, int src_nk, size_t K, size_t N, float *data,
                         lsc_weights *out) {
     *out = (lsc_weights){LSC_WEIGHTS_F32, LSC_LAYOUT_PANELS, data, NULL};
-    for (size_t n0 = 0; n0 < N; n0 += LSC_PANEL_COLS) {
-        size_t nc = N - n0 < LSC_PANEL_COLS ? N - n0 : LSC_PANEL_COLS;
-        float *panel = data + n0 * K;
-        if (!src_nk) { /* each row of the panel is a piece of a row of w */
-            for (size_t k = 0; k < K; k++) {
-                float *row = panel + k * LSC_PANEL_COLS;
-                for (size_t c = 0; c < LSC_PANEL_COLS; c++) row[c] = c < nc ? w[k * N + n0 + c] : 0.0f;
+    const size_t P = LSC_PANEL_COLS;
+    if (!src_nk) {
+        /* [K, N]: a few rows at a time across every panel, so that w is read
+         * front to back and each panel written in runs (one panel at a time
+         * over all of K would read one line per row: a cache miss each) */
+        for (size_t k0 = 0; k0 < K; k0 += KN_PIECE_ROWS) {
+            size_t k1 = K - k0 < KN_PIECE_ROWS ? K : k0 + KN_PIECE_ROWS;
+            for (size_t n0 = 0; n0 < N; n0 += P) {
+                size_t nc = N - n0 < P ? N - n0 : P;
+                for (size_t k = k0; k < k1; k++) {
+                    float *row = data + n0 * K + k * P;
+                    memcpy(row, w + k * N + n0, nc * sizeof(float));
+                    for (size_t c = nc; c < P; c++) row[c] = 0.0f;
+                }
             }
-            continue;
         }
-        for (size_t c = 0; c < LSC_PANEL_COLS; c++) /* [N, K]: each output front to back */
-            for (size_t k = 0; k < K; k++)
-                panel[k * LSC_PANEL_COLS + c] = c < nc ? w[(n0 + c) * K + k] : 0.0f;
+        return;
+    }
+    for (size_t n0 = 0; n0 < N; n0 += P) { /* [N, K]: each output front to back */
+        size_t nc = N - n0 < P ? N - n0 : P;
+        float *panel = data + n0 * K;
+        for (size_t c = 0; c < P; c++)
+            for (size_t k = 0; k < K; k++) panel[k * P + c] = c < nc ? w[(n0 + c) * K + k] : 0.0f;
     }
 }
 
@@ -153,4 +166,8 @@ void lsc_q8_quantize_x(const float *x, size_t K, int16_t *xq, float *xs) {
         xs[b] = amax / 32767.0f;
         for (size_t i = 0; i < len; i++) xq[k0 + i] = (int16_t)round_even(x[k0 + i] * inv);
     }
+}
+
+void lsc_weights_column(const lsc_weights *w, size_t K, size_t N, size_t n, float *out) {
+    for (size_t k = 0; k < K; k++) out[k] = lsc_weights_get(w, K, N, k, n);
 }
