@@ -105,6 +105,7 @@ typedef struct lsc_weights {
     lsc_layout layout;
     const void *data;    /* lsc_f32u, uint16_t or int8_t elements */
     const float *scale;  /* Q8 only: [N, ceil(K / LSC_Q8_BLOCK)] */
+    int panels_from_nk;  /* PANELS made from [N, K]: the plain level sums as for [N, K] */
 } lsc_weights;
 
 /* Bytes of data (and of scale) that lsc_weights_convert writes for a K x N

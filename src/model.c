@@ -257,7 +257,7 @@ static bool view_bytes(lsc_weight_type type, int panels, size_t K, size_t N, siz
 static void matrix_view(lsc_model *m, lsc_weight_type type, int panels, const lsc_f32u *w,
                         int nk, size_t K, size_t N, lsc_weights *out) {
     if (type == LSC_WEIGHTS_F32 && !panels) {
-        *out = (lsc_weights){LSC_WEIGHTS_F32, nk ? LSC_LAYOUT_NK : LSC_LAYOUT_KN, w, NULL};
+        *out = (lsc_weights){.type = LSC_WEIGHTS_F32, .layout = nk ? LSC_LAYOUT_NK : LSC_LAYOUT_KN, .data = w};
         return;
     }
     size_t bytes = 0; /* no overflow: make_views checked the sizes */

@@ -376,13 +376,13 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
 
 void lsc_matmul_kn(lsc_kernels *k, const float *x, const lsc_f32u *w, const lsc_f32u *b,
                    float *y, size_t T, size_t K, size_t N) {
-    lsc_weights wt = {LSC_WEIGHTS_F32, 0, w, NULL};
+    lsc_weights wt = {.type = LSC_WEIGHTS_F32, .layout = LSC_LAYOUT_KN, .data = w};
     lsc_matmul(k, x, &wt, b, y, T, K, N);
 }
 
 void lsc_matmul_nk(lsc_kernels *k, const float *x, const lsc_f32u *w, float *y, size_t T,
                    size_t K, size_t N) {
-    lsc_weights wt = {LSC_WEIGHTS_F32, 1, w, NULL};
+    lsc_weights wt = {.type = LSC_WEIGHTS_F32, .layout = LSC_LAYOUT_NK, .data = w};
     lsc_matmul(k, x, &wt, NULL, y, T, K, N);
 }
 

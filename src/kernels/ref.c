@@ -46,6 +46,18 @@ static float dot_ref(const float *restrict a, const lsc_f32u *restrict b, size_t
     return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
 }
 
+/* dot_ref(a, column n of W) for W in panels: the same sums in the same order. */
+static float dot_panel(const float *restrict a, const lsc_weights *w, size_t K, size_t N,
+                       size_t n) {
+    float acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= K; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * lsc_weights_get(w, K, N, i + l, n);
+    float s = 0;
+    for (; i < K; i++) s += a[i] * lsc_weights_get(w, K, N, i, n);
+    return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
 void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, size_t K,
                        size_t N) {
     for (size_t t0 = 0; t0 < T; t0 += NK_ROWS) {
@@ -195,7 +207,16 @@ void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, flo
                 for (size_t t = 0; t < T; t++)
                     for (size_t n = 0; n < N; n++) y[t * N + n] += b[n];
             break;
-        case LSC_LAYOUT_PANELS: /* lsc_matmul_kn_ref's order: y = b, then k by k */
+        case LSC_LAYOUT_PANELS:
+            if (w->panels_from_nk) { /* lsc_matmul_nk_ref's order (dot_ref), then b */
+                for (size_t t = 0; t < T; t++)
+                    for (size_t n = 0; n < N; n++) {
+                        float v = dot_panel(x + t * K, w, K, N, n);
+                        y[t * N + n] = b ? v + b[n] : v;
+                    }
+                break;
+            }
+            /* lsc_matmul_kn_ref's order: y = b, then k by k */
             for (size_t t = 0; t < T; t++) {
                 float *yt = y + t * N;
                 for (size_t n = 0; n < N; n++) yt[n] = b ? b[n] : 0.0f;
@@ -252,7 +273,7 @@ void lsc_bf16_prep_ref(const float *x, size_t K, float *xr) { memcpy(xr, x, K * 
 
 void lsc_matvec_bf16_ref(const float *x, const uint16_t *w, const lsc_f32u *b, float *y,
                          size_t K, size_t n0, size_t n1) {
-    lsc_weights wt = {LSC_WEIGHTS_BF16, 1, w, NULL};
+    lsc_weights wt = {.type = LSC_WEIGHTS_BF16, .layout = LSC_LAYOUT_NK, .data = w};
     for (size_t n = n0; n < n1; n++) {
         float s = 0.0f;
         for (size_t k = 0; k < K; k++) s += x[k] * lsc_weights_get(&wt, K, 0, k, n);

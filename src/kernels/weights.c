@@ -63,6 +63,7 @@ void lsc_weights_convert(const lsc_f32u *w, int src_nk, size_t K, size_t N,
                          lsc_weight_type type, void *data, float *scale, lsc_weights *out) {
     out->type = type;
     out->layout = LSC_LAYOUT_NK;
+    out->panels_from_nk = 0;
     out->data = data;
     out->scale = NULL;
     if (type == LSC_WEIGHTS_F32) {
@@ -111,7 +112,7 @@ bool lsc_weights_panels_size(size_t K, size_t N, size_t *floats) {
 
 void lsc_weights_panels(const lsc_f32u *w, int src_nk, size_t K, size_t N, float *data,
                         lsc_weights *out) {
-    *out = (lsc_weights){LSC_WEIGHTS_F32, LSC_LAYOUT_PANELS, data, NULL};
+    *out = (lsc_weights){.type = LSC_WEIGHTS_F32, .layout = LSC_LAYOUT_PANELS, .data = data, .panels_from_nk = src_nk};
     const size_t P = LSC_PANEL_COLS;
     if (!src_nk) {
         /* [K, N]: a few rows at a time across every panel, so that w is read

@@ -157,7 +157,7 @@ static void test_small_t(void) {
 #if defined(__x86_64__)
             /* the small-T kernel itself on every T, past the dispatcher's crossover */
             if (levels[l] == LSC_SIMD_AVX2) {
-                lsc_weights wt = {LSC_WEIGHTS_F32, LSC_LAYOUT_KN, w, NULL};
+                lsc_weights wt = {.type = LSC_WEIGHTS_F32, .layout = LSC_LAYOUT_KN, .data = w};
                 for (size_t T = 1; T <= Tmax; T++) {
                     memset(got, 0xff, T * N * sizeof *got);
                     lsc_level_avx2.gemm_small(x, &wt, bias, got, T, K, N, 0, N);
@@ -220,7 +220,7 @@ static void test_panels(void) {
         float *p2 = aligned_alloc(64, floats * sizeof(float));
         for (size_t k = 0; k < K; k++)
             for (size_t n = 0; n < N; n++) wt[n * K + k] = w[k * N + n];
-        lsc_weights pw, pw2, kn = {LSC_WEIGHTS_F32, LSC_LAYOUT_KN, w, NULL};
+        lsc_weights pw, pw2;
         lsc_weights_panels(w, 0, K, N, p1, &pw);
         lsc_weights_panels(wt, 1, K, N, p2, &pw2);
         CHECK(memcmp(p1, p2, floats * sizeof(float)) == 0);
@@ -246,6 +246,15 @@ static void test_panels(void) {
                     memset(got, 0xff, T * N * sizeof *got);
                     lsc_matmul(kerns[l][p], xt, &pw, bias, got, T, K, N);
                     bool same = memcmp(got, want, T * N * sizeof *got) == 0;
+                    /* made from [N, K]: the plain level sums as lsc_matmul_nk_ref */
+                    if (levels[l] == LSC_SIMD_REF) {
+                        lsc_matmul_nk_ref(xt, wt, plain, T, K, N);
+                        for (size_t i = 0; bias && i < T * N; i++) plain[i] += bias[i % N];
+                    }
+                    float *got2 = malloc(T * N * sizeof *got2);
+                    lsc_matmul(kerns[l][p], xt, &pw2, bias, got2, T, K, N);
+                    same = same && memcmp(got2, want, T * N * sizeof *got2) == 0;
+                    free(got2);
                     if (!same)
                         fprintf(stderr, "  panels: %s threads=%d T=%zu K=%zu N=%zu: max diff %.3g\n",
                                 lsc_simd_name(levels[l]), p + 1, T, K, N, max_diff(got, want, T * N));
@@ -255,6 +264,7 @@ static void test_panels(void) {
             }
 #if defined(__x86_64__)
         if (lsc_simd_best() != LSC_SIMD_REF) { /* the AVX-512 GEMM packs panels with AVX2's packing */
+            lsc_weights kn = {.type = LSC_WEIGHTS_F32, .layout = LSC_LAYOUT_KN, .data = w};
             float *a = aligned_alloc(64, LSC_GEMM_PACK_AVX2 * sizeof(float));
             float *c = aligned_alloc(64, LSC_GEMM_PACK_AVX2 * sizeof(float));
             size_t kc = K < LSC_GEMM_KC ? K : LSC_GEMM_KC, k0 = K - kc, j0 = N > 32 ? 16 : 0;
