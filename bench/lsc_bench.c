@@ -2,7 +2,7 @@
  * prints one JSON object (bench/run collects them into bench/RESULTS.md):
  *
  *   lsc_bench MODEL_DIR [--threads N] [--weights f32|bf16|q8] [--repeat R]
- *                       [--what load|all|prefill:N|decode:N]
+ *                       [--what load|all|prefill:N|decode:N] [--no-mmap]
  *   lsc_bench --stream [--threads N]   read bandwidth of a 1 GiB array
  *
  * "all": load time; prefill of 128 and 512 random tokens (logits of the last
@@ -89,13 +89,14 @@ static int run_stream(int threads) {
 
 int main(int argc, char **argv) {
     const char *dir = NULL, *weights = "f32", *what = "all";
-    int threads = 1, repeat = 3, stream = 0;
+    int threads = 1, repeat = 3, stream = 0, use_mmap = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--weights") && i + 1 < argc) weights = argv[++i];
         else if (!strcmp(argv[i], "--repeat") && i + 1 < argc) repeat = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--what") && i + 1 < argc) what = argv[++i];
         else if (!strcmp(argv[i], "--stream")) stream = 1;
+        else if (!strcmp(argv[i], "--no-mmap")) use_mmap = 0; /* lsc_model_params.use_mmap */
         else if (argv[i][0] != '-') dir = argv[i];
         else {
             fprintf(stderr, "lsc_bench: unknown option %s\n", argv[i]);
@@ -112,6 +113,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     lsc_model_params mp = lsc_model_default_params();
+    mp.use_mmap = use_mmap;
     if (!strcmp(weights, "bf16")) mp.weight_type = LSC_WEIGHTS_BF16;
     else if (!strcmp(weights, "q8")) mp.weight_type = LSC_WEIGHTS_Q8;
     else if (strcmp(weights, "f32")) {

@@ -255,8 +255,9 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 #define KC LSC_GEMM_KC /* k block; also the T = 1 kernels' block, so that a
                           row's result does not depend on T */
 #define NC 128 /* column block: the packed KC x NC weights (128 KiB) stay in L2 */
-/* Rows up to which weights in panels are streamed one panel at a time. */
-#define PANEL_STREAM_T_MAX 12
+/* Rows up to which weights in panels are streamed one panel at a time (16
+ * sequences: 1.03x the 8-panel blocks, bench/batch_bench A/B, 3 rounds) */
+#define PANEL_STREAM_T_MAX 32
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
  * floats; k is a multiple of 8, so a Q8 group never straddles a block. */
