@@ -264,26 +264,24 @@ static void matrix_view(lsc_model *m, lsc_weight_type type, int panels, const ls
     view_bytes(type, panels, K, N, &bytes);
     char *data = m->conv + m->conv_used;
     m->conv_used += bytes;
-    if (type == LSC_WEIGHTS_F32 && nk) {
+    if (type == LSC_WEIGHTS_F32) {
         /* [N, K] (the unembedding) in pieces of whole panels, each let go
-         * once copied: peak RSS stays near the file's size during the load */
+         * once copied: peak RSS stays near the file's size during the load;
+         * [K, N] in one piece */
         if (w == m->wte) m->embed_from_lm = 1; /* the same floats, one lookup away */
-        for (size_t n0 = 0; n0 < N; n0 += NK_PIECE_ROWS) {
-            size_t rows = N - n0 < NK_PIECE_ROWS ? N - n0 : NK_PIECE_ROWS;
-            lsc_weights_panels(w + n0 * K, 1, K, rows, (float *)data + n0 * K, out);
+        size_t piece = nk ? NK_PIECE_ROWS : N;
+        for (size_t n0 = 0; n0 < N; n0 += piece) {
+            size_t rows = N - n0 < piece ? N - n0 : piece;
+            lsc_weights_panels(w + n0 * K, nk, K, rows, (float *)data + n0 * K, out);
             release_source(m, w + n0 * K, rows * K * sizeof(float));
         }
-        lsc_weights_panels(w, nk, K, 0, (float *)data, out); /* the view of the whole */
+        out->data = data; /* the whole matrix's panels */
         return;
     }
-    if (type == LSC_WEIGHTS_F32) {
-        lsc_weights_panels(w, nk, K, N, (float *)data, out);
-    } else {
-        size_t db = 0, sb = 0;
-        lsc_weights_size(type, K, N, &db, &sb);
-        float *scale = sb ? (float *)(data + ((db + 63) & ~(size_t)63)) : NULL;
-        lsc_weights_convert(w, nk, K, N, type, data, scale, out);
-    }
+    size_t db = 0, sb = 0;
+    lsc_weights_size(type, K, N, &db, &sb);
+    float *scale = sb ? (float *)(data + ((db + 63) & ~(size_t)63)) : NULL;
+    lsc_weights_convert(w, nk, K, N, type, data, scale, out);
     release_source(m, w, K * N * sizeof(float));
 }
 
@@ -992,10 +990,8 @@ static void forward(step *b) {
                            *pe = m->wpe + (size_t)(s->n_past + t) * E;
             float *h = d->h + (s->r0 + (size_t)t) * E, *o = d->o + (s->r0 + (size_t)t) * E;
             if (m->embed_from_lm) lsc_weights_column(&m->lm, E, V, (size_t)s->ids[t], h);
-            for (size_t e = 0; e < E; e++) {
-                if (!m->embed_from_lm) h[e] = te[e];
-                o[e] = pe[e];
-            }
+            else memcpy(h, te, E * sizeof *h);
+            memcpy(o, pe, E * sizeof *o);
         }
     }
     FIRE_ROWS(HP_EMBED, -1, d->h, E);

@@ -34,27 +34,16 @@ void lsc_matmul_kn_ref(const float *x, const lsc_f32u *w, const lsc_f32u *b, flo
     }
 }
 
-/* sum_i a[i] * b[i] with eight partial sums (so the compiler can vectorize it
- * without reassociating a single sum). */
-static float dot_ref(const float *restrict a, const lsc_f32u *restrict b, size_t n) {
+/* sum_i a[i] * b[i stride] with eight partial sums (so the compiler can
+ * vectorize it without reassociating a single sum). */
+static float dot_ref(const float *restrict a, const lsc_f32u *restrict b, size_t stride,
+                     size_t n) {
     float acc[8] = {0};
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[(i + l) * stride];
     float s = 0;
-    for (; i < n; i++) s += a[i] * b[i];
-    return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
-}
-
-/* dot_ref(a, column n of W) for W in panels: the same sums in the same order. */
-static float dot_panel(const float *restrict a, const lsc_weights *w, size_t K, size_t N,
-                       size_t n) {
-    float acc[8] = {0};
-    size_t i = 0;
-    for (; i + 8 <= K; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * lsc_weights_get(w, K, N, i + l, n);
-    float s = 0;
-    for (; i < K; i++) s += a[i] * lsc_weights_get(w, K, N, i, n);
+    for (; i < n; i++) s += a[i] * b[i * stride];
     return s + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
 }
 
@@ -64,7 +53,7 @@ void lsc_matmul_nk_ref(const float *x, const lsc_f32u *w, float *y, size_t T, si
         size_t nt = T - t0 < NK_ROWS ? T - t0 : NK_ROWS;
         for (size_t n = 0; n < N; n++)
             for (size_t r = 0; r < nt; r++)
-                y[(t0 + r) * N + n] = dot_ref(x + (t0 + r) * K, w + n * K, K);
+                y[(t0 + r) * N + n] = dot_ref(x + (t0 + r) * K, w + n * K, 1, K);
     }
 }
 
@@ -209,9 +198,11 @@ void lsc_matmul_ref(const float *x, const lsc_weights *w, const lsc_f32u *b, flo
             break;
         case LSC_LAYOUT_PANELS:
             if (w->panels_from_nk) { /* lsc_matmul_nk_ref's order (dot_ref), then b */
+                const lsc_f32u *p = w->data; /* column n: stride 16 in its panel */
                 for (size_t t = 0; t < T; t++)
                     for (size_t n = 0; n < N; n++) {
-                        float v = dot_panel(x + t * K, w, K, N, n);
+                        float v = dot_ref(x + t * K, p + n / LSC_PANEL_COLS * LSC_PANEL_COLS * K +
+                                          n % LSC_PANEL_COLS, LSC_PANEL_COLS, K);
                         y[t * N + n] = b ? v + b[n] : v;
                     }
                 break;
