@@ -5,6 +5,12 @@
  *   gemm    : T x 768 @ 768 x 3072 at T = 128, 512: GFLOP/s, ours and
  *             OpenBLAS's cblas_sgemm (one-threaded, called per column slice
  *             from our pool, and its own threads), when built with -DWITH_OPENBLAS
+ *   rows    : a batched decode step's 49 products (GPT-2 124M's 48 block
+ *             matrices and the tied unembedding, 495 MB) at T = 1..32 rows,
+ *             weights in panels as --no-mmap holds them: ms per step; the
+ *             read of the same bytes (the memory bound) and the products on
+ *             one resident 768 x 768 matrix (the compute rate) beside it, to
+ *             tell whether the two overlap (docs/performance.md)
  *   pool    : round trip of an empty job, our pool and OpenMP (with -fopenmp)
  *   lse     : logsumexp of a row of 50,257 logits: the scalar loop on glibc's
  *             exp (lsc_logsumexp before softmax_row.c) against lsc_logsumexp and
@@ -220,6 +226,71 @@ static void bench_gemm(lsc_pool *pool) {
     free(y);
 }
 
+/* ---- a batched decode step's products, weights in panels ---- */
+static void bench_rows(lsc_pool *pool) {
+    const size_t E = 768, L = 12, V = 50257, n_mat = 4 * L + 1;
+    const size_t Ks[4] = {E, E, E, 4 * E}, Ns[4] = {3 * E, E, 4 * E, E};
+    size_t Kof[49], Nof[49], off[49], total = 0;
+    for (size_t m = 0; m < n_mat; m++) {
+        Kof[m] = m < 4 * L ? Ks[m % 4] : E;
+        Nof[m] = m < 4 * L ? Ns[m % 4] : V;
+        size_t floats;
+        lsc_weights_panels_size(Kof[m], Nof[m], &floats);
+        off[m] = total;
+        total += (floats + 15) / 16 * 16;
+    }
+    /* one block in transparent huge pages, as model.c holds the panels */
+    size_t hp = (size_t)2 << 20, bytes = (total * sizeof(float) + hp - 1) / hp * hp;
+    float *block = aligned_alloc(hp, bytes), *src = big(V * E);
+    if (!block || !src) {
+        fprintf(stderr, "kernels_bench: out of memory\n");
+        exit(1);
+    }
+#ifdef MADV_HUGEPAGE
+    madvise(block, bytes, MADV_HUGEPAGE);
+#endif
+    lsc_weights mats[49];
+    for (size_t m = 0; m < n_mat; m++) /* the unembedding from [N, K], as GPT-2 stores it */
+        lsc_weights_panels(src, m == 4 * L, Kof[m], Nof[m], block + off[m], &mats[m]);
+    float *x = big(32 * 4 * E), *y = big(32 * V);
+    sum_job rd = {block, total, {0}};
+    double t[7], tr[7], tc[7];
+    for (int r = 0; r < 7; r++) {
+        double t0 = now();
+        lsc_pool_run(pool, sum_slice, &rd);
+        tr[r] = now() - t0;
+    }
+    double read = median(tr, 7);
+    printf("rows    threads=%d  read of the %.0f MB of panels %.2f ms (%.1f GB/s)\n",
+           lsc_pool_n_threads(pool), total * 4e-6, read * 1e3, total * 4.0 / read / 1e9);
+    const size_t Ts[] = {1, 4, 8, 16, 32};
+    for (size_t ti = 0; ti < sizeof Ts / sizeof *Ts; ti++) {
+        size_t T = Ts[ti];
+        double flop = 0;
+        for (size_t m = 0; m < n_mat; m++) flop += 2.0 * T * Kof[m] * Nof[m];
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            for (size_t m = 0; m < n_mat; m++)
+                lsc_matmul(kern, x, &mats[m], NULL, y, T, Kof[m], Nof[m]);
+            t[r] = now() - t0;
+            t0 = now(); /* the same number of products on one matrix held in cache */
+            for (size_t m = 0; m < n_mat; m++) lsc_matmul(kern, x, &mats[1], NULL, y, T, E, E);
+            tc[r] = now() - t0;
+        }
+        double step = median(t, 7), rate = n_mat * 2.0 * T * E * E / median(tc, 7);
+        double compute = flop / rate; /* the step's flops at the resident rate */
+        printf("rows    threads=%d  T=%-2zu step %6.2f ms (%5.1f GFLOP/s)  resident %5.1f GFLOP/s"
+               "  -> read %.2f + compute %.2f = %.2f ms; step / max %.2f, step / sum %.2f\n",
+               lsc_pool_n_threads(pool), T, step * 1e3, flop / step / 1e9, rate / 1e9, read * 1e3,
+               compute * 1e3, (read + compute) * 1e3, step / (read > compute ? read : compute),
+               step / (read + compute));
+    }
+    free(block);
+    free(src);
+    free(x);
+    free(y);
+}
+
 /* ---- dispatch latency ---- */
 static void nop_job(void *arg, int ith, int nth) { (void)arg, (void)ith, (void)nth; }
 
@@ -311,6 +382,7 @@ int main(int argc, char **argv) {
         if (all || !strcmp(w, "stream")) bench_stream(pool);
         if (all || !strcmp(w, "matvec")) bench_matvec(pool);
         if (all || !strcmp(w, "gemm")) bench_gemm(pool);
+        if (all || !strcmp(w, "rows")) bench_rows(pool);
         if (all || !strcmp(w, "lse")) bench_lse();
         if (argc <= 2) break;
     }
