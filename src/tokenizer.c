@@ -195,27 +195,35 @@ static void bytes_to_unicode(uint32_t b2u[256]) {
     }
 }
 
+/* The length a UTF-8 lead byte c >= 0x80 announces, and the range [lo, hi]
+ * its second byte must fall in (Unicode's table 3-7: no overlong forms, no
+ * surrogates, nothing past U+10FFFF); 0 for a byte that cannot lead. */
+static size_t utf8_lead(unsigned c, unsigned *lo, unsigned *hi) {
+    *lo = 0x80, *hi = 0xBF;
+    if (c >= 0xC2 && c <= 0xDF) return 2;
+    if (c >= 0xE0 && c <= 0xEF) {
+        if (c == 0xE0) *lo = 0xA0;
+        if (c == 0xED) *hi = 0x9F;
+        return 3;
+    }
+    if (c >= 0xF0 && c <= 0xF4) {
+        if (c == 0xF0) *lo = 0x90;
+        if (c == 0xF4) *hi = 0x8F;
+        return 4;
+    }
+    return 0;
+}
+
 /* Length of the valid UTF-8 sequence at p[0..n), or 0 when it is not one
  * (strict: no overlongs, surrogates or code points above U+10FFFF). */
 static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp) {
-    unsigned c = p[0];
+    unsigned c = p[0], lo, hi;
     if (c < 0x80) {
         *cp = c;
         return 1;
     }
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 0;
+    size_t len = utf8_lead(c, &lo, &hi);
+    if (!len) return 0;
     if (n < 2 || p[1] < lo || p[1] > hi) return 0;
     for (size_t i = 2; i < len; i++)
         if (i >= n || (p[i] & 0xC0) != 0x80) return 0;
@@ -1053,20 +1061,9 @@ lsc_status lsc_tokenizer_split(lsc_tokenizer *tok, const char *text, size_t len,
  * CPython (and Unicode's "maximal subpart" practice) replaces with one U+FFFD:
  * the lead byte plus the continuation bytes that were still valid. */
 static size_t utf8_bad_prefix(const unsigned char *p, size_t n) {
-    unsigned c = p[0];
-    size_t len;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) len = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
-        len = 3;
-        if (c == 0xE0) lo = 0xA0;
-        if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        len = 4;
-        if (c == 0xF0) lo = 0x90;
-        if (c == 0xF4) hi = 0x8F;
-    } else
-        return 1;
+    unsigned lo, hi;
+    size_t len = utf8_lead(p[0], &lo, &hi);
+    if (!len) return 1;
     size_t k = 1;
     if (k < n && p[k] >= lo && p[k] <= hi) {
         k++;
