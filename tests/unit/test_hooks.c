@@ -3,6 +3,7 @@
  * place changes the rest of the pass (q changes attention; k/v change what is
  * cached), removal, glob patterns, the lm_head alias, abort, no-match error. */
 #include "check.h"
+#include "fixtures.h"
 #include "logitscope.h"
 
 #include <stdlib.h>
@@ -350,14 +351,7 @@ static void test_residual_points(void) {
 }
 
 int main(void) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/tiny", root ? root : "build/fixtures");
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &model, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        return EXIT_FAILURE;
-    }
+    model = load_fixture("tiny");
     L = lsc_model_n_layer(model);
     H = lsc_model_n_head(model);
     E = lsc_model_n_embd(model);

@@ -3,6 +3,7 @@
  * the whole sequence at once), abort messages, point lookup, and the logit
  * lens (its last layer is the logits; it sees interventions), on `tiny`. */
 #include "check.h"
+#include "fixtures.h"
 #include "logitscope.h"
 
 #include <stdlib.h>
@@ -192,14 +193,7 @@ static void test_logit_lens(void) {
 }
 
 int main(void) {
-    const char *root = getenv("LSC_FIXTURES");
-    char dir[512];
-    snprintf(dir, sizeof dir, "%s/tiny", root ? root : "build/fixtures");
-    lsc_error err;
-    if (lsc_model_load(dir, lsc_model_default_params(), &model, &err)) {
-        fprintf(stderr, "cannot load %s: %s (run 'make fixtures')\n", dir, err.message);
-        return EXIT_FAILURE;
-    }
+    model = load_fixture("tiny");
     L = lsc_model_n_layer(model);
     E = lsc_model_n_embd(model);
     V = lsc_model_n_vocab(model);
