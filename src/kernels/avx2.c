@@ -258,6 +258,13 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 /* Rows up to which weights in panels are streamed one panel at a time (16
  * sequences: 1.03x the 8-panel blocks, bench/batch_bench A/B, 3 rounds) */
 #define PANEL_STREAM_T_MAX 32
+/* Rows up to which a panel stream is prefetched at the tiles' pace (the
+ * step is bound by the read there), and how far ahead of the first tile:
+ * 4, 8 and 12 sequences 1.07-1.08x, 16 sequences 0.93x (then the block
+ * stream is kept); 32 KiB ahead beat 2-16 KiB and matched 64-128 KiB
+ * (bench/batch_bench and kernels_bench rows A/B, docs/performance.md) */
+#define PANEL_PACED_T_MAX 12
+#define PANEL_AHEAD_BYTES 32768
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
  * floats; k is a multiple of 8, so a Q8 group never straddles a block. */
@@ -352,11 +359,17 @@ void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, siz
     }
 }
 
-/* A stream of cache-line prefetches over one block of W (rows `stride`
- * bytes apart), issued a line or two at a time from inside the
- * micro-kernel's loop: the next block arrives while this one is computed,
- * instead of stalling the packing that follows (with few rows the packing's
- * misses were half of a batched decode step, docs/performance.md). */
+/* Cache-line prefetches issued from inside the micro-kernel's loop, of one
+ * of two kinds:
+ * - a block stream: the next block of W (rows `stride` bytes apart), a line
+ *   or two a k step until the call's quota is met, so that the next block
+ *   arrives while this one is computed instead of stalling the packing that
+ *   follows (with few rows the packing's misses were half of a batched
+ *   decode step, docs/performance.md);
+ * - when `ahead` is set, a contiguous stream: one line every `every` k
+ *   steps, for weights in panels read front to back: the requests go out
+ *   at the pace the tiles use W, where the block stream front-loads them
+ *   into the first half of each call (measured 7-8% slower for 4-12 rows). */
 typedef struct prefetch_stream {
     const char *row;   /* the first byte of the row being fetched */
     size_t stride;     /* bytes between rows */
@@ -365,6 +378,9 @@ typedef struct prefetch_stream {
     size_t left;       /* lines still to fetch */
     size_t quota;      /* lines this micro-kernel call fetches */
     int per_k;         /* lines per k step: 1, or 2 where one would not keep up */
+    uintptr_t ahead;   /* the contiguous stream's next line (it may lie past W:
+                          prefetches do not fault) */
+    unsigned every, count; /* a line every `every` k steps; steps to the next */
 } prefetch_stream;
 
 static inline __attribute__((always_inline)) void prefetch_next(prefetch_stream *s) {
@@ -378,6 +394,20 @@ static inline __attribute__((always_inline)) void prefetch_next(prefetch_stream 
         s->off = 0;
         s->row += s->stride;
     }
+}
+
+/* The prefetches of one k step. */
+static inline __attribute__((always_inline)) void prefetch_step(prefetch_stream *s) {
+    if (s->ahead) {
+        if (--s->count == 0) {
+            s->count = s->every;
+            _mm_prefetch((const char *)s->ahead, _MM_HINT_T0);
+            s->ahead += 64;
+        }
+        return;
+    }
+    prefetch_next(s);
+    if (s->per_k == 2) prefetch_next(s);
 }
 
 /* The mr x 16 micro-kernel (mr = 1..6, a constant once inlined): acc =
@@ -395,8 +425,7 @@ static inline __attribute__((always_inline)) void micro_tile(
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     prefetch_stream s = *pf; /* in registers for the loop */
     for (size_t k = 0; k < kc; k++) {
-        prefetch_next(&s);
-        if (s.per_k == 2) prefetch_next(&s);
+        prefetch_step(&s);
         __m256 b0 = _mm256_load_ps(bp + k * NR), b1 = _mm256_load_ps(bp + k * NR + 8);
 #define ROW(i, lo, hi)                                                                         \
     if (mr > i) {                                                                              \
@@ -513,7 +542,8 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
      * panel at a time, so that the slice of W is read front to back as one
      * stream (a block is reused from L1 by the row tiles), with more rows NC
      * columns at a time (a block reused from L2). */
-    size_t ncb = in_panels && T <= PANEL_STREAM_T_MAX ? NR : NC;
+    int stream = in_panels && T <= PANEL_STREAM_T_MAX, paced = stream && T <= PANEL_PACED_T_MAX;
+    size_t ncb = stream ? NR : NC;
     for (size_t j0 = n0; j0 < n1; j0 += ncb) {
         size_t nc = n1 - j0 < ncb ? n1 - j0 : ncb, panels = (nc + NR - 1) / NR;
         for (size_t k0 = 0; k0 < K; k0 += KC) {
@@ -526,11 +556,12 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
             } else {
                 lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
             }
-            /* the next block of this slice, spread over this block's calls */
+            /* unless paced (below): the next block of this slice, spread
+             * over this block's calls */
             prefetch_stream next = {0};
-            if (k0 + KC < K)
+            if (!paced && k0 + KC < K)
                 next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC, j0, nc);
-            else if (j0 + ncb < n1)
+            else if (!paced && j0 + ncb < n1)
                 next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + ncb,
                                     n1 - j0 - ncb < ncb ? n1 - j0 - ncb : ncb);
             size_t per_call = (next.left + tiles * panels - 1) / (tiles * panels);
@@ -538,11 +569,18 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
             size_t i0 = 0;
             for (size_t t = 0; t < tiles; t++) {
                 size_t mr = T / tiles + (t < T % tiles); /* even tiles, none padded */
+                /* paced: the first tile reads a new line of the panel every
+                 * k step, so the tiles share the lines PANEL_AHEAD_BYTES
+                 * ahead of this block, each fetching one every `tiles` steps */
+                prefetch_stream ahead = {
+                    .ahead = (uintptr_t)bp + PANEL_AHEAD_BYTES + t * kc / tiles * 64,
+                    .every = (unsigned)tiles,
+                    .count = 1};
                 for (size_t p = 0; p < nc; p += NR) {
                     next.quota = next.left < per_call ? next.left : per_call;
                     micro_kernels[mr](x + i0 * K + k0, K, bp + p * pstride, kc,
                                       y + i0 * N + j0 + p, N, k0 == 0, b ? b + j0 + p : NULL,
-                                      nc - p < NR ? nc - p : NR, &next);
+                                      nc - p < NR ? nc - p : NR, paced ? &ahead : &next);
                 }
                 i0 += mr;
             }
