@@ -258,12 +258,10 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
 /* Rows up to which weights in panels are streamed one panel at a time (16
  * sequences: 1.03x the 8-panel blocks, bench/batch_bench A/B, 3 rounds) */
 #define PANEL_STREAM_T_MAX 32
-/* Rows up to which a panel stream is prefetched at the tiles' pace (the
- * step is bound by the read there), and how far ahead of the first tile:
- * 4, 8 and 12 sequences 1.07-1.08x, 16 sequences 0.93x (then the block
- * stream is kept); 32 KiB ahead beat 2-16 KiB and matched 64-128 KiB
- * (bench/batch_bench and kernels_bench rows A/B, docs/performance.md) */
-#define PANEL_PACED_T_MAX 12
+/* How far ahead of the first tile a panel stream is prefetched, at the
+ * tiles' pace: 32 KiB beat 2-16 KiB and matched 64-128 KiB (kernels_bench
+ * rows; paced vs the block stream, bench/batch_bench A/B: 4, 8, 12 and 16
+ * sequences 1.08x, 1.15x, 1.07x, 1.12x; docs/performance.md) */
 #define PANEL_AHEAD_BYTES 32768
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
@@ -369,7 +367,7 @@ void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, siz
  * - when `ahead` is set, a contiguous stream: one line every `every` k
  *   steps, for weights in panels read front to back: the requests go out
  *   at the pace the tiles use W, where the block stream front-loads them
- *   into the first half of each call (measured 7-8% slower for 4-12 rows). */
+ *   into the first half of each call (measured 7-15% slower for 4-16 rows). */
 typedef struct prefetch_stream {
     const char *row;   /* the first byte of the row being fetched */
     size_t stride;     /* bytes between rows */
@@ -542,7 +540,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
      * panel at a time, so that the slice of W is read front to back as one
      * stream (a block is reused from L1 by the row tiles), with more rows NC
      * columns at a time (a block reused from L2). */
-    int stream = in_panels && T <= PANEL_STREAM_T_MAX, paced = stream && T <= PANEL_PACED_T_MAX;
+    int stream = in_panels && T <= PANEL_STREAM_T_MAX;
     size_t ncb = stream ? NR : NC;
     for (size_t j0 = n0; j0 < n1; j0 += ncb) {
         size_t nc = n1 - j0 < ncb ? n1 - j0 : ncb, panels = (nc + NR - 1) / NR;
@@ -556,12 +554,12 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
             } else {
                 lsc_gemm_pack_avx2(w, K, N, k0, kc, j0, nc, packed_b);
             }
-            /* unless paced (below): the next block of this slice, spread
+            /* unless streamed (below): the next block of this slice, spread
              * over this block's calls */
             prefetch_stream next = {0};
-            if (!paced && k0 + KC < K)
+            if (!stream && k0 + KC < K)
                 next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC, j0, nc);
-            else if (!paced && j0 + ncb < n1)
+            else if (!stream && j0 + ncb < n1)
                 next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + ncb,
                                     n1 - j0 - ncb < ncb ? n1 - j0 - ncb : ncb);
             size_t per_call = (next.left + tiles * panels - 1) / (tiles * panels);
@@ -569,7 +567,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
             size_t i0 = 0;
             for (size_t t = 0; t < tiles; t++) {
                 size_t mr = T / tiles + (t < T % tiles); /* even tiles, none padded */
-                /* paced: the first tile reads a new line of the panel every
+                /* streamed: the first tile reads a new line of the panel every
                  * k step, so the tiles share the lines PANEL_AHEAD_BYTES
                  * ahead of this block, each fetching one every `tiles` steps */
                 prefetch_stream ahead = {
@@ -580,7 +578,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
                     next.quota = next.left < per_call ? next.left : per_call;
                     micro_kernels[mr](x + i0 * K + k0, K, bp + p * pstride, kc,
                                       y + i0 * N + j0 + p, N, k0 == 0, b ? b + j0 + p : NULL,
-                                      nc - p < NR ? nc - p : NR, paced ? &ahead : &next);
+                                      nc - p < NR ? nc - p : NR, stream ? &ahead : &next);
                 }
                 i0 += mr;
             }
