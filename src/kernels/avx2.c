@@ -259,9 +259,11 @@ void lsc_matvec_q8_avx2(const int16_t *xq, const float *xs, const int8_t *q0,
  * sequences: 1.03x the 8-panel blocks, bench/batch_bench A/B, 3 rounds) */
 #define PANEL_STREAM_T_MAX 32
 /* How far ahead of the first tile a panel stream is prefetched, at the
- * tiles' pace: 32 KiB beat 2-16 KiB and matched 64-128 KiB (kernels_bench
- * rows; paced vs the block stream, bench/batch_bench A/B: 4, 8, 12 and 16
- * sequences 1.08x, 1.15x, 1.07x, 1.12x; docs/performance.md) */
+ * tiles' pace: 32 KiB beat 2-16 KiB and matched 64-128 KiB (the harness of
+ * docs/performance.md). Paced vs the block stream, bench/batch_bench A/B on
+ * the AMD EPYC: 8 sequences 1.15x wall (3 rounds, a quiet hour), 1.02-1.05x
+ * per CPU-second (4 rounds, a busy one); 16 sequences 1.01-1.11x per
+ * CPU-second in 3 of 4 rounds. */
 #define PANEL_AHEAD_BYTES 32768
 
 /* 8 weights (k .. k+7) of output n of an [N, K] matrix in any format, as
@@ -367,7 +369,7 @@ void lsc_gemm_pack_avx2(const lsc_weights *w, size_t K, size_t N, size_t k0, siz
  * - when `ahead` is set, a contiguous stream: one line every `every` k
  *   steps, for weights in panels read front to back: the requests go out
  *   at the pace the tiles use W, where the block stream front-loads them
- *   into the first half of each call (measured 7-15% slower for 4-16 rows). */
+ *   into the first half of each call. */
 typedef struct prefetch_stream {
     const char *row;   /* the first byte of the row being fetched */
     size_t stride;     /* bytes between rows */
@@ -394,9 +396,11 @@ static inline __attribute__((always_inline)) void prefetch_next(prefetch_stream 
     }
 }
 
-/* The prefetches of one k step. */
-static inline __attribute__((always_inline)) void prefetch_step(prefetch_stream *s) {
-    if (s->ahead) {
+/* The prefetches of one k step; `paced` is a constant in each tile, so that
+ * the loop carries no test of the kind. */
+static inline __attribute__((always_inline)) void prefetch_step(prefetch_stream *s,
+                                                                const int paced) {
+    if (paced) {
         if (--s->count == 0) {
             s->count = s->every;
             _mm_prefetch((const char *)s->ahead, _MM_HINT_T0);
@@ -417,13 +421,13 @@ static inline __attribute__((always_inline)) void prefetch_step(prefetch_stream 
  * the prefetch stream along the way. */
 static inline __attribute__((always_inline)) void micro_tile(
     const float *a, size_t lda, const float *bp, size_t kc, float *c, size_t ldc, int first,
-    const lsc_f32u *bias, const int mr, size_t nr, prefetch_stream *pf) {
+    const lsc_f32u *bias, const int mr, size_t nr, prefetch_stream *pf, const int paced) {
     /* named accumulators: an array indexed in a loop was kept on the stack */
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
     prefetch_stream s = *pf; /* in registers for the loop */
     for (size_t k = 0; k < kc; k++) {
-        prefetch_step(&s);
+        prefetch_step(&s, paced);
         __m256 b0 = _mm256_load_ps(bp + k * NR), b1 = _mm256_load_ps(bp + k * NR + 8);
 #define ROW(i, lo, hi)                                                                         \
     if (mr > i) {                                                                              \
@@ -473,25 +477,31 @@ static inline __attribute__((always_inline)) void micro_tile(
     }
 }
 
-#define MICRO(m)                                                                               \
-    static void micro_##m##x16(const float *a, size_t lda, const float *bp, size_t kc,        \
-                               float *c, size_t ldc, int first, const lsc_f32u *bias,          \
-                               size_t nr, prefetch_stream *pf) {                               \
-        micro_tile(a, lda, bp, kc, c, ldc, first, bias, m, nr, pf);                            \
+/* micro_Mx16 with a block stream, micro_Mx16_paced with a paced one */
+#define MICRO(m, name, paced)                                                                  \
+    static void name(const float *a, size_t lda, const float *bp, size_t kc, float *c,        \
+                     size_t ldc, int first, const lsc_f32u *bias, size_t nr,                   \
+                     prefetch_stream *pf) {                                                    \
+        micro_tile(a, lda, bp, kc, c, ldc, first, bias, m, nr, pf, paced);                     \
     }
-MICRO(1)
-MICRO(2)
-MICRO(3)
-MICRO(4)
-MICRO(5)
-MICRO(6)
+#define MICROS(m) MICRO(m, micro_##m##x16, 0) MICRO(m, micro_##m##x16_paced, 1)
+MICROS(1)
+MICROS(2)
+MICROS(3)
+MICROS(4)
+MICROS(5)
+MICROS(6)
+#undef MICROS
 #undef MICRO
 
 typedef void (*micro_fn)(const float *a, size_t lda, const float *bp, size_t kc, float *c,
                          size_t ldc, int first, const lsc_f32u *bias, size_t nr,
                          prefetch_stream *pf);
-static const micro_fn micro_kernels[MR + 1] = {NULL,         micro_1x16, micro_2x16, micro_3x16,
-                                               micro_4x16, micro_5x16, micro_6x16};
+/* [paced][rows] */
+static const micro_fn micro_kernels[2][MR + 1] = {
+    {NULL, micro_1x16, micro_2x16, micro_3x16, micro_4x16, micro_5x16, micro_6x16},
+    {NULL, micro_1x16_paced, micro_2x16_paced, micro_3x16_paced, micro_4x16_paced,
+     micro_5x16_paced, micro_6x16_paced}};
 
 /* The stream over W's block [k0, k0 + kc) x [j0, j0 + nc) as it lies in
  * memory: kc rows of nc elements ([K, N]) or nc rows of kc ([N, K]); Q8's
@@ -576,7 +586,7 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
                     .count = 1};
                 for (size_t p = 0; p < nc; p += NR) {
                     next.quota = next.left < per_call ? next.left : per_call;
-                    micro_kernels[mr](x + i0 * K + k0, K, bp + p * pstride, kc,
+                    micro_kernels[stream][mr](x + i0 * K + k0, K, bp + p * pstride, kc,
                                       y + i0 * N + j0 + p, N, k0 == 0, b ? b + j0 + p : NULL,
                                       nc - p < NR ? nc - p : NR, stream ? &ahead : &next);
                 }
