@@ -567,13 +567,17 @@ void lsc_gemm_w_avx2(const float *x, const lsc_weights *w, const lsc_f32u *b, fl
             /* unless streamed (below): the next block of this slice, spread
              * over this block's calls */
             prefetch_stream next = {0};
-            if (!stream && k0 + KC < K)
-                next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC, j0, nc);
-            else if (!stream && j0 + ncb < n1)
-                next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + ncb,
-                                    n1 - j0 - ncb < ncb ? n1 - j0 - ncb : ncb);
-            size_t per_call = (next.left + tiles * panels - 1) / (tiles * panels);
-            next.per_k = per_call > kc ? 2 : 1;
+            size_t per_call = 0;
+            if (!stream) {
+                if (k0 + KC < K)
+                    next = block_stream(w, K, N, k0 + KC, K - k0 - KC < KC ? K - k0 - KC : KC,
+                                        j0, nc);
+                else if (j0 + ncb < n1)
+                    next = block_stream(w, K, N, 0, K < KC ? K : KC, j0 + ncb,
+                                        n1 - j0 - ncb < ncb ? n1 - j0 - ncb : ncb);
+                per_call = (next.left + tiles * panels - 1) / (tiles * panels);
+                next.per_k = per_call > kc ? 2 : 1;
+            }
             size_t i0 = 0;
             for (size_t t = 0; t < tiles; t++) {
                 size_t mr = T / tiles + (t < T % tiles); /* even tiles, none padded */
