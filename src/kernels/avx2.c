@@ -50,6 +50,20 @@ static inline __m256 exp256(__m256 x) {
 /* T = 1: matrix-vector products that stream each weight once               */
 /* ------------------------------------------------------------------------ */
 
+/* How many rows ahead lsc_matvec_kn_avx2 prefetches (16: 1.04-1.11x decode
+ * at 2 threads on mapped weights over none, bench/README.md; 32 the same). */
+#define KN_AHEAD 16
+/* Columns [n, n + 8) of rows k .. k + 3 (w0 .. w3, x0 .. x3) added to y. */
+#define KN_STEP(n)                                                                         \
+    do {                                                                                   \
+        __m256 acc = _mm256_loadu_ps(y + (n));                                             \
+        acc = _mm256_fmadd_ps(x0, loadu(w0 + (n)), acc);                                   \
+        acc = _mm256_fmadd_ps(x1, loadu(w1 + (n)), acc);                                   \
+        acc = _mm256_fmadd_ps(x2, loadu(w2 + (n)), acc);                                   \
+        acc = _mm256_fmadd_ps(x3, loadu(w3 + (n)), acc);                                   \
+        _mm256_storeu_ps(y + (n), acc);                                                    \
+    } while (0)
+
 /* y[n] = b[n] + sum_k x[k] W[k,n] for n in [n0, n1), W [K, N]. Reads four
  * weight rows at a time front to back (sequential streams the prefetcher
  * follows) while the output slice stays in L1. Per element the order is
@@ -63,15 +77,21 @@ void lsc_matvec_kn_avx2(const float *x, const lsc_f32u *w, const lsc_f32u *b, fl
         const lsc_f32u *w0 = w + k * N, *w1 = w0 + N, *w2 = w1 + N, *w3 = w2 + N;
         __m256 x0 = _mm256_set1_ps(x[k]), x1 = _mm256_set1_ps(x[k + 1]);
         __m256 x2 = _mm256_set1_ps(x[k + 2]), x3 = _mm256_set1_ps(x[k + 3]);
+        /* rows KN_AHEAD further on, at the same columns: a thread given a
+         * column range reads each row in pieces, and the hardware
+         * prefetcher restarts on every piece */
+        const char *a0 = (const char *)(w0 + KN_AHEAD * N), *a1 = a0 + 4 * N,
+                   *a2 = a1 + 4 * N, *a3 = a2 + 4 * N;
         size_t n = n0;
-        for (; n < nv; n += 8) {
-            __m256 acc = _mm256_loadu_ps(y + n);
-            acc = _mm256_fmadd_ps(x0, loadu(w0 + n), acc);
-            acc = _mm256_fmadd_ps(x1, loadu(w1 + n), acc);
-            acc = _mm256_fmadd_ps(x2, loadu(w2 + n), acc);
-            acc = _mm256_fmadd_ps(x3, loadu(w3 + n), acc);
-            _mm256_storeu_ps(y + n, acc);
+        for (; n + 16 <= nv; n += 16) {
+            _mm_prefetch(a0 + 4 * n, _MM_HINT_T0);
+            _mm_prefetch(a1 + 4 * n, _MM_HINT_T0);
+            _mm_prefetch(a2 + 4 * n, _MM_HINT_T0);
+            _mm_prefetch(a3 + 4 * n, _MM_HINT_T0);
+            KN_STEP(n);
+            KN_STEP(n + 8);
         }
+        for (; n < nv; n += 8) KN_STEP(n);
         for (; n < n1; n++) {
             float acc = y[n];
             acc = fmaf(x[k], w0[n], acc);

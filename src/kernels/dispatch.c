@@ -236,7 +236,8 @@ typedef struct matmul_job {
     const int16_t *xq;  /* T = 1, Q8: x rounded by lsc_q8_quantize_x */
     const float *xs;
     float *xp;          /* T > 1: x packed by gemm_pack_x (or NULL) */
-    size_t kn_chunks;   /* T = 1, [K, N] weights: column ranges per row block */
+    size_t kn_whole;    /* T = 1, [K, N] weights: row blocks read whole, then */
+    size_t kn_chunks;   /* the column ranges each later block is cut into */
     int few_panels;     /* few rows of weights in panels: the level's gemm_panels */
 } matmul_job;
 
@@ -294,14 +295,19 @@ static void rows_item(void *arg, size_t i, int ith) {
     }
 }
 
-/* T = 1, F32 [K, N] weights: the partial product of the input rows of
- * block i / kn_chunks over its column range (chunk i % kn_chunks). */
+/* T = 1, F32 [K, N] weights: the partial product of the input rows of one
+ * block over its column range: items [0, kn_whole) are blocks read whole,
+ * the later ones kn_chunks column ranges of each remaining block. */
 static void kn_item(void *arg, size_t i, int ith) {
     const matmul_job *j = arg;
-    size_t blk = i / j->kn_chunks, chunk = i % j->kn_chunks;
+    size_t blk = i, chunk = 0;
+    if (i >= j->kn_whole) {
+        blk = j->kn_whole + (i - j->kn_whole) / j->kn_chunks;
+        chunk = (i - j->kn_whole) % j->kn_chunks;
+    }
     size_t k0 = blk * KN_ITEM_ROWS, kb = j->K - k0 < KN_ITEM_ROWS ? j->K - k0 : KN_ITEM_ROWS;
     size_t n0, n1;
-    lsc_pool_split(j->N, 16, (int)chunk, (int)j->kn_chunks, &n0, &n1);
+    lsc_pool_split(j->N, 16, (int)chunk, blk < j->kn_whole ? 1 : (int)j->kn_chunks, &n0, &n1);
     if (n0 >= n1) return;
     j->k->lv->matvec_kn(j->x + k0, (const lsc_f32u *)j->w->data + k0 * j->N, NULL,
                         j->k->partial + blk * j->N, kb, j->N, n0, n1);
@@ -314,7 +320,7 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
         return;
     }
     /* T <= cap_T and K <= cap_K: the model reserved them (lsc_kernels_reserve) */
-    matmul_job j = {k, x, w, b, y, T, K, N, NULL, NULL, NULL, NULL, 1, 0};
+    matmul_job j = {.k = k, .x = x, .w = w, .b = b, .y = y, .T = T, .K = K, .N = N, .kn_chunks = 1};
     lsc_pool *pool = pool_for(k, T * K * N);
     size_t n_threads = (size_t)lsc_pool_n_threads(pool);
     int kn = w->type == LSC_WEIGHTS_F32 && w->layout == LSC_LAYOUT_KN;
@@ -354,15 +360,17 @@ void lsc_matmul(lsc_kernels *k, const float *x, const lsc_weights *w, const lsc_
     } else {
         size_t blocks = ceil_div(K, KN_ITEM_ROWS);
         /* N <= cap_N, reserved likewise */
-        /* at least two items a thread and a multiple of the thread count
-         * (9 items on 2 threads left one thread 5/9 of the bytes: an even
-         * 6 measured 1.05-1.09x at 2 threads, bench/README.md), column ranges of
-         * at least 128 */
-        size_t want = 2 * n_threads;
-        j.kn_chunks = n_threads > 1 && blocks < want ? (want + blocks - 1) / blocks : 1;
-        while (n_threads > 1 && blocks * j.kn_chunks % n_threads) j.kn_chunks++;
-        if (j.kn_chunks > N / 128) j.kn_chunks = N / 128 ? N / 128 : 1;
-        lsc_pool_for(pool, blocks * j.kn_chunks, kn_item, &j);
+        /* Whole blocks are read front to back; a column range reads each
+         * row in pieces, which streams slower. So the blocks that share out
+         * evenly are read whole, and only the rest (K = 768 at 2 threads:
+         * one of three) is cut into a column range a thread, of at least
+         * 128 columns; they come last from the counter, so that they even
+         * out the threads' ends (bench/README.md, "Where decode time
+         * goes"). */
+        size_t rest = blocks % n_threads;
+        j.kn_chunks = rest && N / 128 > 1 ? (n_threads < N / 128 ? n_threads : N / 128) : 1;
+        j.kn_whole = j.kn_chunks > 1 ? blocks - rest : blocks;
+        lsc_pool_for(pool, j.kn_whole + (blocks - j.kn_whole) * j.kn_chunks, kn_item, &j);
         /* y = b + p_0 + p_1 + ... in block order (a fixed order for any
          * number of threads) */
         const float *part = k->partial;

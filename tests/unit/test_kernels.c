@@ -58,6 +58,8 @@ static const shape shapes[] = {
     {19, 257, 273, 0}, {64, 96, 200, 1}, {5, 1024, 37, 2},
     /* T = 1 on more row groups and k blocks (16-row tiles, partial blocks) */
     {1, 768, 100, 1}, {1, 200, 47, 2}, {1, 1040, 35, 0}, {1, 16, 33, 3},
+    /* [K, N] at 2 threads: two blocks read whole, the third in column ranges */
+    {1, 768, 520, 1},
 };
 
 static lsc_simd levels[3];
