@@ -2,6 +2,7 @@
  * multinomial draws and the sampler chain, against answers computed by hand. */
 #include "check.h"
 #include "logitscope.h"
+#include "order.h"
 
 #include <math.h>
 #include <string.h>
@@ -100,6 +101,28 @@ static void test_softmax_inf_and_equal(void) {
 static void ranks(const float *x, size_t n, size_t *r) {
     for (size_t i = 0; i < n; i++)
         if (lsc_rank(x, n, i, &r[i], NULL) != LSC_OK) r[i] = (size_t)-1;
+}
+
+/* lsc_argmax against a plain scan in lsc_before's order, on rows with ties,
+ * infinities, signed zeros and NaN at random places. */
+static void test_argmax_order(void) {
+    float x[300];
+    const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 7.0f};
+    unsigned s = 12345;
+    for (int trial = 0; trial < 2000; trial++) {
+        size_t n = 1 + (size_t)(trial % 300);
+        for (size_t i = 0; i < n; i++) {
+            s = s * 1103515245u + 12345u;
+            unsigned r = s >> 16;
+            /* few distinct values, so that ties happen; a special now and then */
+            x[i] = r % 23 == 0 ? specials[r / 23 % 6] : (float)(r % 9) - 4.0f;
+        }
+        size_t ref = 0;
+        for (size_t i = 1; i < n; i++)
+            if (lsc_before(x[i], i, x[ref], ref)) ref = i;
+        CHECK(lsc_argmax(x, n) == ref);
+    }
+    CHECK(lsc_argmax(x, 0) == 0);
 }
 
 /* Tie orders: torch leaves ties where libstdc++'s algorithms put them (the
@@ -501,6 +524,7 @@ int main(void) {
     RUN(test_softmax_stable_where_naive_fails);
     RUN(test_softmax_inf_and_equal);
     RUN(test_argmax_top_k_rank);
+    RUN(test_argmax_order);
     RUN(test_top_k_rank_properties);
     RUN(test_rng);
     RUN(test_multinomial);
