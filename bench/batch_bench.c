@@ -7,12 +7,14 @@
  *       of one token per sequence (lsc_batch_forward + argmax); the aggregate
  *       decode rate N M / time, and the peak RSS (KV caches sized for P + M)
  *   batch_bench --fma [--threads T]
- *       the FMA peak of T threads: independent 8-wide FMA chains, GFLOP/s
+ *       the FMA peak of T threads: independent FMA chains as wide as the
+ *       CPU has (8 floats with AVX2, 16 with AVX-512), GFLOP/s
  *       (wall, and per CPU-second)
  *
  * Run each N in its own process, so that the peak RSS is that N's. */
 #include "logitscope.h"
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,47 +47,56 @@ typedef struct fma_job {
     float out;
 } fma_job;
 
-/* FMA_CHAINS independent chains of 8-wide FMAs: 16 flops each per
+/* FMA_CHAINS independent chains of W-wide FMAs (W = 8 with AVX2, 16 with
+ * AVX-512: the widest the CPU has, as the kernels use): 2 W flops each per
  * iteration, the accumulators named one by one so that they stay in
  * registers. */
-__attribute__((target("avx2,fma"))) static void *fma_loop(void *arg) {
-    typedef float v8 __attribute__((vector_size(32)));
-    fma_job *j = arg;
-    v8 a = {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
-    v8 b = a * 0.999999f;
-    v8 c0 = a, c1 = a * 2, c2 = a * 3, c3 = a * 4, c4 = a * 5, c5 = a * 6, c6 = a * 7,
-       c7 = a * 8, c8 = a * 9, c9 = a * 10, c10 = a * 11, c11 = a * 12;
-    for (long i = 0; i < j->iters; i++) {
-#define FMA(c) c = __builtin_ia32_vfmaddps256(c, b, a)
-        FMA(c0); FMA(c1); FMA(c2); FMA(c3); FMA(c4); FMA(c5);
-        FMA(c6); FMA(c7); FMA(c8); FMA(c9); FMA(c10); FMA(c11);
-#undef FMA
-        __asm__("" : "+x"(c0), "+x"(c1), "+x"(c2), "+x"(c3), "+x"(c4), "+x"(c5));
+#define FMA_LOOP(name, isa, vec, set1, fmadd, add, first)                                         \
+    __attribute__((target(isa))) static void *name(void *arg) {                                  \
+        fma_job *j = arg;                                                                         \
+        vec a = set1(1.0f), b = set1(0.999999f);                                                  \
+        vec c0 = set1(1), c1 = set1(2), c2 = set1(3), c3 = set1(4), c4 = set1(5), c5 = set1(6),  \
+            c6 = set1(7), c7 = set1(8), c8 = set1(9), c9 = set1(10), c10 = set1(11),              \
+            c11 = set1(12);                                                                       \
+        for (long i = 0; i < j->iters; i++) {                                                     \
+            c0 = fmadd(c0, b, a), c1 = fmadd(c1, b, a), c2 = fmadd(c2, b, a);                    \
+            c3 = fmadd(c3, b, a), c4 = fmadd(c4, b, a), c5 = fmadd(c5, b, a);                    \
+            c6 = fmadd(c6, b, a), c7 = fmadd(c7, b, a), c8 = fmadd(c8, b, a);                    \
+            c9 = fmadd(c9, b, a), c10 = fmadd(c10, b, a), c11 = fmadd(c11, b, a);                \
+            __asm__("" : "+v"(c0), "+v"(c1), "+v"(c2), "+v"(c3), "+v"(c4), "+v"(c5));           \
+        }                                                                                         \
+        c0 = add(add(add(c0, c1), add(c2, c3)), add(add(c4, c5), add(c6, c7)));                  \
+        j->out = first(add(c0, add(add(c8, c9), add(c10, c11))));                                \
+        return NULL;                                                                              \
     }
-    v8 s = c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11;
-    j->out = s[0];
-    return NULL;
-}
+FMA_LOOP(fma_loop8, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps,
+         _mm256_cvtss_f32)
+FMA_LOOP(fma_loop16, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps,
+         _mm512_cvtss_f32)
 
 static int run_fma(int threads) {
     pthread_t th[64];
     fma_job jobs[64];
     double best = 0, best_cpu = 0;
+    __builtin_cpu_init();
+    int width = __builtin_cpu_supports("avx512f") ? 16 : 8;
+    void *(*loop)(void *) = width == 16 ? fma_loop16 : fma_loop8;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = now(), c0 = cpu_now();
         for (int i = 0; i < threads; i++) {
             jobs[i].iters = FMA_ITERS / 10;
-            pthread_create(&th[i], NULL, fma_loop, &jobs[i]);
+            pthread_create(&th[i], NULL, loop, &jobs[i]);
         }
         for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
         double t = now() - t0;
-        double flop = threads * (double)(FMA_ITERS / 10) * FMA_CHAINS * 16;
+        double flop = threads * (double)(FMA_ITERS / 10) * FMA_CHAINS * 2 * width;
         double gflops = flop / t / 1e9, per_cpu = flop / (cpu_now() - c0) / 1e9;
         if (gflops > best) best = gflops;
         if (per_cpu > best_cpu) best_cpu = per_cpu;
     }
-    printf("{\"fma_gflops\": %.2f, \"fma_gflops_per_cpu_s\": %.2f, \"threads\": %d}\n", best,
-           best_cpu, threads);
+    printf("{\"fma_gflops\": %.2f, \"fma_gflops_per_cpu_s\": %.2f, \"threads\": %d, "
+           "\"fma_width\": %d}\n",
+           best, best_cpu, threads, width);
     return 0;
 }
 
