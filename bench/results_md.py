@@ -35,6 +35,24 @@ def split_blocks(text):
     return "\n".join(head).rstrip() + "\n", blocks
 
 
+def cpu_model():
+    """The CPU's model name as /proc/cpuinfo gives it (lscpu's "Model name")."""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def cpu_markers(bench, cpu=None):
+    """(begin, end) comment lines of `bench`'s section for one CPU model: a
+    benchmark run on another CPU adds its own section beside this one."""
+    key = (cpu or cpu_model()).replace("--", "-")
+    return f"<!-- {bench}: {key}: begin -->", f"<!-- {bench}: {key}: end -->"
+
+
 def write_block(path, begin, end, body, heading="# logitscope benchmark results\n"):
     """Replaces the block that starts with the line `begin` in `path` (or adds
     it at the end), keeping the heading and every other block as they are.

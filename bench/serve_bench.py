@@ -3,8 +3,8 @@
 checkpoint, in the same run: single-stream decode through the server vs
 `logitscope generate`, 8 concurrent streams vs one, time to first token at 1
 and 8 clients (p50, p99), and an echo scoring request of 512 tokens vs
-`logitscope score`. Writes its section into bench/RESULTS.md between the
-serve-bench markers.
+`logitscope score`. Writes its section into bench/RESULTS.md, one per CPU model
+(`<!-- bench/serve_bench: CPU: begin -->`).
 
     bench/serve_bench.py [--model build/fixtures/gpt2-124m] [--threads 2] [--rounds 3]
 """
@@ -29,7 +29,7 @@ BIN = ROOT / "build" / "logitscope"
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import results_md  # noqa: E402
 
-BEGIN, END = "<!-- serve-bench: begin -->", "<!-- serve-bench: end -->"
+BEGIN, END = results_md.cpu_markers("bench/serve_bench")  # one section per CPU model
 PROMPT = "After a long night of work, I really need a hot cup of"
 N_NEW = 128
 
@@ -189,11 +189,11 @@ def main():
         srv.terminate()
         srv.wait()
     m = {k: med(v) for k, v in rows.items()}
-    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+    cpu = results_md.cpu_model()
     load = os.getloadavg()
     lines = [
         BEGIN,
-        "## `logitscope serve` (bench/serve_bench.py)",
+        f"## `logitscope serve` (bench/serve_bench.py), {cpu}",
         "",
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {cpu}, "
         f"{os.cpu_count()} CPUs, load average {load[0]:.1f} when done (a shared machine: "
