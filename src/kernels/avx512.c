@@ -136,6 +136,133 @@ void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b,
 }
 
 /* ------------------------------------------------------------------------ */
+/* A few rows (T <= 32) against F32 weights in panels, read where they lie   */
+/* ------------------------------------------------------------------------ */
+
+#define FEW_MR 12 /* rows per tile: 24 zmm accumulators over two panels */
+/* How far ahead of the first tile the two panel streams are prefetched, at
+ * the tiles' pace: lsc_gemm_w_avx2's PANEL_AHEAD_BYTES. */
+#define FEW_AHEAD_BYTES 32768
+
+#define FEW_ROW(i)                                                                              \
+    if (mr > i) {                                                                               \
+        __m512 av = _mm512_set1_ps(a[(i) * lda + k]);                                           \
+        c##i##0 = _mm512_fmadd_ps(av, b0, c##i##0);                                             \
+        if (two) c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);                                    \
+    }
+
+/* acc = A[0:mr, 0:kc] @ [Bp0 | Bp1][0:kc, 0:32] with A's rows lda apart (x
+ * as it is) and Bp0, Bp1 two panels ([kc][16] each, read in place; Bp1 only
+ * when `two`), each element summed from zero in k order; then C = acc +
+ * bias (first k block) or C += acc on the mr x nr valid corner: the
+ * operations of lsc_gemm_w_avx2's micro-tile, sixteen lanes at a time, so
+ * the same bits. Every `every` k steps one line of each panel
+ * FEW_AHEAD_BYTES ahead is prefetched (the tiles of a block share them). */
+static inline __attribute__((always_inline)) void few_tile(
+    const float *a, size_t lda, const float *bp0, const float *bp1, size_t kc, float *c,
+    size_t ldc, int first, const lsc_f32u *bias, const int mr, const int two, size_t nr,
+    const char *ahead0, const char *ahead1, unsigned every) {
+    __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+           c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00,
+           c61 = c00, c70 = c00, c71 = c00, c80 = c00, c81 = c00, c90 = c00, c91 = c00,
+           c100 = c00, c101 = c00, c110 = c00, c111 = c00;
+    unsigned count = every;
+    for (size_t k = 0; k < kc; k++) {
+        if (--count == 0) {
+            count = every;
+            _mm_prefetch(ahead0, _MM_HINT_T0);
+            if (two) _mm_prefetch(ahead1, _MM_HINT_T0);
+            ahead0 += 64;
+            ahead1 += 64;
+        }
+        __m512 b0 = _mm512_loadu_ps(bp0 + k * LSC_GEMM_NR), b1 = b0;
+        if (two) b1 = _mm512_loadu_ps(bp1 + k * LSC_GEMM_NR);
+        FEW_ROW(0) FEW_ROW(1) FEW_ROW(2) FEW_ROW(3) FEW_ROW(4) FEW_ROW(5)
+        FEW_ROW(6) FEW_ROW(7) FEW_ROW(8) FEW_ROW(9) FEW_ROW(10) FEW_ROW(11)
+    }
+    __m512 acc[FEW_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                             {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71},
+                             {c80, c81}, {c90, c91}, {c100, c101}, {c110, c111}};
+    __mmask16 m0 = lanes(nr), m1 = two && nr > 16 ? lanes(nr - 16) : 0;
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
+    if (first && bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, (const float *)bias);
+        bias1 = _mm512_maskz_loadu_ps(m1, (const float *)bias + 16);
+    }
+#pragma GCC unroll 12
+    for (int i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        if (first) {
+            _mm512_mask_storeu_ps(ci, m0, bias ? _mm512_add_ps(acc[i][0], bias0) : acc[i][0]);
+            if (two)
+                _mm512_mask_storeu_ps(ci + 16, m1,
+                                      bias ? _mm512_add_ps(acc[i][1], bias1) : acc[i][1]);
+        } else {
+            _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]));
+            if (two)
+                _mm512_mask_storeu_ps(ci + 16, m1,
+                                      _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]));
+        }
+    }
+}
+#undef FEW_ROW
+
+#define FEW(m, two)                                                                             \
+    static void few_##m##_##two(const float *a, size_t lda, const float *bp0, const float *bp1, \
+                                size_t kc, float *c, size_t ldc, int first,                     \
+                                const lsc_f32u *bias, size_t nr, const char *ahead0,            \
+                                const char *ahead1, unsigned every) {                           \
+        few_tile(a, lda, bp0, bp1, kc, c, ldc, first, bias, m, two, nr, ahead0, ahead1, every); \
+    }
+#define FEWS(m) FEW(m, 0) FEW(m, 1)
+FEWS(1) FEWS(2) FEWS(3) FEWS(4) FEWS(5) FEWS(6) FEWS(7) FEWS(8) FEWS(9) FEWS(10) FEWS(11) FEWS(12)
+#undef FEWS
+#undef FEW
+
+typedef void (*few_fn)(const float *a, size_t lda, const float *bp0, const float *bp1, size_t kc,
+                       float *c, size_t ldc, int first, const lsc_f32u *bias, size_t nr,
+                       const char *ahead0, const char *ahead1, unsigned every);
+/* [two panels][rows] */
+static const few_fn few_tiles[2][FEW_MR + 1] = {
+    {NULL, few_1_0, few_2_0, few_3_0, few_4_0, few_5_0, few_6_0, few_7_0, few_8_0, few_9_0,
+     few_10_0, few_11_0, few_12_0},
+    {NULL, few_1_1, few_2_1, few_3_1, few_4_1, few_5_1, few_6_1, few_7_1, few_8_1, few_9_1,
+     few_10_1, few_11_1, few_12_1}};
+
+/* y[T, n0:n1] = x[T,K] @ W + b for a few rows (T <= 32) of F32 weights in
+ * panels, [N/16][K][16], n0 a multiple of 16: two panels at a time front to
+ * back, each k block of them reused from L1 by the row tiles (at most 12
+ * rows, none padded); per element lsc_gemm_w_avx2's order (each k block
+ * from zero in k order, added to the first block + bias), so the same bits.
+ * One row is lsc_gemm_w_avx2's: it streams as fast, and was tuned. */
+void lsc_gemm_panels_avx512(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
+                            size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
+    if (T == 1) {
+        lsc_gemm_w_avx2(x, w, b, y, T, K, N, n0, n1, packed_b);
+        return;
+    }
+    const float *W = (const float *)w->data;
+    size_t tiles = (T + FEW_MR - 1) / FEW_MR;
+    for (size_t j0 = n0; j0 < n1; j0 += 2 * LSC_GEMM_NR) {
+        size_t nr = n1 - j0 < 2 * LSC_GEMM_NR ? n1 - j0 : 2 * LSC_GEMM_NR;
+        int two = nr > LSC_GEMM_NR;
+        for (size_t k0 = 0; k0 < K; k0 += KC) {
+            size_t kc = K - k0 < KC ? K - k0 : KC;
+            const float *bp0 = W + j0 * K + k0 * LSC_GEMM_NR, *bp1 = bp0 + K * LSC_GEMM_NR;
+            size_t i0 = 0;
+            for (size_t t = 0; t < tiles; t++) {
+                size_t mr = T / tiles + (t < T % tiles);
+                size_t skip = FEW_AHEAD_BYTES + t * kc / tiles * 64;
+                few_tiles[two][mr](x + i0 * K + k0, K, bp0, bp1, kc, y + i0 * N + j0, N,
+                                   k0 == 0, b ? b + j0 : NULL, nr, (const char *)bp0 + skip,
+                                   (const char *)bp1 + skip, (unsigned)tiles);
+                i0 += mr;
+            }
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
 /* Elementwise kernels: the AVX2 versions' operations, 16 lanes at a time    */
 /* ------------------------------------------------------------------------ */
 
@@ -496,7 +623,7 @@ const lsc_level lsc_level_avx512 = {
     .matvec_q8 = lsc_matvec_q8_avx2,
     .gemm = lsc_gemm_w_avx512,
     .gemm_pack = LSC_GEMM_PACK_AVX512,
-    .gemm_panels = lsc_gemm_w_avx2,
+    .gemm_panels = lsc_gemm_panels_avx512,
     .gemm_x_rows = LSC_GEMM_MR_AVX512,
     .gemm_pack_x = lsc_gemm_pack_x_avx512,
     .gemm_small = lsc_gemm_small_avx2, /* the bits of this level's GEMM too (no zmm

@@ -208,7 +208,7 @@ static void test_small_t(void) {
  * levels, lsc_matmul_kn_ref at the plain one) at every thread count. */
 static void test_panels(void) {
     const shape sh[] = {{17, 37, 45, 1}, {17, 300, 200, 2}, {17, 768, 273, 3}, {17, 600, 130, 0},
-                        {1100, 300, 70, 2}};
+                        {32, 300, 70, 1}, {1100, 300, 70, 2}};
     size_t checked = 0;
     for (size_t s = 0; s < sizeof sh / sizeof sh[0]; s++) {
         void *wbase, *bbase;
@@ -237,7 +237,7 @@ static void test_panels(void) {
         for (int l = 0; l < n_levels; l++)
             for (int p = 0; p < 3; p++) {
                 CHECK(lsc_kernels_reserve(kerns[l][p], Tmax, K, N, 0, NULL) == LSC_OK);
-                size_t t_first = Tmax > 17 ? Tmax : 1; /* 1100: the row blocks */
+                size_t t_first = Tmax > 17 ? Tmax : 1; /* 32: three tiles; 1100: the row blocks */
                 for (size_t T = t_first; T <= Tmax; T++) {
                     const float *xt = x + (Tmax - T) * K;
                     const float *want = blocked + (Tmax - T) * N;
@@ -288,7 +288,7 @@ static void test_panels(void) {
         free(plain);
         free(got);
     }
-    printf("  F32 in panels, T = 1..17 and 1100: %zu products bit-identical to the same on [K, N]\n",
+    printf("  F32 in panels, T = 1..17, 32 and 1100: %zu products bit-identical to the same on [K, N]\n",
            checked);
 }
 
