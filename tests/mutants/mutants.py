@@ -112,6 +112,12 @@ MUTANTS = [
          find="const __m512 sc = _mm512_set1_ps(scale);", replace="const __m512 sc = _mm512_set1_ps(1.0f);",
          tests=["unit:test_kernels"], groups=["audit", "ci"], needs="avx512",
          why="the AVX-512 attention scores drop the 1/sqrt(d) scale"),
+    dict(name="avx512-few-rows-unfused", file="src/kernels/avx512.c",
+         find="if (two) c##i##1 = _mm512_fmadd_ps(av, b1, c##i##1);",
+         replace="if (two) c##i##1 = _mm512_add_ps(_mm512_mul_ps(av, b1), c##i##1);",
+         tests=["unit:test_kernels"], groups=["ci"], needs="avx512",
+         why="the AVX-512 few-rows product rounds the second panel's products before adding "
+             "(no longer lsc_gemm_w_avx2's bits)"),
     # ---- more, where bugs matter most --------------------------------------
     dict(name="kv-cache-store-offset", file="src/model.c",
          find="memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + n_past + t0) * E",
