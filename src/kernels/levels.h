@@ -257,7 +257,7 @@ void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, fl
 #define LSC_GEMM_PACK_AVX512 (512 * 128)
 void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
                        size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
-/* The level's gemm_panels: a few rows against F32 weights in panels, read in
+/* The level's gemm_panels: 1-32 rows against F32 weights in panels, read in
  * place, two panels by up to 12 rows a tile; lsc_gemm_w_avx2's bits. */
 void lsc_gemm_panels_avx512(const float *x, const lsc_weights *w, const lsc_f32u *b, float *y,
                             size_t T, size_t K, size_t N, size_t n0, size_t n1, float *pack);
