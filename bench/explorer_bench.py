@@ -163,8 +163,7 @@ def main():
         srv.terminate()
         srv.wait()
     med = statistics.median
-    cpu_name = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                     if l.startswith("model name")), "?")
+    cpu_name = results_md.cpu_model()
     load = os.getloadavg()
     ms = lambda xs: f"{med(xs):.0f} ms ({min(xs):.0f}-{max(xs):.0f})"
     lines = [

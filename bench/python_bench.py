@@ -228,7 +228,7 @@ def main():
         "",
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} at commit "
         f"{subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True, text=True).stdout.strip()}"
-        f" on {platform.processor() or platform.machine()} ({_cpu_name()}, {os.cpu_count()} CPUs, "
+        f" on {platform.processor() or platform.machine()} ({results_md.cpu_model()}, {os.cpu_count()} CPUs, "
         f"SIMD {logitscope.simd_level()}), the random 124M checkpoint, all cores; load average "
         f"when done {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (anything else running on the "
         f"machine stretches the wall times); each line's "
@@ -276,16 +276,6 @@ def main():
     # the block between the markers; every other section of the file is kept
     results_md.write_block(a.out, BEGIN, END, "\n".join(lines[1:-1]))
     print(f"wrote {a.out}")
-
-
-def _cpu_name():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "?"
 
 
 if __name__ == "__main__":

@@ -24,6 +24,33 @@ static inline __mmask16 lanes(size_t n) {
     return n >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << n) - 1);
 }
 
+/* The end of a tile of mr rows by nr (<= 32) columns: C = acc + bias (the
+ * first k block; bias may be NULL) or C += acc, on the valid corner only
+ * (masked: nothing is read or written past column nr). */
+static inline __attribute__((always_inline)) void store_tile(const __m512 acc[][2], size_t mr,
+                                                             float *c, size_t ldc, int first,
+                                                             const lsc_f32u *bias, size_t nr) {
+    __mmask16 m0 = lanes(nr), m1 = nr > 16 ? lanes(nr - 16) : 0;
+    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
+    if (first && bias) {
+        bias0 = _mm512_maskz_loadu_ps(m0, (const float *)bias);
+        bias1 = _mm512_maskz_loadu_ps(m1, (const float *)bias + 16);
+    }
+    for (size_t i = 0; i < mr; i++) {
+        float *ci = c + i * ldc;
+        __m512 v0, v1;
+        if (first) {
+            v0 = bias ? _mm512_add_ps(acc[i][0], bias0) : acc[i][0];
+            v1 = bias ? _mm512_add_ps(acc[i][1], bias1) : acc[i][1];
+        } else {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]);
+        }
+        _mm512_mask_storeu_ps(ci, m0, v0);
+        _mm512_mask_storeu_ps(ci + 16, m1, v1);
+    }
+}
+
 #define ROW(i)                                                                 \
     do {                                                                       \
         __m512 av = _mm512_set1_ps(a[k * MR + (i)]);                           \
@@ -52,25 +79,7 @@ static void micro_12x32(const float *a, const float *bp0, const float *bp1,
     __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                          {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71},
                          {c80, c81}, {c90, c91}, {c100, c101}, {c110, c111}};
-    __mmask16 m0 = lanes(nr), m1 = nr > 16 ? lanes(nr - 16) : 0;
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
-    if (first && bias) {
-        bias0 = _mm512_maskz_loadu_ps(m0, (const float *)bias);
-        bias1 = _mm512_maskz_loadu_ps(m1, (const float *)bias + 16);
-    }
-    for (size_t i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        __m512 v0, v1;
-        if (first) {
-            v0 = bias ? _mm512_add_ps(acc[i][0], bias0) : acc[i][0];
-            v1 = bias ? _mm512_add_ps(acc[i][1], bias1) : acc[i][1];
-        } else {
-            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]);
-            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]);
-        }
-        _mm512_mask_storeu_ps(ci, m0, v0);
-        _mm512_mask_storeu_ps(ci + 16, m1, v1);
-    }
+    store_tile(acc, mr, c, ldc, first, bias, nr);
 }
 
 void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, float *xp) {
@@ -183,27 +192,7 @@ static inline __attribute__((always_inline)) void few_tile(
     __m512 acc[FEW_MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                              {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71},
                              {c80, c81}, {c90, c91}, {c100, c101}, {c110, c111}};
-    __mmask16 m0 = lanes(nr), m1 = two && nr > 16 ? lanes(nr - 16) : 0;
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = bias0;
-    if (first && bias) {
-        bias0 = _mm512_maskz_loadu_ps(m0, (const float *)bias);
-        bias1 = _mm512_maskz_loadu_ps(m1, (const float *)bias + 16);
-    }
-#pragma GCC unroll 12
-    for (int i = 0; i < mr; i++) {
-        float *ci = c + i * ldc;
-        if (first) {
-            _mm512_mask_storeu_ps(ci, m0, bias ? _mm512_add_ps(acc[i][0], bias0) : acc[i][0]);
-            if (two)
-                _mm512_mask_storeu_ps(ci + 16, m1,
-                                      bias ? _mm512_add_ps(acc[i][1], bias1) : acc[i][1]);
-        } else {
-            _mm512_mask_storeu_ps(ci, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, ci), acc[i][0]));
-            if (two)
-                _mm512_mask_storeu_ps(ci + 16, m1,
-                                      _mm512_add_ps(_mm512_maskz_loadu_ps(m1, ci + 16), acc[i][1]));
-        }
-    }
+    store_tile(acc, (size_t)mr, c, ldc, first, bias, nr); /* one panel: nr <= 16 */
 }
 #undef FEW_ROW
 
