@@ -109,32 +109,41 @@ void lsc_gemm_pack_x_avx512(const float *x, size_t T, size_t K, size_t panel, fl
 
 /* y[T, n0:n1] = x[T,K] @ W + b for the columns [n0, n1), x packed by
  * lsc_gemm_pack_x_avx512, with the same packing of W and per-element order
- * as lsc_gemm_w_avx2 (tiles of 12 rows by two packed panels). The loops
- * differ: KB rows of W are packed at once, and each 12-row tile of y goes
- * through all their k blocks before the next, so that it stays in L1
- * instead of being reloaded for every k block. (Prefetching the next rows
- * of W during the products measured no faster.) */
+ * as lsc_gemm_w_avx2 (tiles of 12 rows by two panels). The loops differ:
+ * KB rows of W at once, and each 12-row tile of y goes through all their k
+ * blocks before the next, so that it stays in L1 instead of being reloaded
+ * for every k block. Weights already in panels are read where they lie (the
+ * block is reused from L2 by the row tiles), others are packed first.
+ * (Prefetching the next rows of W during the products measured no faster.) */
 void lsc_gemm_w_avx512(const float *xp, const lsc_weights *w, const lsc_f32u *b, float *y,
                        size_t T, size_t K, size_t N, size_t n0, size_t n1, float *packed_b) {
+    int in_panels = w->layout == LSC_LAYOUT_PANELS;
     for (size_t j0 = n0; j0 < n1; j0 += NC) {
         size_t nc = n1 - j0 < NC ? n1 - j0 : NC;
         size_t nc_pad = (nc + LSC_GEMM_NR - 1) / LSC_GEMM_NR * LSC_GEMM_NR;
         for (size_t kb0 = 0; kb0 < K; kb0 += KB) {
             size_t kb1 = K - kb0 < KB ? K : kb0 + KB;
-            for (size_t k0 = kb0; k0 < kb1; k0 += KC)
-                lsc_gemm_pack_avx2(w, K, N, k0, kb1 - k0 < KC ? kb1 - k0 : KC, j0, nc,
-                                   packed_b + (k0 - kb0) * nc_pad);
+            if (!in_panels)
+                for (size_t k0 = kb0; k0 < kb1; k0 += KC)
+                    lsc_gemm_pack_avx2(w, K, N, k0, kb1 - k0 < KC ? kb1 - k0 : KC, j0, nc,
+                                       packed_b + (k0 - kb0) * nc_pad);
             for (size_t i0 = 0; i0 < T; i0 += MR) {
                 size_t mr = T - i0 < MR ? T - i0 : MR;
                 for (size_t k0 = kb0; k0 < kb1; k0 += KC) {
                     size_t kc = kb1 - k0 < KC ? kb1 - k0 : KC;
                     const float *a = xp + (i0 * K + k0 * MR);
+                    /* panel q of the block at blk + q * pstride floats */
                     const float *blk = packed_b + (k0 - kb0) * nc_pad;
+                    size_t pstride = kc * LSC_GEMM_NR;
+                    if (in_panels) {
+                        blk = (const float *)w->data + j0 * K + k0 * LSC_GEMM_NR;
+                        pstride = K * LSC_GEMM_NR;
+                    }
                     for (size_t p = 0; p < nc; p += 2 * LSC_GEMM_NR) {
                         size_t nr = nc - p < 2 * LSC_GEMM_NR ? nc - p : 2 * LSC_GEMM_NR;
-                        const float *bp0 = blk + p * kc;
+                        const float *bp0 = blk + p / LSC_GEMM_NR * pstride;
                         /* a lone last panel: computed twice, stored once */
-                        const float *bp1 = nr > LSC_GEMM_NR ? bp0 + LSC_GEMM_NR * kc : bp0;
+                        const float *bp1 = nr > LSC_GEMM_NR ? bp0 + pstride : bp0;
                         micro_12x32(a, bp0, bp1, kc, y + i0 * N + j0 + p, N, k0 == 0,
                                     b ? b + j0 + p : NULL, mr, nr);
                     }
