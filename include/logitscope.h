@@ -267,6 +267,19 @@ LSC_API lsc_status lsc_ctx_forward(lsc_ctx *ctx, const int32_t *ids, size_t n,
  * reset or free. `n_rows` may be NULL. */
 LSC_API const float *lsc_ctx_logits(const lsc_ctx *ctx, size_t *n_rows);
 
+/* The log-sum-exp of every logits row of each of the n contexts (the bits of
+ * lsc_logsumexp on that row: a row's log-softmax is row[i] - lse), spread
+ * over ctxs[0]'s threads, for the contexts of a batch step (scoring, a
+ * server's log-probabilities) whose rows would otherwise be summed one by one
+ * on the calling thread. Rows already computed are not computed again. No
+ * context may be used by another thread during the call. */
+LSC_API lsc_status lsc_batch_logsumexp(lsc_ctx *const *ctxs, size_t n, lsc_error *err);
+
+/* The rows lsc_batch_logsumexp computed for the context's current logits:
+ * [n_rows] (n_rows as lsc_ctx_logits gives), or NULL (and 0) when they have
+ * not been computed since the last forward or reset. `n_rows` may be NULL. */
+LSC_API const double *lsc_ctx_logsumexp(const lsc_ctx *ctx, size_t *n_rows);
+
 /* Advances several contexts of one model in one forward step (continuous
  * batching): context ctxs[i] gets the n_ids[i] new tokens ids[i] after its
  * own cached ones, and afterwards holds its logits as if lsc_ctx_forward(

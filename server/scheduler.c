@@ -100,9 +100,18 @@ static float row_logprob(const float *row, double lse, int32_t id) {
     return (float)((double)row[id] - lse);
 }
 
-/* Fills rec's log-probability of rec->id and the row's top-k. */
-static void fill_logprobs(scheduler *sc, const float *row, int k, tok_rec *rec) {
-    double lse = lsc_logsumexp(row, (size_t)sc->n_vocab);
+/* The log-sum-exp of row r of the context's logits: computed by the step's
+ * lsc_batch_logsumexp over the threads, or here when that ran short of
+ * memory. */
+static double row_lse(const scheduler *sc, const lsc_ctx *ctx, size_t r) {
+    const double *lse = lsc_ctx_logsumexp(ctx, NULL);
+    if (lse) return lse[r];
+    return lsc_logsumexp(lsc_ctx_logits(ctx, NULL) + r * (size_t)sc->n_vocab, (size_t)sc->n_vocab);
+}
+
+/* Fills rec's log-probability of rec->id and the row's top-k; lse is the
+ * row's log-sum-exp. */
+static void fill_logprobs(scheduler *sc, const float *row, double lse, int k, tok_rec *rec) {
     rec->has_lp = 1;
     rec->lp = row_logprob(row, lse, rec->id);
     rec->n_top = 0;
@@ -178,10 +187,12 @@ static int update_text(scheduler *sc, seq *s, size_t n_text_ids) {
     return stopped;
 }
 
-/* The sequence's row that predicts its next token: sample it, record it.
- * Returns 1 when the sequence has finished (and was freed). */
-static int next_token(scheduler *sc, seq *s, const float *row) {
+/* The sequence's row that predicts its next token (row `at` of ctx's logits):
+ * sample it, record it. Returns 1 when the sequence has finished (and was
+ * freed). */
+static int next_token(scheduler *sc, seq *s, const lsc_ctx *ctx, size_t at) {
     cmpl_req *r = s->req;
+    const float *row = lsc_ctx_logits(ctx, NULL) + at * (size_t)sc->n_vocab;
     cmpl_choice *ch = s->ch;
     size_t V = (size_t)sc->n_vocab;
     if (ch->n_gen == (size_t)r->max_tokens) { /* max_tokens 0 with echo */
@@ -212,7 +223,7 @@ static int next_token(scheduler *sc, seq *s, const float *row) {
     else metrics_token_latency(sc->mt, t - s->t_last);
     s->t_last = t;
     tok_rec rec = {.id = id};
-    if (r->logprobs >= 0) fill_logprobs(sc, row, r->logprobs, &rec);
+    if (r->logprobs >= 0) fill_logprobs(sc, row, row_lse(sc, ctx, at), r->logprobs, &rec);
     s->hist[s->n_hist++] = id;
     if (s->counts) s->counts[id]++;
     pthread_mutex_lock(&r->mu);
@@ -244,7 +255,7 @@ static int after_step(scheduler *sc, seq *s, lsc_ctx *ctx, size_t n) {
     size_t first = s->n_fed; /* position of the first token fed */
     s->n_fed += n;
     if (first >= s->n_prompt) /* a decode step */
-        return next_token(sc, s, lsc_ctx_logits(ctx, NULL));
+        return next_token(sc, s, ctx, 0);
     size_t rows;
     const float *logits = lsc_ctx_logits(ctx, &rows);
     if (rows == n) { /* every row: the echoed prompt tokens' log-probabilities */
@@ -252,7 +263,7 @@ static int after_step(scheduler *sc, seq *s, lsc_ctx *ctx, size_t n) {
             size_t t = first + i + 1; /* the token row i predicts */
             if (t >= s->n_prompt) break;
             tok_rec rec = {.id = s->prompt[t]};
-            fill_logprobs(sc, logits + i * V, r->logprobs, &rec);
+            fill_logprobs(sc, logits + i * V, row_lse(sc, ctx, i), r->logprobs, &rec);
             pthread_mutex_lock(&r->mu);
             choice_push(s->ch, &rec);
             pthread_mutex_unlock(&r->mu);
@@ -260,7 +271,7 @@ static int after_step(scheduler *sc, seq *s, lsc_ctx *ctx, size_t n) {
     }
     if (s->n_fed < s->n_prompt) return 0;
     metrics_tokens(sc->mt, s->n_prompt, 0);
-    return next_token(sc, s, logits + (rows - 1) * V);
+    return next_token(sc, s, ctx, rows - 1);
 }
 
 static void *loop(void *arg) {
@@ -272,7 +283,9 @@ static void *loop(void *arg) {
     lsc_logits_mode *modes = calloc((size_t)n, sizeof *modes);
     lsc_error *errs = calloc((size_t)n, sizeof *errs);
     int *which = calloc((size_t)n, sizeof *which);
-    if (!ctxs || !ids || !n_ids || !modes || !errs || !which) abort(); /* 6 small arrays at start */
+    lsc_ctx **with_lp = calloc((size_t)n, sizeof *with_lp);
+    if (!ctxs || !ids || !n_ids || !modes || !errs || !which || !with_lp)
+        abort(); /* 7 small arrays at start */
     for (;;) {
         pthread_mutex_lock(&sc->mu);
         while (!sc->stop && sc->n_running == 0 && sc->q_len == 0)
@@ -334,6 +347,13 @@ static void *loop(void *arg) {
         if (nb == 0) continue;
         lsc_batch_forward(ctxs, ids, n_ids, (size_t)nb, modes, errs, NULL);
         metrics_step(sc->mt, (size_t)nb);
+        /* the log-probabilities' log-sum-exps, over the pool's threads rather
+         * than one by one here while they wait */
+        size_t n_lp = 0;
+        for (int b = 0; b < nb; b++)
+            if (errs[b].status == LSC_OK && sc->slots[which[b]].s->req->logprobs >= 0)
+                with_lp[n_lp++] = ctxs[b];
+        lsc_batch_logsumexp(with_lp, n_lp, NULL); /* short of memory: row_lse sums alone */
         for (int b = 0; b < nb; b++) {
             slot *sl = &sc->slots[which[b]];
             seq *s = sl->s;
@@ -358,6 +378,7 @@ static void *loop(void *arg) {
     free(modes);
     free(errs);
     free(which);
+    free(with_lp);
     return NULL;
 }
 

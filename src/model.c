@@ -545,6 +545,8 @@ struct lsc_ctx {
     size_t cap_step_logits;
     float *step_logits; /* [rows, V] of a step of several sequences it drives */
     size_t n_logit_rows;
+    double *lse;  /* [n_lse]: the rows' log-sum-exp (lsc_batch_logsumexp) */
+    size_t cap_lse, n_lse;
     /* hooks */
     hook_reg *hooks;
     int n_hooks, cap_hooks, next_handle;
@@ -565,6 +567,7 @@ void lsc_ctx_free(lsc_ctx *c) {
     free(c->v_cache);
     free(c->x); free(c->h); free(c->q); free(c->k); free(c->v); free(c->z); free(c->o);
     free(c->mlp); free(c->qkv); free(c->scores); free(c->logits); free(c->step_logits);
+    free(c->lse);
     lsc_kernels_free(c->kern);
     lsc_pool_free(c->pool);
     free(c);
@@ -607,10 +610,16 @@ lsc_status lsc_ctx_new(const lsc_model *m, lsc_ctx_params params, lsc_ctx **out,
     return LSC_OK;
 }
 
+/* The context's logits now hold n rows; their log-sum-exp is not computed. */
+static void set_logit_rows(lsc_ctx *c, size_t n) {
+    c->n_logit_rows = n;
+    c->n_lse = 0;
+}
+
 void lsc_ctx_reset(lsc_ctx *c) {
     if (!c) return;
     c->n_past = 0;
-    c->n_logit_rows = 0;
+    set_logit_rows(c, 0);
 }
 
 int lsc_ctx_n_past(const lsc_ctx *c) { return c->n_past; }
@@ -621,6 +630,75 @@ const lsc_model *lsc_ctx_model(const lsc_ctx *c) { return c->m; }
 const float *lsc_ctx_logits(const lsc_ctx *c, size_t *n_rows) {
     if (n_rows) *n_rows = c->n_logit_rows;
     return c->n_logit_rows ? c->logits : NULL;
+}
+
+/* Row i of lsc_batch_logsumexp's rows: the contexts' rows in turn. */
+typedef struct lse_job {
+    lsc_ctx *const *ctxs;
+    const size_t *first; /* [n + 1]: the index of context k's first row */
+    size_t n;
+} lse_job;
+
+static void lse_item(void *arg, size_t i, int ith) {
+    (void)ith;
+    const lse_job *j = arg;
+    size_t k = 0;
+    while (j->first[k + 1] <= i) k++;
+    lsc_ctx *c = j->ctxs[k];
+    size_t V = (size_t)c->m->cfg.n_vocab, r = i - j->first[k];
+    c->lse[r] = lsc_logsumexp(c->logits + r * V, V);
+}
+
+lsc_status lsc_batch_logsumexp(lsc_ctx *const *ctxs, size_t n, lsc_error *err) {
+    if (n && !ctxs) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_batch_logsumexp: NULL argument");
+    for (size_t k = 0; k < n; k++)
+        if (!ctxs[k])
+            return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_batch_logsumexp: context %zu is NULL", k);
+    size_t *first = malloc((n + 1) * sizeof *first);
+    lsc_ctx **todo = malloc((n ? n : 1) * sizeof *todo);
+    if (!first || !todo) {
+        free(first);
+        free(todo);
+        return lsc_fail(err, LSC_ERR_NOMEM, "lsc_batch_logsumexp: out of memory for %zu contexts", n);
+    }
+    /* the contexts whose rows are not computed yet (each once) */
+    size_t m = 0, rows = 0;
+    for (size_t k = 0; k < n; k++) {
+        lsc_ctx *c = ctxs[k];
+        int seen = c->n_lse == c->n_logit_rows; /* done, or no rows */
+        for (size_t j = 0; j < m && !seen; j++) seen = todo[j] == c;
+        if (seen) continue;
+        if (c->cap_lse < c->n_logit_rows) {
+            double *p = malloc(c->n_logit_rows * sizeof *p);
+            if (!p) {
+                free(first);
+                free(todo);
+                return lsc_fail(err, LSC_ERR_NOMEM,
+                                "lsc_batch_logsumexp: out of memory for %zu rows", c->n_logit_rows);
+            }
+            free(c->lse);
+            c->lse = p;
+            c->cap_lse = c->n_logit_rows;
+        }
+        first[m] = rows;
+        rows += c->n_logit_rows;
+        todo[m++] = c;
+    }
+    first[m] = rows;
+    if (rows) {
+        lse_job j = {todo, first, m};
+        lsc_pool_for(rows > 1 ? ctxs[0]->pool : NULL, rows, lse_item, &j);
+        for (size_t k = 0; k < m; k++) todo[k]->n_lse = todo[k]->n_logit_rows;
+    }
+    free(first);
+    free(todo);
+    return LSC_OK;
+}
+
+const double *lsc_ctx_logsumexp(const lsc_ctx *c, size_t *n_rows) {
+    int ready = c->n_logit_rows && c->n_lse == c->n_logit_rows;
+    if (n_rows) *n_rows = ready ? c->n_lse : 0;
+    return ready ? c->lse : NULL;
 }
 
 /* Grows *buf to hold at least `n` floats (keeping nothing); false when out of
@@ -937,6 +1015,21 @@ static void run_rows(step *b, const step_seq *s, int l, size_t T, rows_op op) {
     lsc_pool_run(T >= ROWS_MIN_PARALLEL ? b->d->pool : NULL, rows_range, &j);
 }
 
+/* Thread ith's share of the step's logits rows, copied into the contexts'
+ * own buffers (a scoring step keeps thousands of rows of n_vocab floats). */
+static void copy_logits(void *arg, int ith, int nth) {
+    const step *b = arg;
+    size_t V = (size_t)b->d->m->cfg.n_vocab, r0, r1;
+    lsc_pool_split(b->Rl, 1, ith, nth, &r0, &r1);
+    for (size_t i = 0; i < b->n && r0 < r1; i++) {
+        const step_seq *s = &b->s[i];
+        size_t l0 = s->l0, l1 = l0 + (size_t)(s->T - s->first);
+        if (s->st || l1 <= r0 || l0 >= r1) continue;
+        size_t a = r0 > l0 ? r0 : l0, e = r1 < l1 ? r1 : l1;
+        memcpy(s->c->logits + (a - l0) * V, b->logits + a * V, (e - a) * V * sizeof(float));
+    }
+}
+
 /* One transformer block on the step's residual stream x [R, E]. */
 static void block(step *b, int l) {
     lsc_ctx *d = b->d;
@@ -1019,13 +1112,13 @@ static void forward(step *b) {
         fire_seq(b, s, HP_LOGITS(L), -1, b->logits + s->l0 * V, s->T - s->first,
                  s->n_past + s->first);
     }
+    if (b->logits == d->step_logits) /* the step's rows into each context's own */
+        lsc_pool_run(b->Rl >= ROWS_MIN_PARALLEL ? d->pool : NULL, copy_logits, b);
     for (size_t i = 0; i < b->n; i++) {
         step_seq *s = &b->s[i];
         if (s->st) continue;
         size_t rows = (size_t)(s->T - s->first);
-        if (b->logits != s->c->logits)
-            memcpy(s->c->logits, b->logits + s->l0 * V, rows * V * sizeof(float));
-        s->c->n_logit_rows = rows;
+        set_logit_rows(s->c, rows);
         s->c->n_past = s->n_past + s->T;
     }
 }
@@ -1061,7 +1154,7 @@ static void run_step(step *b) {
     for (size_t i = 0; i < b->n; i++) {
         step_seq *s = &b->s[i];
         size_t rows = (size_t)(s->T - s->first);
-        s->c->n_logit_rows = 0;
+        set_logit_rows(s->c, 0);
         s->n_past = s->c->n_past;
         if (!s->st && !grow(&s->c->logits, &s->c->cap_logits, rows * V))
             s->st = lsc_fail(s->err, LSC_ERR_NOMEM, "cannot allocate logits for %zu rows", rows);
@@ -1109,7 +1202,7 @@ static void run_step(step *b) {
 lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_mode mode,
                            lsc_error *err) {
     if (!c) return lsc_fail(err, LSC_ERR_INVALID_ARG, "lsc_ctx_forward: context is NULL");
-    c->n_logit_rows = 0;
+    set_logit_rows(c, 0);
     lsc_status st = check_input(c, ids, n, mode, err);
     if (st) return st;
     step_seq s = {.c = c, .ids = ids, .T = (int)n, .err = err,
@@ -1233,7 +1326,7 @@ lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
         errs[i].message[0] = '\0';
         if (!n_ids[i]) continue; /* sits this step out */
         lsc_logits_mode mode = modes ? modes[i] : LSC_LOGITS_LAST;
-        ctxs[i]->n_logit_rows = 0;
+        set_logit_rows(ctxs[i], 0);
         if (check_input(ctxs[i], ids[i], n_ids[i], mode, &errs[i])) continue;
         step_seq *s = &seqs[b.n++];
         *s = (step_seq){.c = ctxs[i], .ids = ids[i], .T = (int)n_ids[i], .err = &errs[i],

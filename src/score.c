@@ -44,17 +44,19 @@ static lsc_logits_mode score_chunk(score_cursor *cur) {
     return cur->c + cur->m >= cur->first ? LSC_LOGITS_ALL : LSC_LOGITS_LAST;
 }
 
-/* Takes the chunk's logits rows [m, V] (ALL) and moves on; returns true when
+/* Takes the chunk's logits rows [m, V] (ALL) from ctx and moves on; returns true when
  * the text is done. `reset` is set when the context must start afresh (a new
  * window). */
-static bool score_take(score_cursor *cur, const float *rows, size_t n_vocab, bool *reset) {
+static bool score_take(score_cursor *cur, const lsc_ctx *ctx, size_t n_vocab, bool *reset) {
     *reset = false;
+    const float *rows = lsc_ctx_logits(ctx, NULL);
+    const double *lse = lsc_ctx_logsumexp(ctx, NULL); /* NULL: short of memory */
     if (cur->c + cur->m >= cur->first)
         for (size_t r = 0; r < cur->m; r++) {
             size_t t = cur->c + r + 1;
             if (t < cur->first || t >= cur->end) continue;
             const float *row = rows + r * n_vocab;
-            double lp = (double)row[cur->ids[t]] - lsc_logsumexp(row, n_vocab);
+            double lp = (double)row[cur->ids[t]] - (lse ? lse[r] : lsc_logsumexp(row, n_vocab));
             if (cur->logprobs) cur->logprobs[t - 1] = (float)lp;
             cur->nll -= lp;
         }
@@ -110,7 +112,8 @@ lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *s
     const int32_t **ids = calloc(n_ctxs, sizeof *ids);
     lsc_logits_mode *modes = calloc(n_ctxs, sizeof *modes);
     lsc_error *errs = calloc(n_ctxs, sizeof *errs);
-    if (!cur || !text || !n_ids || !ids || !modes || !errs) {
+    lsc_ctx **all = calloc(n_ctxs, sizeof *all);
+    if (!cur || !text || !n_ids || !ids || !modes || !errs || !all) {
         st = lsc_fail(err, LSC_ERR_NOMEM, "score: out of memory for %zu contexts", n_ctxs);
         goto done;
     }
@@ -149,12 +152,17 @@ lsc_status lsc_score_batch(lsc_ctx *const *ctxs, size_t n_ctxs, lsc_score_seq *s
             n_ids[k] = cur[k].m;
         }
         lsc_batch_forward(ctxs, ids, n_ids, n_ctxs, modes, errs, NULL);
+        /* the rows' log-sum-exps over the threads (one row takes ~60 us) */
+        size_t n_all = 0;
+        for (size_t k = 0; k < n_ctxs; k++)
+            if (n_ids[k] && !errs[k].status && modes[k] == LSC_LOGITS_ALL) all[n_all++] = ctxs[k];
+        lsc_batch_logsumexp(all, n_all, NULL); /* on failure score_take sums alone */
         for (size_t k = 0; k < n_ctxs; k++) {
             if (text[k] == SIZE_MAX) continue;
             lsc_score_seq *q = &seqs[text[k]];
             bool reset, finished = true;
             if (errs[k].status) q->err = errs[k];
-            else finished = score_take(&cur[k], lsc_ctx_logits(ctxs[k], NULL), n_vocab, &reset);
+            else finished = score_take(&cur[k], ctxs[k], n_vocab, &reset);
             if (!finished) {
                 if (reset) lsc_ctx_reset(ctxs[k]);
                 continue;
@@ -180,6 +188,7 @@ done:
     free(ids);
     free(modes);
     free(errs);
+    free(all);
     return st;
 }
 

@@ -607,7 +607,7 @@ class Model:
 
     def _score_batch(self, seqs: List[np.ndarray]) -> List[Score]:
         """lsc_score's arithmetic over one batch, log p = logit - logsumexp(row)
-        in double, each step advancing every sequence by up to `chunk`
+        in double (lsc_batch_logsumexp), each step advancing every sequence by up to `chunk`
         positions (the rows are the same bits however they are split and
         stacked, with F32 weights). The steps run on the first context's
         threads; the others only hold their KV caches."""
@@ -635,17 +635,21 @@ class Model:
                     c_n[i] = m
                 err = new_err()
                 raise_for(lib.lsc_batch_forward(c_ctxs, c_ids, c_n, k, modes, errs, err), err)
+                # the rows' log-sum-exps over the threads: lsc_logsumexp's bits
+                live = [ctxs[i] for i in range(k) if c_n[i]]
+                raise_for(lib.lsc_batch_logsumexp(ffi.new("lsc_ctx *[]", live), len(live), err),
+                          err)
                 for i, s in enumerate(seqs):
                     m = c_n[i]
                     if not m:
                         continue
                     rows = lib.lsc_ctx_logits(ctxs[i], ffi.NULL)
+                    lse = lib.lsc_ctx_logsumexp(ctxs[i], ffi.NULL)
                     for r in range(m):
                         t = c + r + 1
                         if t >= len(s):
                             continue
-                        row = rows + r * V
-                        lp = float(row[int(s[t])]) - lib.lsc_logsumexp(row, V)
+                        lp = float(rows[r * V + int(s[t])]) - lse[r]
                         lps[i][t - 1] = lp
                         nll[i] -= lp
         finally:

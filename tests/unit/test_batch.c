@@ -544,6 +544,47 @@ static void check_score_batch(lsc_model *m, lsc_score_params sp) {
     for (int i = 0; i < 3; i++) lsc_ctx_free(ctxs[i]);
 }
 
+/* lsc_batch_logsumexp: every row's value is lsc_logsumexp's bits, for
+ * contexts with several rows, one row, none, and a context named twice; a
+ * forward or reset drops them; a context not computed answers NULL. */
+static void test_batch_logsumexp(void) {
+    size_t V = (size_t)lsc_model_n_vocab(tiny);
+    int32_t a[6] = {464, 2068, 7586, 21831, 18045, 625}, b[3] = {15496, 11, 616};
+    lsc_ctx *ca = new_ctx(tiny, 0, 2), *cb = new_ctx(tiny, 0, 2), *cc = new_ctx(tiny, 0, 1);
+    lsc_error err, errs[2];
+    lsc_ctx *two[2] = {ca, cb};
+    const int32_t *ids[2] = {a, b};
+    size_t n[2] = {6, 3}, rows;
+    lsc_logits_mode modes[2] = {LSC_LOGITS_ALL, LSC_LOGITS_LAST};
+    CHECK(lsc_batch_forward(two, ids, n, 2, modes, errs, &err) == LSC_OK);
+    CHECK(lsc_ctx_logsumexp(ca, &rows) == NULL && rows == 0);
+    lsc_ctx *list[4] = {cc, ca, cb, ca}; /* cc has no rows; ca twice */
+    CHECK(lsc_batch_logsumexp(list, 4, &err) == LSC_OK);
+    CHECK(lsc_ctx_logsumexp(cc, &rows) == NULL && rows == 0);
+    lsc_ctx *each[2] = {ca, cb};
+    for (int k = 0; k < 2; k++) {
+        size_t n_rows;
+        const float *logits = lsc_ctx_logits(each[k], &n_rows);
+        const double *lse = lsc_ctx_logsumexp(each[k], &rows);
+        CHECK(lse != NULL && rows == n_rows && rows == (k == 0 ? 6u : 1u));
+        for (size_t r = 0; lse && r < rows; r++) {
+            double want = lsc_logsumexp(logits + r * V, V);
+            CHECK(memcmp(&lse[r], &want, sizeof want) == 0);
+        }
+    }
+    CHECK(lsc_ctx_forward(cb, b, 1, LSC_LOGITS_LAST, &err) == LSC_OK);
+    CHECK(lsc_ctx_logsumexp(cb, NULL) == NULL); /* a new row */
+    lsc_ctx_reset(ca);
+    CHECK(lsc_ctx_logsumexp(ca, NULL) == NULL);
+    CHECK(lsc_batch_logsumexp(NULL, 1, &err) == LSC_ERR_INVALID_ARG);
+    lsc_ctx *with_null[2] = {cb, NULL};
+    CHECK(lsc_batch_logsumexp(with_null, 2, &err) == LSC_ERR_INVALID_ARG);
+    CHECK(lsc_batch_logsumexp(NULL, 0, &err) == LSC_OK);
+    lsc_ctx_free(ca);
+    lsc_ctx_free(cb);
+    lsc_ctx_free(cc);
+}
+
 static void test_score_batch(void) {
     check_score_batch(tiny, lsc_score_default_params());
     lsc_score_params sp = {.max_length = 48, .stride = 16};
@@ -563,6 +604,7 @@ int main(int argc, char **argv) {
     RUN(test_bad_calls);
     RUN(test_generate_batch);
     RUN(test_score_batch);
+    RUN(test_batch_logsumexp);
     lsc_model_free(tiny);
     return CHECK_DONE();
 }
