@@ -183,6 +183,12 @@ typedef struct lsc_attn_args {
  * count. */
 void lsc_attention(lsc_kernels *k, const lsc_attn_args *a);
 
+/* lsc_attention for n sequences of a step (each on its own cache) in one
+ * loop over the pool: a decode step of many sequences has little work in
+ * each, which alone would run on one thread or wake the pool for a few
+ * microseconds of work. The same bits as n calls. */
+void lsc_attention_many(lsc_kernels *k, const lsc_attn_args *a, size_t n);
+
 /* The same in three steps, for hooks that read or change the scores and the
  * pattern, S [H, T, n_past + T] (row i = h T + t; masked positions -inf in
  * the scores, 0 in the pattern): the same bits as lsc_attention when no

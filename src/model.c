@@ -887,6 +887,7 @@ typedef struct step {
     size_t n_live;    /* sequences not yet failed */
     size_t R, Rl;     /* rows, logits rows */
     float *logits;    /* [Rl, V]: the driver's step buffer, or the only sequence's own */
+    lsc_attn_args *attn; /* [n]: a block's fused attentions (block) */
 } step;
 
 /* Fires the hooks of `point` for sequence s on its rows of `data`, unless it
@@ -911,41 +912,45 @@ static void fire_seq(step *b, step_seq *s, int point, int layer, float *data, in
 #define FIRE_ROWS(point, layer, buf, width) ((void)fire_seq)
 #endif
 
-/* Causal self-attention of block l for sequence s: its T queries (rows of
- * the step's q) against its cache of n_past + T positions; writes its rows
- * of z. Fires hook_attn_scores and hook_pattern on the [H, T, P] scores. */
-static void attention(step *b, step_seq *s, int l) {
+/* The attention arguments of block l for sequence s: its T queries (rows of
+ * the step's q) against its cache of n_past + T positions, writing its rows
+ * of z. */
+static lsc_attn_args attn_args(const step *b, const step_seq *s, int l) {
     lsc_ctx *c = s->c;
     const lsc_config *cfg = &c->m->cfg;
-    int H = cfg->n_head, E = cfg->n_embd, D = E / H, n_past = s->n_past, T = s->T,
-        P = n_past + T;
-    const float *q = b->d->q + s->r0 * E;
-    float *z = b->d->z + s->r0 * E;
-    const float *kc = c->k_cache + (size_t)l * c->kt_ld * E;
-    const float *vc = c->v_cache + (size_t)l * c->n_ctx * E;
-    lsc_attn_args a = {q, kc, vc, z, (size_t)E, c->kt_ld, (size_t)E, (size_t)E,
-                       (size_t)T, (size_t)n_past, (size_t)H, (size_t)D,
-                       cfg->scale_attn_weights ? sqrtf((float)D) : 1.0f,
-                       cfg->scale_attn_by_inverse_layer_idx ? (float)(l + 1) : 1.0f};
-    bool hooked = !s->st && (c->point_hooks[HP_BLOCK(l, HP_SCORES)] ||
-                             c->point_hooks[HP_BLOCK(l, HP_PATTERN)]);
-    if (!hooked) { /* nobody looks at the [H, T, P] scores */
-        lsc_attention(b->d->kern, &a);
-        return;
-    }
-    if (!grow(&c->scores, &c->cap_scores, (size_t)H * T * P)) {
-        s->st = lsc_fail(s->err, LSC_ERR_NOMEM, "cannot allocate attention scores for %d x %d",
+    size_t E = (size_t)cfg->n_embd, H = (size_t)cfg->n_head, D = E / H;
+    return (lsc_attn_args){b->d->q + s->r0 * E, c->k_cache + (size_t)l * c->kt_ld * E,
+                           c->v_cache + (size_t)l * c->n_ctx * E, b->d->z + s->r0 * E,
+                           E, c->kt_ld, E, E, (size_t)s->T, (size_t)s->n_past, H, D,
+                           cfg->scale_attn_weights ? sqrtf((float)D) : 1.0f,
+                           cfg->scale_attn_by_inverse_layer_idx ? (float)(l + 1) : 1.0f};
+}
+
+/* Whether a hook of sequence s reads or changes block l's [H, T, P] scores
+ * or pattern (then its attention runs in steps, attention_hooked). */
+static bool attn_hooked(const step_seq *s, int l) {
+    return !s->st && (s->c->point_hooks[HP_BLOCK(l, HP_SCORES)] ||
+                      s->c->point_hooks[HP_BLOCK(l, HP_PATTERN)]);
+}
+
+/* Causal self-attention of block l for sequence s in steps, firing
+ * hook_attn_scores and hook_pattern on the [H, T, P] scores in between: the
+ * same bits as the fused kernel when no hook changes them. */
+static void attention_hooked(step *b, step_seq *s, int l) {
+    lsc_ctx *c = s->c;
+    size_t H = (size_t)c->m->cfg.n_head, T = (size_t)s->T, P = (size_t)s->n_past + T;
+    if (!grow(&c->scores, &c->cap_scores, H * T * P)) {
+        s->st = lsc_fail(s->err, LSC_ERR_NOMEM, "cannot allocate attention scores for %zu x %zu",
                          T, P);
         b->n_live--;
         return; /* its rows are not used any more */
     }
-    /* the same kernels in steps, the [H, T, P] scores and pattern in between
-     * for the hooks: the same bits as lsc_attention */
+    lsc_attn_args a = attn_args(b, s, l);
     float *S = c->scores;
     lsc_attn_scores(b->d->kern, &a, S);
-    fire_seq(b, s, HP_BLOCK(l, HP_SCORES), l, S, T, n_past);
+    fire_seq(b, s, HP_BLOCK(l, HP_SCORES), l, S, s->T, s->n_past);
     lsc_attn_softmax(b->d->kern, &a, S);
-    fire_seq(b, s, HP_BLOCK(l, HP_PATTERN), l, S, T, n_past);
+    fire_seq(b, s, HP_BLOCK(l, HP_PATTERN), l, S, s->T, s->n_past);
     lsc_attn_values(b->d->kern, &a, S);
 }
 
@@ -959,15 +964,18 @@ static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E)
     }
 }
 
-/* The row-wise copies and adds of a block, run over the pool by ranges of
- * rows: cheap per row, but in a long prefill they would keep the other
- * threads waiting. ROWS_STORE_KV covers one sequence's rows, the others all
- * R rows of the step. */
+/* The row-wise copies and adds of a block over all R rows of the step, run
+ * over the pool by ranges of rows: cheap per row, but in a long prefill they
+ * would keep the other threads waiting. ROWS_STORE_KV writes each row's key
+ * and value into its sequence's cache. */
+/* Row-wise steps over fewer rows than this run on the calling thread: waking
+ * the pool costs more than the work of a few rows (decode has T = 1). */
+#define ROWS_MIN_PARALLEL 32
+
 typedef enum { ROWS_SPLIT_QKV, ROWS_STORE_KV, ROWS_ADD_O } rows_op;
 
 typedef struct rows_job {
-    lsc_ctx *d;          /* the driver (the step's buffers) */
-    const step_seq *s;   /* ROWS_STORE_KV: the sequence */
+    const step *b;
     int l;
     size_t T, E;
     rows_op op;
@@ -975,9 +983,11 @@ typedef struct rows_job {
 
 static void rows_range(void *arg, int ith, int nth) {
     const rows_job *j = arg;
-    lsc_ctx *d = j->d;
+    lsc_ctx *d = j->b->d;
     size_t E = j->E, t0, t1;
-    lsc_pool_split(j->T, 16, ith, nth, &t0, &t1);
+    /* rows in 16s (a key's cache line holds 16 positions), unless there are
+     * only a few (a decode step of several sequences: a row each) */
+    lsc_pool_split(j->T, j->T >= ROWS_MIN_PARALLEL ? 16 : 1, ith, nth, &t0, &t1);
     if (t0 >= t1) return;
     switch (j->op) {
     case ROWS_SPLIT_QKV:
@@ -988,15 +998,20 @@ static void rows_range(void *arg, int ith, int nth) {
             memcpy(d->v + t * E, r + 2 * E, E * sizeof(float));
         }
         break;
-    case ROWS_STORE_KV: {
-        lsc_ctx *c = j->s->c;
-        size_t n_past = (size_t)j->s->n_past, r0 = j->s->r0;
-        memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + n_past + t0) * E,
-               d->v + (r0 + t0) * E, (t1 - t0) * E * sizeof(float));
-        store_keys(c->k_cache + (size_t)j->l * c->kt_ld * E + n_past + t0, c->kt_ld,
-                   d->k + (r0 + t0) * E, t1 - t0, E);
+    case ROWS_STORE_KV:
+        for (size_t i = 0; i < j->b->n; i++) { /* the sequences' rows in [t0, t1) */
+            const step_seq *s = &j->b->s[i];
+            size_t r0 = s->r0, r1 = r0 + (size_t)s->T;
+            if (r1 <= t0 || r0 >= t1) continue;
+            size_t a = t0 > r0 ? t0 : r0, e = t1 < r1 ? t1 : r1;
+            size_t pos = (size_t)s->n_past + (a - r0); /* a's position */
+            lsc_ctx *c = s->c;
+            memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + pos) * E, d->v + a * E,
+                   (e - a) * E * sizeof(float));
+            store_keys(c->k_cache + (size_t)j->l * c->kt_ld * E + pos, c->kt_ld, d->k + a * E,
+                       e - a, E);
+        }
         break;
-    }
     case ROWS_ADD_O: {
         float *restrict x = d->x;
         const float *restrict o = d->o;
@@ -1006,13 +1021,11 @@ static void rows_range(void *arg, int ith, int nth) {
     }
 }
 
-/* Row-wise steps over fewer rows than this run on the calling thread: waking
- * the pool costs more than the work of a few rows (decode has T = 1). */
-#define ROWS_MIN_PARALLEL 32
-
-static void run_rows(step *b, const step_seq *s, int l, size_t T, rows_op op) {
-    rows_job j = {b->d, s, l, T, (size_t)b->d->m->cfg.n_embd, op};
-    lsc_pool_run(T >= ROWS_MIN_PARALLEL ? b->d->pool : NULL, rows_range, &j);
+static void run_rows(step *b, int l, rows_op op) {
+    rows_job j = {b, l, b->R, (size_t)b->d->m->cfg.n_embd, op};
+    /* the caches' scattered key writes are worth the pool from 2 rows on */
+    size_t min_rows = op == ROWS_STORE_KV ? 2 : ROWS_MIN_PARALLEL;
+    lsc_pool_run(b->R >= min_rows ? b->d->pool : NULL, rows_range, &j);
 }
 
 /* Thread ith's share of the step's logits rows, copied into the contexts'
@@ -1041,19 +1054,24 @@ static void block(step *b, int l) {
     lsc_layernorm(d->kern, d->x, w->ln1_g, w->ln1_b, d->h, R, E, cfg->layer_norm_epsilon);
     FIRE_ROWS(HP_BLOCK(l, HP_LN1), l, d->h, E);
     lsc_matmul(d->kern, d->h, &w->attn, w->attn_b, d->qkv, R, E, 3 * E);
-    run_rows(b, NULL, l, R, ROWS_SPLIT_QKV);
+    run_rows(b, l, ROWS_SPLIT_QKV);
     FIRE_ROWS(HP_BLOCK(l, HP_Q), l, d->q, E);
     FIRE_ROWS(HP_BLOCK(l, HP_K), l, d->k, E);
     FIRE_ROWS(HP_BLOCK(l, HP_V), l, d->v, E);
+    run_rows(b, l, ROWS_STORE_KV);
+    size_t n_fused = 0; /* the sequences' attentions in one loop over the pool */
     for (size_t i = 0; i < b->n; i++) {
-        run_rows(b, &b->s[i], l, (size_t)b->s[i].T, ROWS_STORE_KV);
-        attention(b, &b->s[i], l);
+        step_seq *s = &b->s[i];
+        if (!s->T) continue;
+        if (attn_hooked(s, l)) attention_hooked(b, s, l);
+        else b->attn[n_fused++] = attn_args(b, s, l);
     }
+    lsc_attention_many(d->kern, b->attn, n_fused);
     if (!b->n_live) return;
     FIRE_ROWS(HP_BLOCK(l, HP_Z), l, d->z, E);
     lsc_matmul(d->kern, d->z, &w->proj, w->proj_b, d->o, R, E, E);
     FIRE_ROWS(HP_BLOCK(l, HP_ATTN_OUT), l, d->o, E);
-    run_rows(b, NULL, l, R, ROWS_ADD_O);
+    run_rows(b, l, ROWS_ADD_O);
     FIRE_ROWS(HP_BLOCK(l, HP_RESID_MID), l, d->x, E);
     lsc_layernorm(d->kern, d->x, w->ln2_g, w->ln2_b, d->h, R, E, cfg->layer_norm_epsilon);
     FIRE_ROWS(HP_BLOCK(l, HP_LN2), l, d->h, E);
@@ -1063,7 +1081,7 @@ static void block(step *b, int l) {
     FIRE_ROWS(HP_BLOCK(l, HP_MLP_POST), l, d->mlp, M);
     lsc_matmul(d->kern, d->mlp, &w->fc2, w->fc2_b, d->o, R, M, E);
     FIRE_ROWS(HP_BLOCK(l, HP_MLP_OUT), l, d->o, E);
-    run_rows(b, NULL, l, R, ROWS_ADD_O);
+    run_rows(b, l, ROWS_ADD_O);
     FIRE_ROWS(HP_BLOCK(l, HP_RESID_POST), l, d->x, E);
 }
 
@@ -1207,7 +1225,8 @@ lsc_status lsc_ctx_forward(lsc_ctx *c, const int32_t *ids, size_t n, lsc_logits_
     if (st) return st;
     step_seq s = {.c = c, .ids = ids, .T = (int)n, .err = err,
                   .first = mode == LSC_LOGITS_ALL ? 0 : (int)n - 1};
-    step b = {.d = c, .s = &s, .n = 1};
+    lsc_attn_args attn;
+    step b = {.d = c, .s = &s, .n = 1, .attn = &attn};
     run_step(&b);
     return s.st;
 }
@@ -1311,16 +1330,18 @@ lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
                                 "lsc_batch_forward: context %zu appears twice (also at %zu)", i, j);
     }
     step_seq *seqs = n_seqs ? calloc(n_seqs, sizeof *seqs) : NULL;
+    lsc_attn_args *attn = n_seqs ? calloc(n_seqs, sizeof *attn) : NULL;
     lsc_error *own = NULL;
     if (!errs && n_seqs) errs = own = calloc(n_seqs, sizeof *own);
-    if (n_seqs && (!seqs || !errs)) {
+    if (n_seqs && (!seqs || !attn || !errs)) {
         free(seqs);
+        free(attn);
         free(own);
         return lsc_fail(err, LSC_ERR_NOMEM, "lsc_batch_forward: out of memory for %zu sequences",
                         n_seqs);
     }
     /* the sequences that take part, each checked alone */
-    step b = {.d = n_seqs ? ctxs[0] : NULL, .s = seqs};
+    step b = {.d = n_seqs ? ctxs[0] : NULL, .s = seqs, .attn = attn};
     for (size_t i = 0; i < n_seqs; i++) {
         errs[i].status = LSC_OK;
         errs[i].message[0] = '\0';
@@ -1340,6 +1361,7 @@ lsc_status lsc_batch_forward(lsc_ctx *const *ctxs, const int32_t *const *ids,
             lsc_fail(err, first, "sequence %zu: %s", i, errs[i].message);
         }
     free(seqs);
+    free(attn);
     free(own);
     return first;
 }

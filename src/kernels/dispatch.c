@@ -449,12 +449,18 @@ void lsc_act_apply(lsc_kernels *k, lsc_act act, float *x, size_t n) {
 
 typedef struct attn_job {
     const lsc_kernels *k;
-    const lsc_attn_args *a;
+    const lsc_attn_args *a; /* [n] sequences */
+    size_t n;
 } attn_job;
 
+/* Items of one sequence: ATTN_ITEM_ROWS rows of one head each. */
+static size_t attn_items(const lsc_attn_args *a) { return a->H * ceil_div(a->T, ATTN_ITEM_ROWS); }
+
+/* Item `item` of the sequences' items in turn. */
 static void attention_item(void *arg, size_t item, int ith) {
     const attn_job *j = arg;
     const lsc_attn_args *a = j->a;
+    for (size_t n = attn_items(a); item >= n; n = attn_items(++a)) item -= n;
     size_t per_head = ceil_div(a->T, ATTN_ITEM_ROWS);
     size_t h = item / per_head, t0 = item % per_head * ATTN_ITEM_ROWS;
     size_t t1 = t0 + ATTN_ITEM_ROWS < a->T ? t0 + ATTN_ITEM_ROWS : a->T;
@@ -462,16 +468,21 @@ static void attention_item(void *arg, size_t item, int ith) {
                              j->k->attn + (size_t)ith * j->k->attn_per_thread);
 }
 
-void lsc_attention(lsc_kernels *k, const lsc_attn_args *a) {
-    size_t P = a->n_past + a->T;
+void lsc_attention(lsc_kernels *k, const lsc_attn_args *a) { lsc_attention_many(k, a, 1); }
+
+void lsc_attention_many(lsc_kernels *k, const lsc_attn_args *a, size_t n) {
     /* P <= cap_P, reserved likewise */
     if (!k->lv) {
-        lsc_attention_ref(a, k->attn);
+        for (size_t i = 0; i < n; i++) lsc_attention_ref(&a[i], k->attn);
         return;
     }
-    attn_job j = {k, a};
-    lsc_pool_for(pool_for(k, a->H * a->T * P * a->D), a->H * ceil_div(a->T, ATTN_ITEM_ROWS),
-                 attention_item, &j);
+    size_t items = 0, macs = 0;
+    for (size_t i = 0; i < n; i++) {
+        items += attn_items(&a[i]);
+        macs += a[i].H * a[i].T * (a[i].n_past + a[i].T) * a[i].D;
+    }
+    attn_job j = {k, a, n};
+    if (items) lsc_pool_for(pool_for(k, macs), items, attention_item, &j);
 }
 
 void lsc_attn_scores(lsc_kernels *k, const lsc_attn_args *a, float *S) {
