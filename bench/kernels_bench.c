@@ -2,7 +2,9 @@
  *   stream  : read bandwidth of a 512 MiB array (sum), 1 and N threads
  *   matvec  : T = 1 products over GPT-2 124M's block weights (340 MB) and the
  *             tied unembedding (154 MB): GB/s of weights read
- *   gemm    : T x 768 @ 768 x 3072 at T = 128, 512: GFLOP/s, ours and
+ *   gemm    : T x K @ K x N at T = 128, 512, 2048: GFLOP/s, ours (weights
+ *             [K, N] as mapped, packed per block, and in panels as read
+ *             into memory, --no-mmap) and
  *             OpenBLAS's cblas_sgemm (one-threaded, called per column slice
  *             from our pool, and its own threads), when built with -DWITH_OPENBLAS
  *   rows    : a batched decode step's 49 products (GPT-2 124M's 48 block
@@ -188,10 +190,13 @@ static void blas_slice(void *arg, int ith, int nth) {
 
 static void bench_gemm(lsc_pool *pool) {
     const int shapes[4][2] = {{768, 2304}, {768, 768}, {768, 3072}, {3072, 768}};
-    const int Ts[] = {128, 512};
-    float *w = big((size_t)3072 * 3072), *x = big(512 * (size_t)3072), *y = big(512 * (size_t)3072);
+    const int Ts[] = {128, 512, 2048};
+    float *w = big((size_t)3072 * 3072), *x = big(2048 * (size_t)3072), *y = big(2048 * (size_t)3072);
+    size_t pf;
+    lsc_weights_panels_size(3072, 3072, &pf);
+    float *wp = big(pf);
     for (int si = 0; si < 4; si++)
-    for (int ti = 0; ti < 2; ti++) {
+    for (int ti = 0; ti < 3; ti++) {
         int T = Ts[ti], K = shapes[si][0], N = shapes[si][1];
         double flop = 2.0 * T * K * N, t[7];
         for (int r = 0; r < 7; r++) {
@@ -199,8 +204,17 @@ static void bench_gemm(lsc_pool *pool) {
             lsc_matmul_kn(kern, x, w, NULL, y, T, K, N);
             t[r] = now() - t0;
         }
-        printf("gemm    threads=%d  T=%d %dx%d  ours %.1f GFLOP/s", lsc_pool_n_threads(pool), T,
+        printf("gemm    threads=%d  T=%-4d %dx%d  ours %.1f GFLOP/s", lsc_pool_n_threads(pool), T,
                K, N, flop / median(t, 7) / 1e9);
+        /* the same weights in panels (as read into memory, --no-mmap): no packing */
+        lsc_weights wpan;
+        lsc_weights_panels(w, 0, K, N, wp, &wpan);
+        for (int r = 0; r < 7; r++) {
+            double t0 = now();
+            lsc_matmul(kern, x, &wpan, NULL, y, T, K, N);
+            t[r] = now() - t0;
+        }
+        printf("  in panels %.1f", flop / median(t, 7) / 1e9);
 #ifdef WITH_OPENBLAS
         openblas_set_num_threads(1);
         blas_job bj = {x, w, y, T, K, N};
@@ -222,6 +236,7 @@ static void bench_gemm(lsc_pool *pool) {
         printf("\n");
     }
     free(w);
+    free(wp);
     free(x);
     free(y);
 }
@@ -376,7 +391,7 @@ int main(int argc, char **argv) {
     lsc_pool *pool = NULL;
     if (lsc_pool_new(threads, &pool, NULL)) return 1;
     if (lsc_kernels_new(LSC_SIMD_BEST, pool, &kern, NULL) ||
-        lsc_kernels_reserve(kern, 512, 3072, 3072, 0, NULL))
+        lsc_kernels_reserve(kern, 2048, 3072, 3072, 0, NULL))
         return 1;
     for (int i = 2; i < argc || argc <= 2; i++) {
         const char *w = argc > 2 ? argv[i] : "all";
