@@ -964,30 +964,30 @@ static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E)
     }
 }
 
-/* The row-wise copies and adds of a block over all R rows of the step, run
- * over the pool by ranges of rows: cheap per row, but in a long prefill they
- * would keep the other threads waiting. ROWS_STORE_KV writes each row's key
- * and value into its sequence's cache. */
 /* Row-wise steps over fewer rows than this run on the calling thread: waking
  * the pool costs more than the work of a few rows (decode has T = 1). */
 #define ROWS_MIN_PARALLEL 32
 
+/* The row-wise copies and adds of a block over all R rows of the step, run
+ * over the pool by ranges of rows: cheap per row, but in a long prefill they
+ * would keep the other threads waiting. ROWS_STORE_KV writes each row's key
+ * and value into its sequence's cache. */
 typedef enum { ROWS_SPLIT_QKV, ROWS_STORE_KV, ROWS_ADD_O } rows_op;
 
 typedef struct rows_job {
     const step *b;
     int l;
-    size_t T, E;
+    size_t E;
     rows_op op;
 } rows_job;
 
 static void rows_range(void *arg, int ith, int nth) {
     const rows_job *j = arg;
     lsc_ctx *d = j->b->d;
-    size_t E = j->E, t0, t1;
+    size_t E = j->E, R = j->b->R, t0, t1;
     /* rows in 16s (a key's cache line holds 16 positions), unless there are
      * only a few (a decode step of several sequences: a row each) */
-    lsc_pool_split(j->T, j->T >= ROWS_MIN_PARALLEL ? 16 : 1, ith, nth, &t0, &t1);
+    lsc_pool_split(R, R >= ROWS_MIN_PARALLEL ? 16 : 1, ith, nth, &t0, &t1);
     if (t0 >= t1) return;
     switch (j->op) {
     case ROWS_SPLIT_QKV:
@@ -1022,7 +1022,7 @@ static void rows_range(void *arg, int ith, int nth) {
 }
 
 static void run_rows(step *b, int l, rows_op op) {
-    rows_job j = {b, l, b->R, (size_t)b->d->m->cfg.n_embd, op};
+    rows_job j = {b, l, (size_t)b->d->m->cfg.n_embd, op};
     /* the caches' scattered key writes are worth the pool from 2 rows on */
     size_t min_rows = op == ROWS_STORE_KV ? 2 : ROWS_MIN_PARALLEL;
     lsc_pool_run(b->R >= min_rows ? b->d->pool : NULL, rows_range, &j);
