@@ -277,7 +277,8 @@ LSC_API lsc_status lsc_batch_logsumexp(lsc_ctx *const *ctxs, size_t n, lsc_error
 
 /* The rows lsc_batch_logsumexp computed for the context's current logits:
  * [n_rows] (n_rows as lsc_ctx_logits gives), or NULL (and 0) when they have
- * not been computed since the last forward or reset. `n_rows` may be NULL. */
+ * not been computed since the last forward or reset (or ctx is NULL).
+ * `n_rows` may be NULL. */
 LSC_API const double *lsc_ctx_logsumexp(const lsc_ctx *ctx, size_t *n_rows);
 
 /* Advances several contexts of one model in one forward step (continuous

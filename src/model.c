@@ -696,7 +696,7 @@ lsc_status lsc_batch_logsumexp(lsc_ctx *const *ctxs, size_t n, lsc_error *err) {
 }
 
 const double *lsc_ctx_logsumexp(const lsc_ctx *c, size_t *n_rows) {
-    int ready = c->n_logit_rows && c->n_lse == c->n_logit_rows;
+    int ready = c && c->n_logit_rows && c->n_lse == c->n_logit_rows;
     if (n_rows) *n_rows = ready ? c->n_lse : 0;
     return ready ? c->lse : NULL;
 }

@@ -580,6 +580,7 @@ static void test_batch_logsumexp(void) {
     lsc_ctx *with_null[2] = {cb, NULL};
     CHECK(lsc_batch_logsumexp(with_null, 2, &err) == LSC_ERR_INVALID_ARG);
     CHECK(lsc_batch_logsumexp(NULL, 0, &err) == LSC_OK);
+    CHECK(lsc_ctx_logsumexp(NULL, &rows) == NULL && rows == 0);
     lsc_ctx_free(ca);
     lsc_ctx_free(cb);
     lsc_ctx_free(cc);
