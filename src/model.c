@@ -964,6 +964,14 @@ static void store_keys(float *kt, size_t ld, const float *k, size_t T, size_t E)
     }
 }
 
+/* [*a, *e): the rows of [lo, hi) within a thread's share [t0, t1); false
+ * when there are none. */
+static bool overlap(size_t lo, size_t hi, size_t t0, size_t t1, size_t *a, size_t *e) {
+    *a = lo > t0 ? lo : t0;
+    *e = hi < t1 ? hi : t1;
+    return *a < *e;
+}
+
 /* Row-wise steps over fewer rows than this run on the calling thread: waking
  * the pool costs more than the work of a few rows (decode has T = 1). */
 #define ROWS_MIN_PARALLEL 32
@@ -1001,9 +1009,8 @@ static void rows_range(void *arg, int ith, int nth) {
     case ROWS_STORE_KV:
         for (size_t i = 0; i < j->b->n; i++) { /* the sequences' rows in [t0, t1) */
             const step_seq *s = &j->b->s[i];
-            size_t r0 = s->r0, r1 = r0 + (size_t)s->T;
-            if (r1 <= t0 || r0 >= t1) continue;
-            size_t a = t0 > r0 ? t0 : r0, e = t1 < r1 ? t1 : r1;
+            size_t r0 = s->r0, a, e;
+            if (!overlap(r0, r0 + (size_t)s->T, t0, t1, &a, &e)) continue;
             size_t pos = (size_t)s->n_past + (a - r0); /* a's position */
             lsc_ctx *c = s->c;
             memcpy(c->v_cache + ((size_t)j->l * c->n_ctx + pos) * E, d->v + a * E,
@@ -1036,9 +1043,8 @@ static void copy_logits(void *arg, int ith, int nth) {
     lsc_pool_split(b->Rl, 1, ith, nth, &r0, &r1);
     for (size_t i = 0; i < b->n && r0 < r1; i++) {
         const step_seq *s = &b->s[i];
-        size_t l0 = s->l0, l1 = l0 + (size_t)(s->T - s->first);
-        if (s->st || l1 <= r0 || l0 >= r1) continue;
-        size_t a = r0 > l0 ? r0 : l0, e = r1 < l1 ? r1 : l1;
+        size_t l0 = s->l0, a, e;
+        if (s->st || !overlap(l0, l0 + (size_t)(s->T - s->first), r0, r1, &a, &e)) continue;
         memcpy(s->c->logits + (a - l0) * V, b->logits + a * V, (e - a) * V * sizeof(float));
     }
 }
